@@ -1,0 +1,126 @@
+//! Command-line flags, each with an environment variable.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "ecs-emulator",
+    version,
+    about = "A local emulator of Amazon ECS and the services around it"
+)]
+pub struct Config {
+    /// Address of the main port (every AWS API, the registry and the control API).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_LISTEN",
+        default_value = "127.0.0.1:4566",
+        global = true
+    )]
+    pub listen: SocketAddr,
+
+    /// Where state is kept. Default: $XDG_DATA_HOME/ecs-emulator, else ./.ecs-emulator.
+    #[arg(long, env = "ECS_EMULATOR_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Keep all state in memory; nothing survives a restart.
+    #[arg(long, env = "ECS_EMULATOR_EPHEMERAL", global = true)]
+    pub ephemeral: bool,
+
+    /// Region of unsigned requests (signed requests carry their own).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_REGION",
+        default_value = "us-east-1",
+        global = true
+    )]
+    pub region: String,
+
+    /// The account every request acts in.
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_ACCOUNT_ID",
+        default_value = "000000000000",
+        global = true
+    )]
+    pub account_id: String,
+
+    /// Speed of the emulator clock relative to real time (60: a minute passes in a second).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_TIME_SCALE",
+        default_value_t = 1.0,
+        global = true
+    )]
+    pub time_scale: f64,
+
+    /// Log filter (tracing's EnvFilter syntax: info, debug, ecs_emulator=trace, …).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_LOG_LEVEL",
+        default_value = "info",
+        global = true
+    )]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "ECS_EMULATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Verify SigV4 signatures against --auth-keys and reject requests that fail.
+    #[arg(long, env = "ECS_EMULATOR_STRICT_AUTH", global = true)]
+    pub strict_auth: bool,
+
+    /// Access keys accepted with --strict-auth: ACCESS_KEY:SECRET pairs, comma-separated.
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_AUTH_KEYS",
+        default_value = "test:test",
+        global = true
+    )]
+    pub auth_keys: String,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve on --listen (the default when no command is given).
+    Serve,
+    /// Print the supported-operations document (docs/operations.md) generated from the code.
+    Operations,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(d) = &self.data_dir {
+            return d.clone();
+        }
+        match std::env::var_os("XDG_DATA_HOME") {
+            Some(x) if !x.is_empty() => PathBuf::from(x).join("ecs-emulator"),
+            _ => PathBuf::from(".ecs-emulator"),
+        }
+    }
+
+    /// The secret of an access key, when --auth-keys names it.
+    pub fn secret_for(&self, access_key: &str) -> Option<&str> {
+        self.auth_keys
+            .split(',')
+            .filter_map(|pair| pair.trim().split_once(':'))
+            .find(|(k, _)| *k == access_key)
+            .map(|(_, s)| s)
+    }
+
+    /// A configuration for tests: ephemeral, default account and region.
+    pub fn for_tests() -> Config {
+        Config::parse_from(["ecs-emulator", "--ephemeral"])
+    }
+}

@@ -1,0 +1,12 @@
+//! ecs-emulator: a local emulator of Amazon ECS and the services around it.
+//! See docs/architecture.md for the layering.
+
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod operations_doc;
+pub mod protocol;
+pub mod server;
+pub mod services;
+pub mod store;

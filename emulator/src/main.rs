@@ -1,0 +1,62 @@
+use anyhow::Context;
+use clap::Parser;
+use ecs_emulator::app::App;
+use ecs_emulator::config::{Command, Config, LogFormat};
+use ecs_emulator::{operations_doc, server};
+use tracing_subscriber::EnvFilter;
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    if let Some(Command::Operations) = config.command {
+        let app = App::new(Config {
+            ephemeral: true,
+            ..config
+        })?;
+        print!("{}", operations_doc::render(&app.registry));
+        return Ok(());
+    }
+    init_logging(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let app = App::new(config).context("cannot open the state store")?;
+        println!("ecs-emulator ready on http://{addr}");
+        server::run(listener, app, shutdown_signal()).await?;
+        Ok(())
+    })
+}

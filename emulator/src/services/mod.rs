@@ -1,0 +1,171 @@
+//! The AWS services: state plus handlers, plain data in and out. One folder per service.
+//!
+//! A handler takes the call's context and its input as model-shaped JSON (keys are the model's
+//! member names) and returns the output the same way, or an [`AwsError`] naming a model error.
+
+pub mod input;
+
+use crate::clock::Clock;
+use crate::protocol::AwsError;
+use crate::store::Store;
+use futures::future::BoxFuture;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Who calls, where, and when.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub account: String,
+    pub region: String,
+    pub request_id: String,
+    /// Emulated time of the call, epoch seconds.
+    pub now: f64,
+}
+
+impl Ctx {
+    /// The key prefix of this (account, region)'s rows: "<account>/<region>/".
+    pub fn scope(&self) -> String {
+        format!("{}/{}/", self.account, self.region)
+    }
+
+    /// An ARN in this account and region.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{}:{resource}",
+            self.region, self.account
+        )
+    }
+}
+
+pub type HandlerResult = Result<Value, AwsError>;
+
+/// A registered operation.
+#[derive(Clone)]
+pub enum Handler {
+    /// Answers from state at once (most operations).
+    Sync(Arc<dyn Fn(&Ctx, Value) -> HandlerResult + Send + Sync>),
+    /// Waits on something (Docker, the network, a controller).
+    Async(Arc<dyn Fn(Ctx, Value) -> BoxFuture<'static, HandlerResult> + Send + Sync>),
+}
+
+impl Handler {
+    pub async fn call(&self, ctx: Ctx, input: Value) -> HandlerResult {
+        match self {
+            Handler::Sync(f) => f(&ctx, input),
+            Handler::Async(f) => f(ctx, input).await,
+        }
+    }
+}
+
+/// Every implemented operation, by (service, operation).
+#[derive(Default)]
+pub struct Registry {
+    handlers: HashMap<&'static str, HashMap<&'static str, Handler>>,
+}
+
+impl Registry {
+    /// Registers a synchronous handler: `f(&state, &ctx, input)`.
+    pub fn sync<S: Send + Sync + 'static>(
+        &mut self,
+        service: &'static str,
+        operation: &'static str,
+        state: &Arc<S>,
+        f: fn(&S, &Ctx, Value) -> HandlerResult,
+    ) {
+        let state = state.clone();
+        self.insert(
+            service,
+            operation,
+            Handler::Sync(Arc::new(move |ctx, input| f(&state, ctx, input))),
+        );
+    }
+
+    /// Registers an asynchronous handler: `f(state, ctx, input).await`.
+    pub fn asynchronous<S, Fut>(
+        &mut self,
+        service: &'static str,
+        operation: &'static str,
+        state: &Arc<S>,
+        f: fn(Arc<S>, Ctx, Value) -> Fut,
+    ) where
+        S: Send + Sync + 'static,
+        Fut: Future<Output = HandlerResult> + Send + 'static,
+    {
+        let state = state.clone();
+        self.insert(
+            service,
+            operation,
+            Handler::Async(Arc::new(move |ctx, input| {
+                Box::pin(f(state.clone(), ctx, input))
+            })),
+        );
+    }
+
+    fn insert(&mut self, service: &'static str, operation: &'static str, handler: Handler) {
+        debug_assert!(
+            crate::protocol::model::model(service)
+                .is_some_and(|m| m.operations.contains_key(operation)),
+            "{service}:{operation} is not in the model"
+        );
+        self.handlers
+            .entry(service)
+            .or_default()
+            .insert(operation, handler);
+    }
+
+    pub fn get(&self, service: &str, operation: &str) -> Option<&Handler> {
+        self.handlers.get(service)?.get(operation)
+    }
+
+    /// Implemented operations of a service, sorted.
+    pub fn implemented(&self, service: &str) -> Vec<&'static str> {
+        let mut ops: Vec<&'static str> = self
+            .handlers
+            .get(service)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default();
+        ops.sort_unstable();
+        ops
+    }
+}
+
+/// What services are built from.
+pub struct Deps {
+    pub store: Arc<Store>,
+    pub clock: Clock,
+}
+
+/// Builds every service and registers its operations.
+pub fn build(deps: &Deps) -> Registry {
+    let r = Registry::default();
+    let _ = deps;
+    r
+}
+
+/// Random lowercase hex, for resource ids.
+pub fn random_hex(len: usize) -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from_digit(rng.random_range(0..16), 16).unwrap_or('0'))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_lookup_with_borrowed_strings() {
+        let mut r = Registry::default();
+        let state = Arc::new(());
+        r.sync("ecs", "ListClusters", &state, |_, _, _| Ok(Value::Null));
+        let op = String::from("ListClusters");
+        assert!(r.get("ecs", &op).is_some());
+        assert!(r.get("ecs", "CreateCluster").is_none());
+        assert_eq!(r.implemented("ecs"), vec!["ListClusters"]);
+        assert_eq!(random_hex(17).len(), 17);
+    }
+}

@@ -1,0 +1,1 @@
+//! Helpers for the integration tests: spawn the real `ecs-emulator` binary.
