@@ -3,7 +3,15 @@
 //! A handler takes the call's context and its input as model-shaped JSON (keys are the model's
 //! member names) and returns the output the same way, or an [`AwsError`] naming a model error.
 
+pub mod cloudwatch;
+pub mod ec2;
+pub mod ecs;
+pub mod elbv2;
+pub mod iam;
 pub mod input;
+pub mod logs;
+pub mod ssm;
+pub mod sts;
 
 use crate::clock::Clock;
 use crate::protocol::AwsError;
@@ -139,8 +147,15 @@ pub struct Deps {
 
 /// Builds every service and registers its operations.
 pub fn build(deps: &Deps) -> Registry {
-    let r = Registry::default();
-    let _ = deps;
+    let mut r = Registry::default();
+    ecs::register(&mut r, deps);
+    ec2::register(&mut r, deps);
+    elbv2::register(&mut r, deps);
+    cloudwatch::register(&mut r, deps);
+    logs::register(&mut r, deps);
+    sts::register(&mut r, deps);
+    iam::register(&mut r, deps);
+    ssm::register(&mut r, deps);
     r
 }
 

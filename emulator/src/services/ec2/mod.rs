@@ -1,0 +1,7 @@
+//! ec2: state and handlers.
+
+use super::{Deps, Registry};
+
+pub fn register(r: &mut Registry, deps: &Deps) {
+    let _ = (r, deps);
+}

@@ -1,0 +1,7 @@
+//! logs: state and handlers.
+
+use super::{Deps, Registry};
+
+pub fn register(r: &mut Registry, deps: &Deps) {
+    let _ = (r, deps);
+}
