@@ -14,10 +14,12 @@ pub mod ssm;
 pub mod sts;
 
 use crate::clock::Clock;
+use crate::config::Config;
 use crate::protocol::AwsError;
 use crate::store::Store;
 use futures::future::BoxFuture;
 use serde_json::Value;
+use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -67,13 +69,25 @@ impl Handler {
     }
 }
 
-/// Every implemented operation, by (service, operation).
+/// Every implemented operation, by (service, operation), and the services' typed handles.
 #[derive(Default)]
 pub struct Registry {
     handlers: HashMap<&'static str, HashMap<&'static str, Handler>>,
+    handles: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
 }
 
 impl Registry {
+    /// Makes a service's state reachable by type, for other services, data planes and controllers
+    /// (e.g. the registry's HTTP layer asks for ECR's state). Services meet through these typed
+    /// handles, never through HTTP.
+    pub fn provide<T: Any + Send + Sync>(&mut self, handle: Arc<T>) {
+        self.handles.insert(TypeId::of::<T>(), handle);
+    }
+
+    pub fn handle<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.handles.get(&TypeId::of::<T>())?.clone().downcast::<T>().ok()
+    }
+
     /// Registers a synchronous handler: `f(&state, &ctx, input)`.
     pub fn sync<S: Send + Sync + 'static>(
         &mut self,
@@ -143,6 +157,27 @@ impl Registry {
 pub struct Deps {
     pub store: Arc<Store>,
     pub clock: Clock,
+    pub config: Config,
+}
+
+impl Deps {
+    /// Ephemeral dependencies for unit tests.
+    pub fn for_tests() -> Deps {
+        let config = Config::for_tests();
+        Deps { store: Store::memory(), clock: Clock::new(1.0), config }
+    }
+}
+
+impl Ctx {
+    /// A context in the default account and region, for unit tests.
+    pub fn for_tests() -> Ctx {
+        Ctx {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "test-request".into(),
+            now: 1_767_225_600.0,
+        }
+    }
 }
 
 /// Builds every service and registers its operations.
