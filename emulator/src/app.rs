@@ -26,6 +26,7 @@ impl App {
         let registry = services::build(&Deps {
             store: store.clone(),
             clock: clock.clone(),
+            config: config.clone(),
         });
         Ok(Arc::new(App {
             config,

@@ -85,7 +85,11 @@ impl Registry {
     }
 
     pub fn handle<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
-        self.handles.get(&TypeId::of::<T>())?.clone().downcast::<T>().ok()
+        self.handles
+            .get(&TypeId::of::<T>())?
+            .clone()
+            .downcast::<T>()
+            .ok()
     }
 
     /// Registers a synchronous handler: `f(&state, &ctx, input)`.
@@ -164,7 +168,11 @@ impl Deps {
     /// Ephemeral dependencies for unit tests.
     pub fn for_tests() -> Deps {
         let config = Config::for_tests();
-        Deps { store: Store::memory(), clock: Clock::new(1.0), config }
+        Deps {
+            store: Store::memory(),
+            clock: Clock::new(1.0),
+            config,
+        }
     }
 }
 
