@@ -165,6 +165,7 @@ async fn aws(State(app): State<Arc<App>>, req: Request) -> Response {
             .unwrap_or_else(|| app.config.region.clone()),
         request_id: request_id.clone(),
         now: app.clock.now(),
+        access_key: signature.as_ref().map(|s| s.access_key.clone()),
     };
     let service = call.service.name;
     let operation = call.operation.name.as_str();

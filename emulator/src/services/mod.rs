@@ -32,6 +32,8 @@ pub struct Ctx {
     pub request_id: String,
     /// Emulated time of the call, epoch seconds.
     pub now: f64,
+    /// The access key that signed the request, when signed.
+    pub access_key: Option<String>,
 }
 
 impl Ctx {
@@ -184,6 +186,7 @@ impl Ctx {
             region: "us-east-1".into(),
             request_id: "test-request".into(),
             now: 1_767_225_600.0,
+            access_key: Some("test".into()),
         }
     }
 }
