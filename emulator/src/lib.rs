@@ -2,6 +2,7 @@
 //! See docs/architecture.md for the layering.
 
 pub mod app;
+pub mod blobs;
 pub mod clock;
 pub mod config;
 pub mod control;
