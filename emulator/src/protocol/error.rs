@@ -13,7 +13,7 @@ pub struct AwsError {
     /// Overrides the status the model gives (or 400 when it gives none).
     pub status: Option<u16>,
     /// Extra members of the error structure (e.g. EFS's ErrorCode), keyed by model member name.
-    pub fields: Option<serde_json::Map<String, serde_json::Value>>,
+    pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
 impl AwsError {

@@ -36,7 +36,7 @@ pub fn error_body(
         Value::String(err.message.clone()),
     );
     if let Some(fields) = &err.fields {
-        for (k, v) in fields {
+        for (k, v) in fields.iter() {
             body.insert(k.clone(), v.clone());
         }
     }

@@ -202,6 +202,7 @@ pub fn scalar(shape: &Shape, text: &str, invalid_code: &'static str) -> Result<V
 
 /// Serializes an operation's output. Query: `<OpResponse><OpResult>…</OpResult><ResponseMetadata>`;
 /// ec2: `<OpResponse><requestId/>…</OpResponse>`.
+#[allow(clippy::too_many_arguments)]
 pub fn encode_output(
     model: &ServiceModel,
     operation: &str,

@@ -10,6 +10,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod input;
 pub mod logs;
+pub mod page;
 pub mod ssm;
 pub mod sts;
 
@@ -53,13 +54,16 @@ impl Ctx {
 
 pub type HandlerResult = Result<Value, AwsError>;
 
+type SyncFn = dyn Fn(&Ctx, Value) -> HandlerResult + Send + Sync;
+type AsyncFn = dyn Fn(Ctx, Value) -> BoxFuture<'static, HandlerResult> + Send + Sync;
+
 /// A registered operation.
 #[derive(Clone)]
 pub enum Handler {
     /// Answers from state at once (most operations).
-    Sync(Arc<dyn Fn(&Ctx, Value) -> HandlerResult + Send + Sync>),
+    Sync(Arc<SyncFn>),
     /// Waits on something (Docker, the network, a controller).
-    Async(Arc<dyn Fn(Ctx, Value) -> BoxFuture<'static, HandlerResult> + Send + Sync>),
+    Async(Arc<AsyncFn>),
 }
 
 impl Handler {

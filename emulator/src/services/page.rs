@@ -1,0 +1,70 @@
+//! Pagination with opaque tokens, as every List/Describe call pages.
+
+use crate::protocol::AwsError;
+use base64::Engine;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// One page of `items` (already in the service's order), resuming after the item whose key the
+/// token names. Returns the page and the next token, if more remain.
+pub fn page<T>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> String,
+    token: Option<&str>,
+    max: usize,
+    invalid_token_code: &'static str,
+) -> Result<(Vec<T>, Option<String>), AwsError> {
+    let start = match token.filter(|t| !t.is_empty()) {
+        None => 0,
+        Some(t) => {
+            let bad = || AwsError::new(invalid_token_code, "The specified nextToken is invalid");
+            let after = B64
+                .decode(t)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or_else(bad)?;
+            items
+                .iter()
+                .position(|i| key(i) > after)
+                .unwrap_or(items.len())
+        }
+    };
+    let max = max.max(1);
+    let mut rest: Vec<T> = items.into_iter().skip(start).collect();
+    if rest.len() > max {
+        rest.truncate(max);
+        let next = rest.last().map(|i| B64.encode(key(i)));
+        Ok((rest, next))
+    } else {
+        Ok((rest, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_resume_after_the_last_key() {
+        let items: Vec<String> = (0..5).map(|i| format!("k{i}")).collect();
+        let (p1, t1) = page(
+            items.clone(),
+            |s| s.clone(),
+            None,
+            2,
+            "InvalidParameterException",
+        )
+        .expect("p1");
+        assert_eq!(p1, vec!["k0", "k1"]);
+        let (p2, t2) = page(items.clone(), |s| s.clone(), t1.as_deref(), 2, "X").expect("p2");
+        assert_eq!(p2, vec!["k2", "k3"]);
+        let (p3, t3) = page(items.clone(), |s| s.clone(), t2.as_deref(), 2, "X").expect("p3");
+        assert_eq!((p3, t3), (vec!["k4".to_string()], None));
+        assert_eq!(
+            page(items, |s| s.clone(), Some("!!"), 2, "Bad")
+                .unwrap_err()
+                .code,
+            "Bad"
+        );
+    }
+}
