@@ -1,0 +1,80 @@
+//! The typed handle other services use to read EC2 networking: `registry.handle::<Ec2>()`.
+
+use super::security_groups::SecurityGroup;
+use super::state::{State, Subnet, Vpc};
+use crate::protocol::AwsError;
+use std::sync::Arc;
+
+/// Read access to VPCs, subnets and security groups of an (account, region). Every call first
+/// makes sure the default VPC exists, as the EC2 API does.
+pub struct Ec2 {
+    state: Arc<State>,
+}
+
+impl Ec2 {
+    pub fn new(state: Arc<State>) -> Ec2 {
+        Ec2 { state }
+    }
+
+    /// A subnet by id (its VPC, Availability Zone and CIDR are fields).
+    pub fn subnet(
+        &self,
+        account: &str,
+        region: &str,
+        subnet_id: &str,
+    ) -> Result<Option<Subnet>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        Ok(self.state.subnet(account, region, subnet_id))
+    }
+
+    /// A security group by id.
+    pub fn security_group(
+        &self,
+        account: &str,
+        region: &str,
+        group_id: &str,
+    ) -> Result<Option<SecurityGroup>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        Ok(self.state.security_group(account, region, group_id))
+    }
+
+    /// A VPC by id.
+    pub fn vpc(&self, account: &str, region: &str, vpc_id: &str) -> Result<Option<Vpc>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        Ok(self.state.vpc(account, region, vpc_id))
+    }
+
+    /// The default VPC, unless it was deleted.
+    pub fn default_vpc(&self, account: &str, region: &str) -> Result<Option<Vpc>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        Ok(self.state.default_vpc(account, region))
+    }
+
+    /// The default subnets (one per Availability Zone), in zone order.
+    pub fn default_subnets(&self, account: &str, region: &str) -> Result<Vec<Subnet>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        let mut subnets: Vec<Subnet> = self
+            .state
+            .subnets(account, region)
+            .into_iter()
+            .filter(|s| s.default_for_az)
+            .collect();
+        subnets.sort_by(|a, b| a.availability_zone.cmp(&b.availability_zone));
+        Ok(subnets)
+    }
+
+    /// The "default" security group of a VPC.
+    pub fn default_security_group(
+        &self,
+        account: &str,
+        region: &str,
+        vpc_id: &str,
+    ) -> Result<Option<SecurityGroup>, AwsError> {
+        self.state.ensure_defaults(account, region)?;
+        Ok(self
+            .state
+            .security_groups(account, region)
+            .into_iter()
+            .find(|g| g.vpc_id == vpc_id && g.group_name == "default"))
+    }
+}
