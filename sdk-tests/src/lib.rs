@@ -411,3 +411,32 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Whether the emulator implements `service`'s `operation`, per its own operations list
+/// (`ecs-emulator operations`, the generated docs/operations.md). Tests of operations other agents
+/// are still building use it to check either the real behaviour or, until then, the protocol-correct
+/// `NotImplemented` error.
+pub fn implemented(service: &str, operation: &str) -> bool {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        let out = Command::new(binary())
+            .arg("operations")
+            .arg("--ephemeral")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {} operations: {e}", binary().display()));
+        assert!(out.status.success(), "`ecs-emulator operations` failed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    let heading = format!("## {service} (");
+    let Some(section) = doc
+        .split("\n## ")
+        .find(|s| format!("## {s}").starts_with(&heading))
+    else {
+        panic!("no section for {service} in `ecs-emulator operations`");
+    };
+    section
+        .lines()
+        .find(|l| l.starts_with("Implemented ("))
+        .and_then(|l| l.split_once(": "))
+        .is_some_and(|(_, ops)| ops.split(", ").any(|o| o.trim() == operation))
+}

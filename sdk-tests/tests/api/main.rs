@@ -1,3 +1,37 @@
 //! One integration-test binary (linking the AWS SDKs is slow): a module per area.
+//!
+//! Every test starts its own emulator (own port, own data directory), so they run in parallel.
+//! Build the binary first: `cargo build -p ecs-emulator && cargo nextest run --workspace`.
 
+mod auth;
+mod cbor;
 mod control;
+mod ec2;
+mod ecs;
+mod errors;
+mod logs;
+mod persistence;
+mod python;
+mod query;
+mod restjson;
+
+use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+/// The HTTP status of a failed SDK call's response.
+pub fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+/// The SDK decoded a `NotImplemented` answer: its code, a message naming the operation, HTTP 501.
+pub fn assert_not_implemented<E>(err: &SdkError<E, HttpResponse>, op: &str)
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    assert_eq!(err.code(), Some("NotImplemented"), "{err:?}");
+    assert!(
+        err.message().is_some_and(|m| m.contains(op)),
+        "the message names {op}: {err:?}"
+    );
+    assert_eq!(status(err), Some(501), "{err:?}");
+}
