@@ -81,6 +81,16 @@ pub struct Config {
     )]
     pub auth_keys: String,
 
+    /// Host name in ECR repository URIs and the registry's proxy endpoint (the port is the one
+    /// the emulator listens on).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_REGISTRY_HOST",
+        default_value = "localhost",
+        global = true
+    )]
+    pub registry_host: String,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -5,6 +5,7 @@
 
 pub mod cloudwatch;
 pub mod ec2;
+pub mod ecr;
 pub mod ecs;
 pub mod elbv2;
 pub mod iam;
@@ -199,6 +200,7 @@ impl Ctx {
 pub fn build(deps: &Deps) -> Registry {
     let mut r = Registry::default();
     ecs::register(&mut r, deps);
+    ecr::register(&mut r, deps);
     ec2::register(&mut r, deps);
     elbv2::register(&mut r, deps);
     cloudwatch::register(&mut r, deps);
