@@ -22,7 +22,12 @@ use std::sync::Arc;
 
 pub fn register(r: &mut Registry, deps: &Deps) {
     let state = Arc::new(state::State::new(&deps.store));
-    r.provide(Arc::new(Iam::new(state.clone())));
+    let iam = Arc::new(Iam::new(state.clone()));
+    // STS checks roles through this handle; connect it if STS registered first.
+    if let Some(sts) = r.handle::<super::sts::Sts>() {
+        sts.set_iam(iam.clone());
+    }
+    r.provide(iam);
     let s = &state;
     r.sync("iam", "CreateRole", s, roles::create_role);
     r.sync("iam", "GetRole", s, roles::get_role);
