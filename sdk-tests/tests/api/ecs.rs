@@ -140,3 +140,52 @@ async fn invalid_cluster_name_is_rejected() {
         "expected InvalidParameterException or ClientException, got {service_err:?}"
     );
 }
+
+#[tokio::test]
+async fn list_clusters_pages_with_next_token() {
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    for name in ["c1", "c2", "c3"] {
+        ecs.create_cluster()
+            .cluster_name(name)
+            .send()
+            .await
+            .expect("CreateCluster");
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = ecs
+            .list_clusters()
+            .max_results(2)
+            .set_next_token(token.clone())
+            .send()
+            .await
+            .expect("ListClusters page");
+        pages += 1;
+        assert!(page.cluster_arns().len() <= 2, "{page:?}");
+        seen.extend(page.cluster_arns().iter().cloned());
+        token = page.next_token().map(str::to_string);
+        if token.is_none() || pages > 5 {
+            break;
+        }
+    }
+    assert_eq!(pages, 2, "3 clusters in pages of 2");
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![cluster_arn("c1"), cluster_arn("c2"), cluster_arn("c3")]
+    );
+
+    let err = ecs
+        .list_clusters()
+        .next_token("not-a-token")
+        .send()
+        .await
+        .expect_err("a forged next token");
+    assert!(
+        err.into_service_error().is_invalid_parameter_exception(),
+        "InvalidParameterException"
+    );
+}

@@ -297,3 +297,37 @@ fn unknown_cbor_operation_is_unknown_operation_exception() {
     let status = if r.status == 404 { 404 } else { 400 };
     cbor_error(&r, status, "UnknownOperationException");
 }
+
+#[test]
+fn ec2_missing_parameter_uses_the_ec2_error_shape() {
+    let emu = Emulator::start();
+    let r = post_form(&emu, "Action=DeleteVpc&Version=2016-11-15");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let xml = r.text();
+    let body = xml[xml.find("?>").map_or(0, |i| i + 2)..].trim_start();
+    assert!(body.starts_with("<Response>"), "{xml}");
+    assert!(
+        xml.contains("<Errors><Error><Code>MissingParameter</Code>"),
+        "{xml}"
+    );
+    assert!(
+        between(&xml, "<RequestID>", "</RequestID>").is_some_and(|s| !s.is_empty()),
+        "the ec2 protocol spells it RequestID: {xml}"
+    );
+    let msg = unescape(between(&xml, "<Message>", "</Message>").unwrap_or_default());
+    assert!(
+        msg.to_ascii_lowercase().contains("vpcid"),
+        "names the parameter: {msg}"
+    );
+
+    let r = post_form(
+        &emu,
+        "Action=DeleteVpc&Version=2016-11-15&VpcId=vpc-0000000000000dead",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("<Code>InvalidVpcID.NotFound</Code>"),
+        "{}",
+        r.text()
+    );
+}
