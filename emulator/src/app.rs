@@ -2,10 +2,15 @@
 
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::controllers::agent::{self, Agent, AgentEndpoints};
+use crate::runtime::docker::DockerRuntime;
+use crate::runtime::ContainerRuntime;
+use crate::services::ecs::Ecs;
 use crate::services::{self, Deps, Registry};
-use crate::store::{Store, StoreError};
-use std::sync::Arc;
-use std::time::Instant;
+use crate::store::{Store, StoreError, Table};
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 pub struct App {
     pub config: Config,
@@ -13,6 +18,11 @@ pub struct App {
     pub clock: Clock,
     pub registry: Registry,
     pub started: Instant,
+    /// Labels the containers of this data dir (OWNER_LABEL), so emulators sharing one Docker
+    /// daemon never touch each other's containers.
+    pub owner: String,
+    /// Docker, once connected (in the background after start-up).
+    pub runtime: OnceLock<Arc<dyn ContainerRuntime>>,
 }
 
 impl App {
@@ -28,12 +38,103 @@ impl App {
             clock: clock.clone(),
             config: config.clone(),
         });
+        let meta: Arc<Table<String>> = Table::open(&store, "emulator.meta");
+        let owner = match meta.get("owner") {
+            Some(o) => o,
+            None => {
+                let o = uuid::Uuid::new_v4().simple().to_string();
+                meta.put("owner", o.clone())
+                    .map_err(|e| StoreError::Db(e.message))?;
+                o
+            }
+        };
         Ok(Arc::new(App {
+            owner,
+            runtime: OnceLock::new(),
             config,
             store,
             clock,
             registry,
             started: Instant::now(),
         }))
+    }
+}
+
+impl App {
+    /// Connects to Docker and starts the controllers. Runs after the main port is serving, so
+    /// start-up does not wait on Docker. `addr` is where the main port listens.
+    pub async fn start_controllers(self: &Arc<Self>, addr: SocketAddr) {
+        let runtime: Arc<dyn ContainerRuntime> =
+            match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
+                Ok(Ok(d)) => Arc::new(d),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Docker is not reachable: tasks will not start");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!("Docker did not answer within 10 s: tasks will not start");
+                    return;
+                }
+            };
+        let _ = self.runtime.set(runtime.clone());
+        let mut endpoints = AgentEndpoints {
+            registry_host: format!("localhost:{}", addr.port()),
+            ..Default::default()
+        };
+        // Containers reach the emulator through the Docker bridge's gateway address.
+        if let Some(gateway) = runtime.bridge_gateway().await {
+            match self.listen_for_containers(&gateway, addr).await {
+                Ok(url) => endpoints.containers.aws_endpoint = Some(url),
+                Err(e) => {
+                    tracing::warn!(error = %e, %gateway, "containers cannot reach the emulator")
+                }
+            }
+        }
+        let Some(ecs) = self.registry.handle::<Ecs>() else {
+            return;
+        };
+        let agent = Agent::new(
+            ecs,
+            runtime,
+            self.owner.clone(),
+            self.clock.clone(),
+            endpoints,
+        );
+        tokio::spawn(agent.run());
+    }
+
+    /// Serves the main router on the Docker bridge gateway too (same port when free).
+    async fn listen_for_containers(
+        self: &Arc<Self>,
+        gateway: &str,
+        main: SocketAddr,
+    ) -> std::io::Result<String> {
+        if main.ip().is_unspecified() {
+            return Ok(format!("http://{gateway}:{}", main.port()));
+        }
+        let listener = match tokio::net::TcpListener::bind((gateway, main.port())).await {
+            Ok(l) => l,
+            Err(_) => tokio::net::TcpListener::bind((gateway, 0)).await?,
+        };
+        let url = format!("http://{}", listener.local_addr()?);
+        let app = self.clone();
+        tokio::spawn(async move {
+            let _ = crate::server::run(listener, app, std::future::pending()).await;
+        });
+        Ok(url)
+    }
+
+    /// Drops all state and every container this emulator owns.
+    pub async fn reset(&self) -> Result<usize, StoreError> {
+        let removed = match self.runtime.get() {
+            Some(rt) => agent::remove_all(rt.as_ref(), &self.owner).await,
+            None => 0,
+        };
+        self.store.reset()?;
+        // The owner id lives in the store too: keep it, so later containers stay recognisable.
+        let meta: Arc<Table<String>> = Table::open(&self.store, "emulator.meta");
+        meta.put("owner", self.owner.clone())
+            .map_err(|e| StoreError::Db(e.message))?;
+        Ok(removed)
     }
 }

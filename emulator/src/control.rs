@@ -17,10 +17,12 @@ pub async fn health(State(app): State<Arc<App>>) -> Response {
     .into_response()
 }
 
-/// Drops all state (and, once the runtime lands, every container the emulator owns).
+/// Drops all state and every container the emulator owns.
 pub async fn reset(State(app): State<Arc<App>>) -> Response {
-    match app.store.reset() {
-        Ok(()) => Json(json!({"reset": true})).into_response(),
+    match app.reset().await {
+        Ok(containers) => {
+            Json(json!({"reset": true, "containersRemoved": containers})).into_response()
+        }
         Err(e) => (
             http::StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"reset": false, "error": e.to_string()})),
@@ -45,6 +47,7 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
         "timeScale": app.clock.scale(),
         "now": app.clock.now(),
         "tables": tables,
+        "runtime": app.runtime.get().map(|r| r.name()),
     }))
     .into_response()
 }

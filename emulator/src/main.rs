@@ -56,6 +56,8 @@ fn main() -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let app = App::new(config).context("cannot open the state store")?;
         println!("ecs-emulator ready on http://{addr}");
+        let controllers = app.clone();
+        tokio::spawn(async move { controllers.start_controllers(addr).await });
         server::run(listener, app, shutdown_signal()).await?;
         Ok(())
     })

@@ -51,6 +51,15 @@ pub fn not_found() -> AwsError {
     AwsError::new("ClusterNotFoundException", "Cluster not found.")
 }
 
+/// "<account>/<region>/" from a cluster ARN.
+fn cluster_scope(arn: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match (parts.get(3), parts.get(4)) {
+        (Some(region), Some(account)) => format!("{account}/{region}/"),
+        _ => String::new(),
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 255
@@ -223,10 +232,36 @@ pub struct ClusterCounts {
 }
 
 impl Ecs {
-    /// Counts of the cluster's container instances, tasks and services. No other ECS resource
-    /// exists yet, so all are zero until container instances, tasks and services land.
-    pub fn cluster_counts(&self, _cluster: &Cluster) -> ClusterCounts {
-        ClusterCounts::default()
+    /// Live counts of the cluster's container instances and tasks (services: once they land).
+    pub fn cluster_counts(&self, cluster: &Cluster) -> ClusterCounts {
+        let scope = cluster_scope(&cluster.arn);
+        let mut c = ClusterCounts {
+            instances: self
+                .cluster_instances(&scope, &cluster.name)
+                .iter()
+                .filter(|i| i.status == "ACTIVE" || i.status == "DRAINING")
+                .count() as i64,
+            ..Default::default()
+        };
+        for t in self.live_tasks(&scope, &cluster.name) {
+            let fargate = t.launch_type == "FARGATE";
+            if t.is_running() {
+                c.running_tasks += 1;
+                if fargate {
+                    c.running_fargate += 1
+                } else {
+                    c.running_ec2 += 1
+                }
+            } else if t.desired_status == "RUNNING" {
+                c.pending_tasks += 1;
+                if fargate {
+                    c.pending_fargate += 1
+                } else {
+                    c.pending_ec2 += 1
+                }
+            }
+        }
+        c
     }
 
     /// The ACTIVE cluster named by a request parameter (name or ARN, "default" when absent).

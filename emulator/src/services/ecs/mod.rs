@@ -2,30 +2,67 @@
 
 mod arns;
 mod clusters;
+pub mod instance_types;
+pub mod instances;
+pub mod placement;
 mod tags;
-mod task_definitions;
+pub mod task;
+pub mod task_definitions;
+pub mod tasks;
 
 pub use arns::ResourceArn;
 pub use clusters::Cluster;
+pub use instances::{ContainerInstance, InstanceLaunch};
+pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
 
 use super::{Deps, Registry};
+use crate::protocol::AwsError;
 use crate::store::Table;
 use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// ECS's state. Other parts of the program reach it with `registry.handle::<Ecs>()`.
 pub struct Ecs {
     pub clusters: Arc<Table<Cluster>>,
     pub task_definitions: Arc<Table<TaskDef>>,
+    /// Keyed "<scope><cluster>/<instance id>".
+    pub instances: Arc<Table<ContainerInstance>>,
+    /// Keyed "<scope><cluster>/<task id>".
+    pub tasks: Arc<Table<Task>>,
+    /// Wakes the task agent when desired state changed.
+    pub agent_wakeup: Notify,
+}
+
+impl Ecs {
+    pub fn wake_agent(&self) {
+        self.agent_wakeup.notify_one();
+    }
+}
+
+/// ListContainerInstances' `filter`: a cluster query language expression over the instance.
+pub(crate) fn matches_filter(
+    i: &ContainerInstance,
+    tasks: &[Task],
+    expr: &str,
+) -> Result<bool, AwsError> {
+    let query =
+        placement::Query::parse(expr).map_err(|e| AwsError::new("InvalidParameterException", e))?;
+    Ok(query.matches(&tasks::candidate(i, tasks)))
 }
 
 pub fn register(r: &mut Registry, deps: &Deps) {
     let ecs = Arc::new(Ecs {
         clusters: Table::open(&deps.store, "ecs.clusters"),
         task_definitions: Table::open(&deps.store, "ecs.task_definitions"),
+        instances: Table::open(&deps.store, "ecs.container_instances"),
+        tasks: Table::open(&deps.store, "ecs.tasks"),
+        agent_wakeup: Notify::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);
+    instances::register(r, &ecs);
+    tasks::register(r, &ecs);
     tags::register(r, &ecs);
     r.provide(ecs);
 }

@@ -405,6 +405,19 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
 }
 
 impl Ecs {
+    /// A revision by its ARN, in any account and region (the agent's view).
+    pub fn task_definition_by_arn(&self, arn: &str) -> Option<TaskDef> {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let (region, account) = (parts.get(3)?, parts.get(4)?);
+        let (family, rev) = parts
+            .get(5)?
+            .strip_prefix("task-definition/")?
+            .split_once(':')?;
+        let rev: i64 = rev.parse().ok()?;
+        self.task_definitions
+            .get(&key(&format!("{account}/{region}/"), family, rev))
+    }
+
     /// Resolves "family", "family:revision" or an ARN. A bare family means its latest ACTIVE revision.
     pub fn task_definition(&self, ctx: &Ctx, reference: &str) -> Result<TaskDef, AwsError> {
         let not_found = || client("Unable to describe task definition.");

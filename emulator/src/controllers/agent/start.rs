@@ -1,0 +1,437 @@
+//! Starting a task: provision its network, pull images, create and start its containers in
+//! dependency order (dependsOn START, COMPLETE, SUCCESS, HEALTHY), then RUNNING with the
+//! network bindings Docker chose.
+
+use super::spec::{self, SpecInput};
+use super::Agent;
+use crate::services::ecs::tasks::mark_stopping;
+use crate::services::ecs::{Task, TaskDef};
+use crate::services::input::Input;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Agent default for how long a container may wait on its dependencies (ECS_CONTAINER_START_TIMEOUT).
+const DEFAULT_START_TIMEOUT_S: u64 = 180;
+
+fn container_defs(def: Option<&TaskDef>) -> Vec<Value> {
+    def.and_then(|d| {
+        d.body
+            .get("containerDefinitions")
+            .and_then(Value::as_array)
+            .cloned()
+    })
+    .unwrap_or_default()
+}
+
+/// Container names in an order that respects dependsOn and links (dependencies first).
+pub fn start_order(task: &Task, def: Option<&TaskDef>) -> Vec<String> {
+    let defs = container_defs(def);
+    let deps = |name: &str| -> Vec<String> {
+        let Some(c) = defs.iter().find(|c| c.str("name") == Some(name)) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = c
+            .get("dependsOn")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.str("containerName").map(str::to_string))
+            .collect();
+        for l in c.string_list("links") {
+            out.push(l.split(':').next().unwrap_or_default().to_string());
+        }
+        out
+    };
+    let mut order: Vec<String> = Vec::new();
+    let mut remaining: Vec<String> = task.containers.iter().map(|c| c.name.clone()).collect();
+    while !remaining.is_empty() {
+        let before = remaining.len();
+        let mut i = 0;
+        while i < remaining.len() {
+            if deps(&remaining[i])
+                .iter()
+                .all(|d| order.contains(d) || !task.containers.iter().any(|c| &c.name == d))
+            {
+                order.push(remaining.remove(i));
+            } else {
+                i += 1;
+            }
+        }
+        if remaining.len() == before {
+            // A dependency cycle: start the rest in definition order.
+            order.append(&mut remaining);
+        }
+    }
+    order
+}
+
+/// Images written in real ECR form resolve to the emulated registry.
+pub fn resolve_image(image: &str, registry_host: &str) -> String {
+    if let Some((host, rest)) = image.split_once('/') {
+        let ecr = host.contains(".dkr.ecr.")
+            && (host.ends_with(".amazonaws.com") || host.ends_with(".amazonaws.com.cn"));
+        if ecr {
+            return format!("{registry_host}/{rest}");
+        }
+    }
+    image.to_string()
+}
+
+enum Outcome {
+    Running,
+    Failed { container: String, reason: String },
+    Cancelled,
+}
+
+pub async fn start_task(agent: &Arc<Agent>, key: &str) {
+    let Some(task) = agent.ecs.tasks.get(key) else {
+        return;
+    };
+    if !task.is_pending() || task.desired_status != "RUNNING" {
+        return;
+    }
+    let def = agent.ecs.task_definition_by_arn(&task.task_definition_arn);
+    let outcome = run(agent, key, &task, def.as_ref()).await;
+    let now = agent.clock.now();
+    match outcome {
+        Outcome::Running => {}
+        Outcome::Cancelled => {}
+        Outcome::Failed { container, reason } => {
+            tracing::info!(task = %task.arn, %reason, "task failed to start");
+            let _ = agent.ecs.tasks.transact(|t| {
+                if let Some(task) = t.get_mut(key) {
+                    if let Some(c) = task.containers.iter_mut().find(|c| c.name == container) {
+                        c.reason = Some(reason.clone());
+                    }
+                    mark_stopping(task, now, "TaskFailedToStart", &reason);
+                }
+                Ok(())
+            });
+            agent.ecs.wake_agent();
+        }
+    }
+}
+
+fn update(agent: &Agent, key: &str, f: impl FnOnce(&mut Task)) {
+    let _ = agent.ecs.tasks.transact(|t| {
+        if let Some(task) = t.get_mut(key) {
+            f(task);
+            task.version += 1;
+        }
+        Ok(())
+    });
+}
+
+fn still_wanted(agent: &Agent, key: &str) -> bool {
+    agent
+        .ecs
+        .tasks
+        .get(key)
+        .is_some_and(|t| t.desired_status == "RUNNING")
+}
+
+async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) -> Outcome {
+    let Some(def) = def else {
+        return Outcome::Failed {
+            container: String::new(),
+            reason: "TaskDefinition not found".into(),
+        };
+    };
+    // Leftovers of an earlier attempt interrupted by a restart.
+    if let Ok(old) = agent.runtime.list(spec::TASK_KEY_LABEL, key).await {
+        for c in old {
+            let _ = agent.runtime.remove(&c.id).await;
+        }
+    }
+    if task.last_status == "PROVISIONING" {
+        update(agent, key, |t| t.last_status = "PENDING".into());
+    }
+    let region = task
+        .arn
+        .split(':')
+        .nth(3)
+        .unwrap_or("us-east-1")
+        .to_string();
+    let defs = container_defs(Some(def));
+    let order = start_order(task, Some(def));
+    let mut started: HashMap<String, String> = HashMap::new();
+    let pull_started = agent.clock.now();
+    update(agent, key, |t| t.pull_started_at = Some(pull_started));
+    let mut images: HashMap<String, (String, Option<String>)> = HashMap::new();
+    for c in &task.containers {
+        let image = resolve_image(&c.image, &agent.endpoints.registry_host);
+        match ensure_image(agent, &image).await {
+            Ok(digest) => {
+                images.insert(c.name.clone(), (image, digest));
+            }
+            Err(message) => {
+                return Outcome::Failed {
+                    container: c.name.clone(),
+                    reason: format!("CannotPullContainerError: {message}"),
+                }
+            }
+        }
+    }
+    let pull_stopped = agent.clock.now();
+    update(agent, key, |t| {
+        t.pull_stopped_at = Some(pull_stopped);
+        for c in t.containers.iter_mut() {
+            if let Some((_, digest)) = images.get(&c.name) {
+                c.image_digest = digest.clone();
+            }
+        }
+    });
+    for name in &order {
+        if !still_wanted(agent, key) {
+            return Outcome::Cancelled;
+        }
+        let Some(cdef) = defs.iter().find(|c| c.str("name") == Some(name)) else {
+            continue;
+        };
+        if let Err(reason) = wait_for_dependencies(agent, key, cdef, &started).await {
+            return Outcome::Failed {
+                container: name.clone(),
+                reason,
+            };
+        }
+        let Some(current) = agent.ecs.tasks.get(key) else {
+            return Outcome::Cancelled;
+        };
+        let (image, _) = images.get(name).cloned().unwrap_or_default();
+        let mut container_spec = spec::build(SpecInput {
+            task_key: key,
+            task: &current,
+            def,
+            container: cdef,
+            owner: &agent.owner,
+            region: &region,
+            image,
+            endpoints: &agent.endpoints.containers,
+            secrets: Vec::new(),
+            awsvpc: None,
+        });
+        // Links name containers of this task: point them at their Docker names.
+        container_spec.links = container_spec
+            .links
+            .iter()
+            .filter_map(|l| {
+                let (target, alias) = l.split_once(':')?;
+                let docker = started.get(target)?;
+                Some(format!("{docker}:{alias}"))
+            })
+            .collect();
+        let docker_name = container_spec.name.clone();
+        let id = match agent.runtime.create(&container_spec).await {
+            Ok(id) => id,
+            Err(e) => {
+                return Outcome::Failed {
+                    container: name.clone(),
+                    reason: format!("CannotCreateContainerError: {}", e.message),
+                }
+            }
+        };
+        let created = agent.clock.now();
+        update(agent, key, |t| {
+            if let Some(c) = t.containers.iter_mut().find(|c| &c.name == name) {
+                c.runtime_id = Some(id.clone());
+                c.created_at = Some(created);
+            }
+        });
+        if let Err(e) = agent.runtime.start(&id).await {
+            return Outcome::Failed {
+                container: name.clone(),
+                reason: format!("CannotStartContainerError: {}", e.message),
+            };
+        }
+        let state = agent.runtime.inspect(&id).await.ok();
+        let started_at = agent.clock.now();
+        let host_ip = current.host_ip.clone();
+        update(agent, key, |t| {
+            if let Some(c) = t.containers.iter_mut().find(|c| &c.name == name) {
+                c.started_at = Some(started_at);
+                // A container that already exited keeps the status the events loop gave it.
+                if c.last_status == "PENDING" {
+                    c.last_status = "RUNNING".into();
+                }
+                if let Some(s) = &state {
+                    c.network_bindings = s
+                        .ports
+                        .iter()
+                        .filter(|p| p.host_port.is_some())
+                        .map(|p| {
+                            json!({
+                                "bindIP": host_ip.clone().unwrap_or_else(|| p.host_ip.clone()),
+                                "containerPort": p.container_port,
+                                "hostPort": p.host_port,
+                                "protocol": p.protocol,
+                            })
+                        })
+                        .collect();
+                }
+            }
+        });
+        started.insert(name.clone(), docker_name);
+    }
+    let now = agent.clock.now();
+    let mut became_running = false;
+    let _ = agent.ecs.tasks.transact(|t| {
+        if let Some(task) = t.get_mut(key) {
+            if task.desired_status == "RUNNING" && task.is_pending() {
+                task.last_status = "RUNNING".into();
+                task.started_at = Some(now);
+                task.connectivity_at = Some(now);
+                task.version += 1;
+                became_running = true;
+            }
+        }
+        Ok(())
+    });
+    if became_running {
+        Outcome::Running
+    } else {
+        Outcome::Cancelled
+    }
+}
+
+/// The image is used if present locally (images cannot always be pulled here), else pulled.
+/// Returns its registry digest when it has one.
+async fn ensure_image(agent: &Agent, image: &str) -> Result<Option<String>, String> {
+    match agent.runtime.local_image(image).await {
+        Ok(Some(info)) => return Ok(info.digest.or(Some(info.id))),
+        Ok(None) => {}
+        Err(e) => return Err(e.message),
+    }
+    let auth = if image.starts_with(&agent.endpoints.registry_host) {
+        agent.endpoints.registry_auth.clone()
+    } else {
+        None
+    };
+    agent
+        .runtime
+        .pull(image, auth)
+        .await
+        .map(|info| info.digest.or(Some(info.id)))
+        .map_err(|e| e.message)
+}
+
+/// Waits until every dependsOn condition of `cdef` holds.
+async fn wait_for_dependencies(
+    agent: &Agent,
+    key: &str,
+    cdef: &Value,
+    started: &HashMap<String, String>,
+) -> Result<(), String> {
+    let deps: Vec<(String, String)> = cdef
+        .get("dependsOn")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d.str("containerName")?.to_string(),
+                d.str("condition")?.to_string(),
+            ))
+        })
+        .collect();
+    if deps.is_empty() {
+        return Ok(());
+    }
+    let timeout = cdef
+        .i64("startTimeout")
+        .map(|s| s.max(0) as u64)
+        .unwrap_or(DEFAULT_START_TIMEOUT_S);
+    let deadline = tokio::time::Instant::now() + agent.clock.real(Duration::from_secs(timeout));
+    let name = cdef.str("name").unwrap_or_default();
+    loop {
+        let Some(task) = agent.ecs.tasks.get(key) else {
+            return Err("task vanished".into());
+        };
+        if task.desired_status != "RUNNING" {
+            return Err("task is stopping".into());
+        }
+        let mut all = true;
+        for (dep, condition) in &deps {
+            let Some(c) = task.containers.iter().find(|c| &c.name == dep) else {
+                continue;
+            };
+            let ok = match condition.as_str() {
+                "START" => started.contains_key(dep) || c.last_status == "STOPPED",
+                "COMPLETE" => c.last_status == "STOPPED",
+                "SUCCESS" => {
+                    if c.last_status == "STOPPED" && c.exit_code != Some(0) {
+                        return Err(format!(
+                            "DependencyFailed: dependency {dep} of container {name} exited with {:?}, SUCCESS was required",
+                            c.exit_code
+                        ));
+                    }
+                    c.last_status == "STOPPED"
+                }
+                "HEALTHY" => c.health_status.as_deref() == Some("HEALTHY"),
+                _ => true,
+            };
+            all &= ok;
+        }
+        if all {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("DependencyTimeoutError: dependencies of container {name} were not met within {timeout}s"));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ecs::TaskContainer;
+
+    #[test]
+    fn dependencies_and_links_start_first() {
+        let def = TaskDef {
+            arn: String::new(),
+            family: "f".into(),
+            revision: 1,
+            status: "ACTIVE".into(),
+            body: json!({"containerDefinitions": [
+                {"name": "app", "dependsOn": [{"containerName": "init", "condition": "SUCCESS"}], "links": ["db:database"]},
+                {"name": "db"},
+                {"name": "init", "essential": false}
+            ]}),
+            tags: vec![],
+        };
+        let task = Task {
+            containers: ["app", "db", "init"]
+                .iter()
+                .map(|n| TaskContainer {
+                    name: n.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let order = start_order(&task, Some(&def));
+        assert_eq!(order, vec!["db", "init", "app"]);
+    }
+
+    #[test]
+    fn ecr_images_resolve_to_the_emulated_registry() {
+        assert_eq!(
+            resolve_image(
+                "000000000000.dkr.ecr.us-east-1.amazonaws.com/web:1",
+                "localhost:4566"
+            ),
+            "localhost:4566/web:1"
+        );
+        assert_eq!(
+            resolve_image("busybox:latest", "localhost:4566"),
+            "busybox:latest"
+        );
+        assert_eq!(
+            resolve_image("ghcr.io/a/b", "localhost:4566"),
+            "ghcr.io/a/b"
+        );
+    }
+}

@@ -1,0 +1,95 @@
+//! Stopping a task: SIGTERM each running container (dependents first), SIGKILL after its
+//! stopTimeout, record exit codes, then STOPPED.
+
+use super::Agent;
+use std::sync::Arc;
+
+/// Agent default stop timeout (ECS_CONTAINER_STOP_TIMEOUT).
+const DEFAULT_STOP_TIMEOUT_S: i64 = 30;
+
+pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
+    let Some(task) = agent.ecs.tasks.get(key) else {
+        return;
+    };
+    if task.is_stopped() {
+        return;
+    }
+    let now = agent.clock.now();
+    let _ = agent.ecs.tasks.transact(|t| {
+        if let Some(task) = t.get_mut(key) {
+            if task.last_status == "RUNNING" || task.is_pending() {
+                task.last_status = "STOPPING".into();
+                task.stopping_at.get_or_insert(now);
+                task.version += 1;
+            }
+        }
+        Ok(())
+    });
+    let def = agent.ecs.task_definition_by_arn(&task.task_definition_arn);
+    let timeout_of = |name: &str| {
+        def.as_ref()
+            .and_then(|d| {
+                d.body
+                    .get("containerDefinitions")
+                    .and_then(|c| c.as_array())
+                    .cloned()
+            })
+            .and_then(|cs| {
+                cs.into_iter()
+                    .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
+            })
+            .and_then(|c| c.get("stopTimeout").and_then(|v| v.as_i64()))
+            .unwrap_or(DEFAULT_STOP_TIMEOUT_S)
+    };
+    // Reverse of start order: containers that others depend on stop last.
+    let order = super::start::start_order(&task, def.as_ref());
+    let mut results = Vec::new();
+    for name in order.iter().rev() {
+        let Some(c) = task.containers.iter().find(|c| &c.name == name) else {
+            continue;
+        };
+        let Some(id) = &c.runtime_id else { continue };
+        let timeout = agent
+            .clock
+            .real(std::time::Duration::from_secs(
+                timeout_of(name).max(0) as u64
+            ))
+            .as_secs()
+            .max(1) as i64;
+        if let Err(e) = agent.runtime.stop(id, timeout).await {
+            if !e.not_found {
+                tracing::warn!(container = %id, error = %e, "stop failed");
+            }
+        }
+        let state = agent.runtime.inspect(id).await.ok();
+        results.push((name.clone(), state));
+    }
+    let now = agent.clock.now();
+    let _ = agent.ecs.tasks.transact(|t| {
+        let Some(task) = t.get_mut(key) else {
+            return Ok(());
+        };
+        for c in task.containers.iter_mut() {
+            if let Some((_, state)) = results.iter().find(|(n, _)| n == &c.name) {
+                if c.last_status != "STOPPED" {
+                    c.last_status = "STOPPED".into();
+                    if let Some(s) = state {
+                        c.exit_code = c.exit_code.or(s.exit_code);
+                        if s.oom_killed && c.reason.is_none() {
+                            c.reason = Some(
+                                "OutOfMemoryError: Container killed due to memory usage".into(),
+                            );
+                        }
+                    }
+                }
+            } else if c.last_status != "STOPPED" {
+                c.last_status = "STOPPED".into();
+            }
+        }
+        task.last_status = "STOPPED".into();
+        task.stopped_at = Some(now);
+        task.execution_stopped_at.get_or_insert(now);
+        task.version += 1;
+        Ok(())
+    });
+}

@@ -1,0 +1,4 @@
+//! Controllers: background loops on the emulator clock that drive actual state (Docker) towards
+//! the desired state the APIs record, and record what they observe.
+
+pub mod agent;
