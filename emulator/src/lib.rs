@@ -9,6 +9,7 @@ pub mod control;
 pub mod controllers;
 pub mod operations_doc;
 pub mod protocol;
+pub mod registry;
 pub mod runtime;
 pub mod server;
 pub mod services;

@@ -24,9 +24,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_emulator/health", get(control::health))
         .route("/_emulator/reset", post(control::reset))
         .route("/_emulator/state", get(control::state))
-        .route("/v2", axum::routing::any(registry_placeholder))
-        .route("/v2/", axum::routing::any(registry_placeholder))
-        .route("/v2/{*rest}", axum::routing::any(registry_placeholder))
+        .merge(crate::registry::router(&app))
         .fallback(aws)
         .with_state(app)
 }
@@ -37,23 +35,16 @@ pub async fn run(
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let (Ok(addr), Some(ecr)) = (
+        listener.local_addr(),
+        app.registry.handle::<crate::services::ecr::Ecr>(),
+    ) {
+        // ECR's repository URIs name the port really listened on (--listen may say 0).
+        ecr.set_port(addr.port());
+    }
     axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown)
         .await
-}
-
-/// The OCI registry answers here once ECR's data plane lands; until then, an OCI-shaped error.
-async fn registry_placeholder() -> Response {
-    let body = r#"{"errors":[{"code":"UNSUPPORTED","message":"the registry (ECR data plane) is not implemented by ecs-emulator yet"}]}"#;
-    (
-        http::StatusCode::NOT_IMPLEMENTED,
-        [
-            ("Content-Type", "application/json"),
-            ("Docker-Distribution-API-Version", "registry/2.0"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 fn to_response(r: HttpResponse) -> Response {

@@ -19,9 +19,10 @@ mod repos;
 mod tests;
 
 pub use auth::TokenScope;
-pub use images::{ImageRef, PutMode};
+pub use images::{valid_tag, ImageRef, PutMode};
 pub use lifecycle::run_lifecycle;
 pub use manifest::{is_manifest_media_type, MANIFEST_MEDIA_TYPES};
+pub use registry_settings::probe_upstream;
 
 use super::{Deps, Registry};
 use crate::blobs::BlobStore;
