@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::controllers::agent::{self, Agent, AgentEndpoints};
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
+use crate::services::ecr::Ecr;
 use crate::services::ecs::Ecs;
 use crate::services::{self, Deps, Registry};
 use crate::store::{Store, StoreError, Table};
@@ -64,6 +65,9 @@ impl App {
     /// Connects to Docker and starts the controllers. Runs after the main port is serving, so
     /// start-up does not wait on Docker. `addr` is where the main port listens.
     pub async fn start_controllers(self: &Arc<Self>, addr: SocketAddr) {
+        if let Some(ecr) = self.registry.handle::<Ecr>() {
+            tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
+        }
         let runtime: Arc<dyn ContainerRuntime> =
             match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
                 Ok(Ok(d)) => Arc::new(d),
@@ -77,8 +81,14 @@ impl App {
                 }
             };
         let _ = self.runtime.set(runtime.clone());
+        let ecr = self.registry.handle::<Ecr>();
+        let registry_host = ecr
+            .as_ref()
+            .map(|e| e.registry_host())
+            .unwrap_or_else(|| format!("localhost:{}", addr.port()));
         let mut endpoints = AgentEndpoints {
-            registry_host: format!("localhost:{}", addr.port()),
+            registry_host,
+            ecr,
             ..Default::default()
         };
         // Containers reach the emulator through the Docker bridge's gateway address.

@@ -9,8 +9,8 @@ mod start;
 mod stop;
 
 use crate::clock::Clock;
-use crate::runtime::RegistryAuth;
 use crate::runtime::{ContainerRuntime, OWNER_LABEL};
+use crate::services::ecr::Ecr;
 use crate::services::ecs::{Ecs, Task};
 use parking_lot::Mutex;
 use spec::Endpoints;
@@ -23,14 +23,14 @@ pub const STOPPED_TASK_RETENTION_S: f64 = 3600.0;
 pub const STOPPED_CONTAINER_CLEANUP_S: f64 = 3.0 * 3600.0;
 
 /// Where things are, as the agent needs them.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct AgentEndpoints {
     /// What containers are told (AWS_ENDPOINT_URL, metadata and credentials URIs).
     pub containers: Endpoints,
     /// host:port of the emulated ECR registry as Docker reaches it, e.g. localhost:4566.
     pub registry_host: String,
-    /// Credentials Docker presents to the emulated registry.
-    pub registry_auth: Option<RegistryAuth>,
+    /// The emulated ECR, which issues the registry password Docker presents when pulling.
+    pub ecr: Option<Arc<Ecr>>,
 }
 
 pub struct Agent {

@@ -4,6 +4,7 @@
 
 use super::spec::{self, SpecInput};
 use super::Agent;
+use crate::runtime::RegistryAuth;
 use crate::services::ecs::tasks::mark_stopping;
 use crate::services::ecs::{Task, TaskDef};
 use crate::services::input::Input;
@@ -162,7 +163,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
     let mut images: HashMap<String, (String, Option<String>)> = HashMap::new();
     for c in &task.containers {
         let image = resolve_image(&c.image, &agent.endpoints.registry_host);
-        match ensure_image(agent, &image).await {
+        match ensure_image(agent, &task.arn, &image).await {
             Ok(digest) => {
                 images.insert(c.name.clone(), (image, digest));
             }
@@ -297,16 +298,33 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
 
 /// The image is used if present locally (images cannot always be pulled here), else pulled.
 /// Returns its registry digest when it has one.
-async fn ensure_image(agent: &Agent, image: &str) -> Result<Option<String>, String> {
+async fn ensure_image(
+    agent: &Agent,
+    task_arn: &str,
+    image: &str,
+) -> Result<Option<String>, String> {
     match agent.runtime.local_image(image).await {
         Ok(Some(info)) => return Ok(info.digest.or(Some(info.id))),
         Ok(None) => {}
         Err(e) => return Err(e.message),
     }
-    let auth = if image.starts_with(&agent.endpoints.registry_host) {
-        agent.endpoints.registry_auth.clone()
-    } else {
-        None
+    // Images of the emulated ECR are pulled with a registry password for the task's account
+    // and region, as the agent does with the execution role's ECR token.
+    let auth = match &agent.endpoints.ecr {
+        Some(ecr) if image.starts_with(&format!("{}/", agent.endpoints.registry_host)) => {
+            let mut arn = task_arn.split(':');
+            let (region, account) = (
+                arn.nth(3).unwrap_or_default(),
+                arn.next().unwrap_or_default(),
+            );
+            let (password, _) = ecr.issue_password(account, region, agent.clock.now());
+            Some(RegistryAuth {
+                username: "AWS".into(),
+                password,
+                server: agent.endpoints.registry_host.clone(),
+            })
+        }
+        _ => None,
     };
     agent
         .runtime

@@ -74,7 +74,15 @@ fn default_vpc_subnets_and_group_are_created_once() {
     )
     .expect("eu");
     assert_eq!(out["Subnets"].as_array().map(Vec::len), Some(3));
-    assert_eq!(out["Subnets"][0]["AvailabilityZoneId"], "euw1-az1");
+    // Subnets come back in no particular order, as in EC2.
+    let mut zone_ids: Vec<&str> = out["Subnets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["AvailabilityZoneId"].as_str())
+        .collect();
+    zone_ids.sort_unstable();
+    assert_eq!(zone_ids, vec!["euw1-az1", "euw1-az2", "euw1-az3"]);
 }
 
 #[test]
