@@ -89,6 +89,8 @@ impl App {
         let mut endpoints = AgentEndpoints {
             registry_host,
             ecr,
+            ssm: self.registry.handle::<crate::services::ssm::Ssm>(),
+            logs: self.registry.handle::<crate::services::logs::Logs>(),
             ..Default::default()
         };
         // Containers reach the emulator through the Docker bridge's gateway address.

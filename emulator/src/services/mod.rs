@@ -208,6 +208,10 @@ pub fn build(deps: &Deps) -> Registry {
     sts::register(&mut r, deps);
     iam::register(&mut r, deps);
     ssm::register(&mut r, deps);
+    // Late links between services (each needs the other built first).
+    if let (Some(ecs), Some(ec2)) = (r.handle::<ecs::Ecs>(), r.handle::<ec2::Ec2>()) {
+        let _ = ecs.ec2.set(ec2);
+    }
     r
 }
 

@@ -4,6 +4,7 @@
 //! or is removed behind the emulator's back updates its task.
 
 mod events;
+pub mod resources;
 pub mod spec;
 mod start;
 mod stop;
@@ -12,6 +13,8 @@ use crate::clock::Clock;
 use crate::runtime::{ContainerRuntime, OWNER_LABEL};
 use crate::services::ecr::Ecr;
 use crate::services::ecs::{Ecs, Task};
+use crate::services::logs::Logs;
+use crate::services::ssm::Ssm;
 use parking_lot::Mutex;
 use spec::Endpoints;
 use std::collections::HashSet;
@@ -31,6 +34,10 @@ pub struct AgentEndpoints {
     pub registry_host: String,
     /// The emulated ECR, which issues the registry password Docker presents when pulling.
     pub ecr: Option<Arc<Ecr>>,
+    /// SSM Parameter Store, for container secrets.
+    pub ssm: Option<Arc<Ssm>>,
+    /// CloudWatch Logs, for the awslogs log driver.
+    pub logs: Option<Arc<Logs>>,
 }
 
 pub struct Agent {

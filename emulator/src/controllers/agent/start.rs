@@ -2,6 +2,7 @@
 //! dependency order (dependsOn START, COMPLETE, SUCCESS, HEALTHY), then RUNNING with the
 //! network bindings Docker chose.
 
+use super::resources;
 use super::spec::{self, SpecInput};
 use super::Agent;
 use crate::runtime::RegistryAuth;
@@ -158,6 +159,22 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
     let defs = container_defs(Some(def));
     let order = start_order(task, Some(def));
     let mut started: HashMap<String, String> = HashMap::new();
+    // awsvpc: the task's "ENI" is an address on the Docker network of its subnet. The first
+    // container joins that network; the others share its network namespace.
+    let awsvpc = if task.network_mode == "awsvpc" {
+        match resources::awsvpc_network(agent, task).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                return Outcome::Failed {
+                    container: String::new(),
+                    reason: format!("ResourceInitializationError: failed to configure ENI: {e}"),
+                }
+            }
+        }
+    } else {
+        None
+    };
+    let mut netns_owner: Option<String> = None;
     let pull_started = agent.clock.now();
     update(agent, key, |t| t.pull_started_at = Some(pull_started));
     let mut images: HashMap<String, (String, Option<String>)> = HashMap::new();
@@ -201,6 +218,15 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
             return Outcome::Cancelled;
         };
         let (image, _) = images.get(name).cloned().unwrap_or_default();
+        let secrets = match resources::resolve_secrets(agent, &current, cdef) {
+            Ok(s) => s,
+            Err(reason) => {
+                return Outcome::Failed {
+                    container: name.clone(),
+                    reason,
+                }
+            }
+        };
         let mut container_spec = spec::build(SpecInput {
             task_key: key,
             task: &current,
@@ -210,9 +236,15 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
             region: &region,
             image,
             endpoints: &agent.endpoints.containers,
-            secrets: Vec::new(),
+            secrets,
             awsvpc: None,
         });
+        if let Some(net) = &awsvpc {
+            container_spec.network_mode = match &netns_owner {
+                Some(owner) => format!("container:{owner}"),
+                None => net.docker_network.clone(),
+            };
+        }
         // Links name containers of this task: point them at their Docker names.
         container_spec.links = container_spec
             .links
@@ -240,13 +272,48 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
                 c.created_at = Some(created);
             }
         });
+        let log_stream = match resources::awslogs(cdef) {
+            Some(opts) => {
+                let stream = resources::stream_name(&opts, name, &current.id, &id);
+                if let Err(reason) = resources::prepare_log_stream(agent, &current, &opts, &stream)
+                {
+                    return Outcome::Failed {
+                        container: name.clone(),
+                        reason,
+                    };
+                }
+                Some((opts, stream))
+            }
+            None => None,
+        };
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64 - 1)
+            .unwrap_or(0);
         if let Err(e) = agent.runtime.start(&id).await {
             return Outcome::Failed {
                 container: name.clone(),
                 reason: format!("CannotStartContainerError: {}", e.message),
             };
         }
+        if let Some((opts, stream)) = log_stream {
+            resources::forward_logs(agent, &current, opts, stream, id.clone(), since);
+        }
         let state = agent.runtime.inspect(&id).await.ok();
+        if let (Some(net), None) = (&awsvpc, &netns_owner) {
+            let ip = state
+                .as_ref()
+                .and_then(|s| {
+                    s.ips
+                        .iter()
+                        .find(|(n, _)| n == &net.docker_network)
+                        .map(|(_, ip)| ip.clone())
+                })
+                .unwrap_or_default();
+            let attachment = resources::eni_attachment(&net.subnet_id, &ip, &region);
+            update(agent, key, |t| t.attachments = vec![attachment]);
+            netns_owner = Some(id.clone());
+        }
         let started_at = agent.clock.now();
         let host_ip = current.host_ip.clone();
         update(agent, key, |t| {

@@ -16,10 +16,11 @@ pub use instances::{ContainerInstance, InstanceLaunch};
 pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
 
+use super::ec2::Ec2;
 use super::{Deps, Registry};
 use crate::protocol::AwsError;
 use crate::store::Table;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Notify;
 
 /// ECS's state. Other parts of the program reach it with `registry.handle::<Ecs>()`.
@@ -32,6 +33,8 @@ pub struct Ecs {
     pub tasks: Arc<Table<Task>>,
     /// Wakes the task agent when desired state changed.
     pub agent_wakeup: Notify,
+    /// EC2, for awsvpc subnets and security groups (wired after every service is built).
+    pub ec2: OnceLock<Arc<Ec2>>,
 }
 
 impl Ecs {
@@ -58,6 +61,7 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         instances: Table::open(&deps.store, "ecs.container_instances"),
         tasks: Table::open(&deps.store, "ecs.tasks"),
         agent_wakeup: Notify::new(),
+        ec2: OnceLock::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);

@@ -92,6 +92,9 @@ pub struct Task {
     #[serde(default)]
     pub reserved_udp_ports: Vec<u16>,
     pub network_mode: String,
+    /// RunTask's networkConfiguration (awsvpc).
+    #[serde(default)]
+    pub network_configuration: Value,
     #[serde(default)]
     pub overrides: Value,
     #[serde(default)]

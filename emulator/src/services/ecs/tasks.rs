@@ -259,6 +259,11 @@ impl Ecs {
             reserved_tcp_ports: l.plan.tcp_ports.clone(),
             reserved_udp_ports: l.plan.udp_ports.clone(),
             network_mode: l.plan.network_mode.clone(),
+            network_configuration: l
+                .input
+                .get("networkConfiguration")
+                .cloned()
+                .unwrap_or(Value::Null),
             overrides: l
                 .input
                 .get("overrides")
@@ -468,6 +473,47 @@ fn resolve_def(ecs: &Ecs, ctx: &Ctx, input: &Value) -> Result<TaskDef, AwsError>
     Ok(def)
 }
 
+/// The awsvpc subnets of a RunTask, checked against EC2; returns the first subnet's AZ.
+fn awsvpc_zone(ecs: &Ecs, ctx: &Ctx, input: &Value) -> Result<Option<String>, AwsError> {
+    let Some(conf) = input
+        .get("networkConfiguration")
+        .and_then(|n| n.get("awsvpcConfiguration"))
+    else {
+        return Ok(None);
+    };
+    let subnets = conf.string_list("subnets");
+    if subnets.is_empty() {
+        return Err(invalid("subnets can not be empty."));
+    }
+    let Some(ec2) = ecs.ec2.get() else {
+        return Ok(None);
+    };
+    let mut zone = None;
+    for id in &subnets {
+        match ec2.subnet(&ctx.account, &ctx.region, id)? {
+            Some(s) => {
+                zone.get_or_insert(s.availability_zone);
+            }
+            None => {
+                return Err(invalid(format!(
+                    "Error retrieving subnet information for [{id}]: The subnet ID '{id}' does not exist (Service: AmazonEC2; Status Code: 400; Error Code: InvalidSubnetID.NotFound)"
+                )))
+            }
+        }
+    }
+    for sg in conf.string_list("securityGroups") {
+        if ec2
+            .security_group(&ctx.account, &ctx.region, &sg)?
+            .is_none()
+        {
+            return Err(invalid(format!(
+                "Error retrieving security group information for [{sg}]: The security group '{sg}' does not exist (Service: AmazonEC2; Status Code: 400; Error Code: InvalidGroup.NotFound)"
+            )));
+        }
+    }
+    Ok(zone)
+}
+
 fn check_awsvpc(plan: &Plan, input: &Value) -> Result<(), AwsError> {
     let has_config = input
         .get("networkConfiguration")
@@ -496,6 +542,7 @@ fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let overrides = input.get("overrides").cloned().unwrap_or(Value::Null);
     let plan = plan(&def, &overrides)?;
     check_awsvpc(&plan, &input)?;
+    let zone = awsvpc_zone(ecs, ctx, &input)?;
     let (launch_type, capacity_provider) = launch_type(&cluster, &input)?;
     let group = input
         .str("group")
@@ -525,7 +572,7 @@ fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             ));
         }
         for _ in 0..count {
-            tasks.push(ecs.new_task(&launch, None, None));
+            tasks.push(ecs.new_task(&launch, None, zone.clone()));
         }
     } else {
         let constraints = parse_constraints(input.get("placementConstraints"))?;
@@ -579,6 +626,7 @@ fn start_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let overrides = input.get("overrides").cloned().unwrap_or(Value::Null);
     let plan = plan(&def, &overrides)?;
     check_awsvpc(&plan, &input)?;
+    awsvpc_zone(ecs, ctx, &input)?;
     let references = input.string_list("containerInstances");
     if references.is_empty() || references.len() > 10 {
         return Err(invalid(
