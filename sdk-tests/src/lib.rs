@@ -440,3 +440,18 @@ pub fn implemented(service: &str, operation: &str) -> bool {
         .and_then(|l| l.split_once(": "))
         .is_some_and(|(_, ops)| ops.split(", ").any(|o| o.trim() == operation))
 }
+
+/// A plain HTTP/1.1 GET-style request to any local address (a task's published port); the body.
+pub fn http_to(host: &str, port: u16, method: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect((host, port))
+        .unwrap_or_else(|e| panic!("connect to {host}:{port}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("set a read timeout");
+    let req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).expect("send the request");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    String::from_utf8_lossy(&parse_response(&raw).body).into_owned()
+}

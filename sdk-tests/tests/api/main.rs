@@ -8,6 +8,7 @@ mod cbor;
 mod control;
 mod ec2;
 mod ecs;
+mod ecs_docker;
 mod errors;
 mod logs;
 mod persistence;
