@@ -104,67 +104,15 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
                 ))
             }
         };
-        let service = catalog::by_target_prefix(svc)
-            .filter(|s| s.protocols.contains(&Protocol::Cbor))
-            .ok_or_else(|| {
-                unknown(
-                    Protocol::Cbor,
-                    None,
-                    unknown_operation(&format!("Unknown service {svc}")),
-                )
-            })?;
-        let operation = find_op(service, op).ok_or_else(|| {
-            unknown(
-                Protocol::Cbor,
-                Some(service),
-                unknown_operation(&format!("Unknown operation {op}")),
-            )
-        })?;
-        let wire = Wire {
-            service: Some(service),
-            protocol: Protocol::Cbor,
-            operation: Some(operation),
-        };
-        let input = cbor::decode(req.body).map_err(|e| Box::new((wire, e)))?;
-        return Ok(Call {
-            service,
-            operation,
-            protocol: Protocol::Cbor,
-            input,
-            wire,
+        return rpc_call(Protocol::Cbor, svc, op, &format!("{svc}.{op}"), || {
+            cbor::decode(req.body)
         });
     }
     // 2. awsJson: X-Amz-Target: <prefix>.<Op>.
     if let Some(target) = header(req.headers, "x-amz-target") {
         let (prefix, op) = target.rsplit_once('.').unwrap_or((target, ""));
-        let service = catalog::by_target_prefix(prefix)
-            .filter(|s| s.protocols.contains(&Protocol::Json))
-            .ok_or_else(|| {
-                unknown(
-                    Protocol::Json,
-                    None,
-                    unknown_operation(&format!("Unknown target {target}")),
-                )
-            })?;
-        let operation = find_op(service, op).ok_or_else(|| {
-            unknown(
-                Protocol::Json,
-                Some(service),
-                unknown_operation(&format!("Unknown operation {target}")),
-            )
-        })?;
-        let wire = Wire {
-            service: Some(service),
-            protocol: Protocol::Json,
-            operation: Some(operation),
-        };
-        let input = json::decode(req.body).map_err(|e| Box::new((wire, e)))?;
-        return Ok(Call {
-            service,
-            operation,
-            protocol: Protocol::Json,
-            input,
-            wire,
+        return rpc_call(Protocol::Json, prefix, op, target, || {
+            json::decode(req.body)
         });
     }
     // 3. query / ec2: Action and Version in the form body or the query string.
@@ -319,6 +267,46 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
             req.method, req.path
         )),
     ))
+}
+
+/// An RPC-style call (awsJson or CBOR): the service by its target prefix, then the operation,
+/// then the body.
+fn rpc_call(
+    protocol: Protocol,
+    prefix: &str,
+    op: &str,
+    target: &str,
+    decode: impl FnOnce() -> Result<Value, AwsError>,
+) -> Result<Call, Box<(Wire, AwsError)>> {
+    let service = catalog::by_target_prefix(prefix)
+        .filter(|s| s.protocols.contains(&protocol))
+        .ok_or_else(|| {
+            unknown(
+                protocol,
+                None,
+                unknown_operation(&format!("Unknown target {target}")),
+            )
+        })?;
+    let operation = find_op(service, op).ok_or_else(|| {
+        unknown(
+            protocol,
+            Some(service),
+            unknown_operation(&format!("Unknown operation {target}")),
+        )
+    })?;
+    let wire = Wire {
+        service: Some(service),
+        protocol,
+        operation: Some(operation),
+    };
+    let input = decode().map_err(|e| Box::new((wire, e)))?;
+    Ok(Call {
+        service,
+        operation,
+        protocol,
+        input,
+        wire,
+    })
 }
 
 fn unknown_operation(msg: &str) -> AwsError {

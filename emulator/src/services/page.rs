@@ -40,6 +40,14 @@ pub fn page<T>(
     }
 }
 
+/// Adds `nextToken` to a List output when more pages remain.
+pub fn with_next(mut out: serde_json::Value, next: Option<String>) -> serde_json::Value {
+    if let Some(n) = next {
+        out["nextToken"] = serde_json::Value::String(n);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use super::arns::{cluster_arn, cluster_name};
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::page;
+use crate::services::page::{page, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -315,11 +315,7 @@ fn list_clusters(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         max,
         "InvalidParameterException",
     )?;
-    let mut out = json!({"clusterArns": arns});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(with_next(json!({"clusterArns": arns}), next))
 }
 
 fn delete_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {

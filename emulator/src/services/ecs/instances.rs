@@ -9,7 +9,7 @@ use super::task::Task;
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::page;
+use crate::services::page::{page, with_next};
 use crate::services::{random_hex, Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -465,11 +465,7 @@ fn list_container_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
         max,
         "InvalidParameterException",
     )?;
-    let mut out = json!({"containerInstanceArns": arns});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(with_next(json!({"containerInstanceArns": arns}), next))
 }
 
 fn update_state(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -636,9 +632,5 @@ fn list_attributes(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         max,
         "InvalidParameterException",
     )?;
-    let mut v = json!({"attributes": out});
-    if let Some(n) = next {
-        v["nextToken"] = json!(n);
-    }
-    Ok(v)
+    Ok(with_next(json!({"attributes": out}), next))
 }

@@ -4,7 +4,7 @@
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::page;
+use crate::services::page::{page, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -492,12 +492,10 @@ fn list_task_definitions(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         max,
         "InvalidParameterException",
     )?;
-    let mut out =
-        json!({"taskDefinitionArns": defs.iter().map(|d| d.arn.clone()).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(with_next(
+        json!({"taskDefinitionArns": defs.iter().map(|d| d.arn.clone()).collect::<Vec<_>>()}),
+        next,
+    ))
 }
 
 fn list_families(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -528,11 +526,7 @@ fn list_families(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         max,
         "InvalidParameterException",
     )?;
-    let mut out = json!({"families": names});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(with_next(json!({"families": names}), next))
 }
 
 fn revision_key(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<String, AwsError> {

@@ -9,7 +9,7 @@ use super::task_definitions::{parse_cpu, parse_memory, TaskDef};
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::page;
+use crate::services::page::{page, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -49,6 +49,30 @@ pub(crate) struct Plan {
     tcp_ports: Vec<u16>,
     udp_ports: Vec<u16>,
     network_mode: String,
+}
+
+impl Plan {
+    /// What placing `count` tasks of this plan asks of the instances.
+    fn demand(
+        &self,
+        group: String,
+        constraints: Vec<Constraint>,
+        strategies: Vec<Strategy>,
+        count: usize,
+    ) -> Demand {
+        Demand {
+            cpu: self.reserved_cpu,
+            memory: self.reserved_memory,
+            tcp_ports: self.tcp_ports.clone(),
+            udp_ports: self.udp_ports.clone(),
+            needs_eni: self.network_mode == "awsvpc",
+            group,
+            required_attributes: Vec::new(),
+            constraints,
+            strategies,
+            count,
+        }
+    }
 }
 
 fn plan(def: &TaskDef, overrides: &Value) -> Result<Plan, AwsError> {
@@ -585,18 +609,7 @@ fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
                 "No Container Instances were found in your cluster.",
             ));
         }
-        let demand = Demand {
-            cpu: plan.reserved_cpu,
-            memory: plan.reserved_memory,
-            tcp_ports: plan.tcp_ports.clone(),
-            udp_ports: plan.udp_ports.clone(),
-            needs_eni: plan.network_mode == "awsvpc",
-            group,
-            required_attributes: Vec::new(),
-            constraints: all_constraints,
-            strategies,
-            count: count as usize,
-        };
+        let demand = plan.demand(group, all_constraints, strategies, count as usize);
         let placed = placement::place(&candidates, &demand, &mut rand::rng());
         if placed.no_instances() {
             return Err(invalid(
@@ -663,18 +676,7 @@ fn start_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         let mut live = ecs.live_tasks(&scope, &cluster.name);
         live.extend(tasks.iter().cloned());
         let c = candidate(&instance, &live);
-        let demand = Demand {
-            cpu: plan.reserved_cpu,
-            memory: plan.reserved_memory,
-            tcp_ports: plan.tcp_ports.clone(),
-            udp_ports: plan.udp_ports.clone(),
-            needs_eni: plan.network_mode == "awsvpc",
-            group: group.clone(),
-            required_attributes: Vec::new(),
-            constraints: Vec::new(),
-            strategies: Vec::new(),
-            count: 1,
-        };
+        let demand = plan.demand(group.clone(), Vec::new(), Vec::new(), 1);
         // StartTask bypasses the scheduler's constraints and strategies, not the resource check.
         let mut c = c;
         if c.status == "DRAINING" {
@@ -796,9 +798,8 @@ fn list_tasks(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         max,
         "InvalidParameterException",
     )?;
-    let mut out = json!({"taskArns": tasks.iter().map(|t| t.arn.clone()).collect::<Vec<_>>()});
-    if let Some(n) = next {
-        out["nextToken"] = json!(n);
-    }
-    Ok(out)
+    Ok(with_next(
+        json!({"taskArns": tasks.iter().map(|t| t.arn.clone()).collect::<Vec<_>>()}),
+        next,
+    ))
 }
