@@ -3,8 +3,10 @@
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::controllers::agent::{self, Agent, AgentEndpoints};
+use crate::controllers::instance_agent::InstanceAgent;
 use crate::runtime::docker::DockerRuntime;
 use crate::runtime::ContainerRuntime;
+use crate::services::ec2::Ec2;
 use crate::services::ecr::Ecr;
 use crate::services::ecs::Ecs;
 use crate::services::{self, Deps, Registry};
@@ -65,6 +67,12 @@ impl App {
     /// Connects to Docker and starts the controllers. Runs after the main port is serving, so
     /// start-up does not wait on Docker. `addr` is where the main port listens.
     pub async fn start_controllers(self: &Arc<Self>, addr: SocketAddr) {
+        // EC2 instances register with ECS whether or not Docker is reachable.
+        if let (Some(ec2), Some(ecs)) =
+            (self.registry.handle::<Ec2>(), self.registry.handle::<Ecs>())
+        {
+            tokio::spawn(InstanceAgent::new(ec2, ecs, self.clock.clone()).run());
+        }
         if let Some(ecr) = self.registry.handle::<Ecr>() {
             tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }

@@ -2,3 +2,4 @@
 //! the desired state the APIs record, and record what they observe.
 
 pub mod agent;
+pub mod instance_agent;

@@ -7,6 +7,7 @@ mod auth;
 mod cbor;
 mod control;
 mod ec2;
+mod ec2_instances;
 mod ecs;
 mod ecs_docker;
 mod errors;

@@ -1,5 +1,6 @@
 //! The typed handle other services use to read EC2 networking: `registry.handle::<Ec2>()`.
 
+use super::instances::Instance;
 use super::security_groups::SecurityGroup;
 use super::state::{State, Subnet, Vpc};
 use crate::protocol::AwsError;
@@ -76,5 +77,16 @@ impl Ec2 {
             .security_groups(account, region)
             .into_iter()
             .find(|g| g.vpc_id == vpc_id && g.group_name == "default"))
+    }
+
+    /// Every EC2 instance of every account and region as it is at `now` (terminated ones
+    /// while they stay describable).
+    pub fn all_instances(&self, now: f64) -> Vec<Instance> {
+        self.state.all_instances(now)
+    }
+
+    /// Wakes a waiter when instances are launched, stopped, started or terminated.
+    pub fn instance_events(&self) -> &tokio::sync::Notify {
+        &self.state.instance_events
     }
 }

@@ -1,5 +1,5 @@
-//! ec2: the default VPC, VPCs, subnets, security groups, tags, Availability Zones, regions and
-//! the ECS-optimized AMIs.
+//! ec2: the default VPC, VPCs, subnets, security groups, tags, Availability Zones, regions,
+//! the ECS-optimized AMIs and virtual instances.
 //!
 //! State lives in one table ([`state::State`]); each resource area has its own module. Other
 //! services read networking through the [`Ec2`] handle.
@@ -8,6 +8,7 @@ pub mod cidr;
 pub mod filters;
 pub mod handle;
 pub mod images;
+pub mod instances;
 pub mod regions;
 pub mod security_groups;
 pub mod state;
@@ -20,6 +21,7 @@ mod tests;
 
 pub use handle::Ec2;
 pub use images::{find_ami, EcsAmi, AMAZON_OWNER_ID, ECS_OPTIMIZED_AMIS};
+pub use instances::Instance;
 pub use security_groups::{SecurityGroup, SgRule};
 pub use state::{Subnet, Vpc};
 
@@ -101,4 +103,5 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     r.sync("ec2", "CreateTags", s, tags::create_tags);
     r.sync("ec2", "DeleteTags", s, tags::delete_tags);
     r.sync("ec2", "DescribeTags", s, tags::describe_tags);
+    instances::register(r, s);
 }

@@ -1,11 +1,11 @@
 //! EC2 state: one durable table whose rows are the resources of every (account, region), so a
 //! change touching several resources (a VPC and its default security group) commits atomically.
 //!
-//! Row keys: "<account>/<region>/<kind>/<id>", kind = vpc | subnet | sg | defaults. A later
-//! resource kind (instances) adds a variant and a key kind.
+//! Row keys: "<account>/<region>/<kind>/<id>", kind = vpc | subnet | sg | instance | defaults.
 
 use super::cidr::Cidr;
 use super::filters::Tags;
+use super::instances::Instance;
 use super::regions::zones;
 use super::security_groups::{SecurityGroup, SgRule};
 use crate::protocol::AwsError;
@@ -78,6 +78,7 @@ pub enum Row {
     Subnet(Subnet),
     SecurityGroup(SecurityGroup),
     Defaults(Defaults),
+    Instance(Box<Instance>),
 }
 
 pub fn scope(account: &str, region: &str) -> String {
@@ -103,12 +104,15 @@ pub fn new_id(prefix: &str) -> String {
 
 pub struct State {
     pub rows: Arc<Table<Row>>,
+    /// Notified when instances are launched, stopped, started or terminated.
+    pub instance_events: tokio::sync::Notify,
 }
 
 impl State {
     pub fn new(store: &Arc<Store>) -> State {
         State {
             rows: Table::open(store, "ec2"),
+            instance_events: tokio::sync::Notify::new(),
         }
     }
 

@@ -18,6 +18,8 @@ fn locate(account: &str, region: &str, id: &str) -> Result<(String, &'static str
         ("subnet", "subnet")
     } else if id.starts_with("sg-") {
         ("sg", "security-group")
+    } else if id.starts_with("i-") {
+        ("instance", "instance")
     } else {
         return Err(err("InvalidID", format!("The ID '{id}' is not valid")));
     };
@@ -35,6 +37,11 @@ fn not_found(id: &str) -> AwsError {
             "InvalidSubnetID.NotFound",
             format!("The subnet ID '{id}' does not exist"),
         )
+    } else if id.starts_with("i-") {
+        err(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{id}' does not exist"),
+        )
     } else {
         err(
             "InvalidGroup.NotFound",
@@ -48,6 +55,7 @@ fn tags_mut(row: &mut Row) -> Option<&mut Tags> {
         Row::Vpc(v) => Some(&mut v.tags),
         Row::Subnet(s) => Some(&mut s.tags),
         Row::SecurityGroup(g) => Some(&mut g.tags),
+        Row::Instance(i) => Some(&mut i.tags),
         Row::Defaults(_) => None,
     }
 }
@@ -174,6 +182,7 @@ pub fn describe_tags(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
             Row::Vpc(v) => (v.vpc_id, "vpc", v.tags),
             Row::Subnet(s) => (s.subnet_id, "subnet", s.tags),
             Row::SecurityGroup(g) => (g.group_id, "security-group", g.tags),
+            Row::Instance(i) => (i.instance_id, "instance", i.tags),
             Row::Defaults(_) => continue,
         };
         for (key, value) in tags {
