@@ -113,6 +113,21 @@ impl App {
         let Some(ecs) = self.registry.handle::<Ecs>() else {
             return;
         };
+        if let Some(sts) = self.registry.handle::<crate::services::sts::Sts>() {
+            let task_endpoints = crate::task_endpoints::TaskEndpoints::new(
+                ecs.clone(),
+                sts,
+                runtime.clone(),
+                self.clock.clone(),
+            );
+            let gateway = runtime.bridge_gateway().await;
+            endpoints.containers.task_endpoint = crate::task_endpoints::listen::start(
+                task_endpoints,
+                self.config.task_endpoint_ip,
+                gateway,
+            )
+            .await;
+        }
         let agent = Agent::new(
             ecs,
             runtime,

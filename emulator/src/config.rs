@@ -91,6 +91,16 @@ pub struct Config {
     )]
     pub registry_host: String,
 
+    /// Link-local address where task containers reach the task metadata and credentials
+    /// endpoints (port 80). The AWS SDKs look for task role credentials at 169.254.170.2.
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_TASK_ENDPOINT_IP",
+        default_value = "169.254.170.2",
+        global = true
+    )]
+    pub task_endpoint_ip: std::net::Ipv4Addr,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
