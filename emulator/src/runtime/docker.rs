@@ -383,9 +383,70 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError> {
+        match self.docker.inspect_volume(name).await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let e = err(e);
+                if e.not_found {
+                    Ok(false)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    async fn create_volume(
+        &self,
+        name: &str,
+        driver: Option<&str>,
+        opts: HashMap<String, String>,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError> {
+        let request = bollard::models::VolumeCreateRequest {
+            name: Some(name.to_string()),
+            driver: driver.map(str::to_string),
+            driver_opts: (!opts.is_empty()).then_some(opts),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map(|_| ())
+            .map_err(err)
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError> {
+        match self
+            .docker
+            .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let e = err(e);
+                if e.not_found {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
     async fn bridge_gateway(&self) -> Option<String> {
         let net = self.docker.inspect_network("bridge", None).await.ok()?;
-        net.ipam?.config?.into_iter().find_map(|c| c.gateway)
+        // Older engines leave Gateway out of the default bridge's IPAM config: it is then the
+        // subnet's first address.
+        net.ipam?.config?.into_iter().find_map(|c| {
+            c.gateway.filter(|g| !g.is_empty()).or_else(|| {
+                let subnet = c.subnet?;
+                let ip: std::net::Ipv4Addr = subnet.split('/').next()?.parse().ok()?;
+                Some(std::net::Ipv4Addr::from(u32::from(ip) + 1).to_string())
+            })
+        })
     }
 
     fn events(&self, owner: &str) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>> {

@@ -159,6 +159,17 @@ pub trait ContainerRuntime: Send + Sync {
     async fn remove_network(&self, name: &str) -> Result<(), RuntimeError>;
     /// One stats sample, in Docker's JSON shape (as the v4 metadata endpoint serves it).
     async fn stats(&self, id: &str) -> Result<serde_json::Value, RuntimeError>;
+    /// Whether a named volume exists.
+    async fn volume_exists(&self, name: &str) -> Result<bool, RuntimeError>;
+    /// Creates a named volume (no-op when it exists).
+    async fn create_volume(
+        &self,
+        name: &str,
+        driver: Option<&str>,
+        opts: HashMap<String, String>,
+        labels: HashMap<String, String>,
+    ) -> Result<(), RuntimeError>;
+    async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
     /// The Docker bridge network's gateway address, where containers reach the host.
     async fn bridge_gateway(&self) -> Option<String>;
     /// Container events, for containers carrying `OWNER_LABEL=owner`.

@@ -60,6 +60,8 @@ pub fn container(
         .image(IMAGE)
         .memory(memory)
         .set_command(Some(command.iter().map(|s| s.to_string()).collect()))
+        // Shells and sleep as PID 1 ignore SIGTERM: keep the SIGKILL that follows it short.
+        .stop_timeout(2)
 }
 
 /// A cluster with one registered container instance of this type; returns the instance ARN.
@@ -852,4 +854,536 @@ async fn running_tasks_are_adopted_after_kill_9_and_reset_removes_containers() {
     );
     let clusters = ecs.list_clusters().send().await.expect("list");
     assert!(clusters.cluster_arns().is_empty());
+}
+
+#[tokio::test]
+async fn container_settings_map_to_docker() {
+    use aws_sdk_ecs::types::{
+        DockerVolumeConfiguration, HostEntry, HostVolumeProperties, KernelCapabilities,
+        LinuxParameters, MountPoint, Scope, Ulimit, UlimitName, Volume,
+    };
+    ensure_image();
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    cluster_with_instance(&ecs, "m", "m5.large", "us-east-1a").await;
+    let host_dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(host_dir.path().join("hello.txt"), "from the host").expect("write");
+    let shared = format!("shared-{}", std::process::id());
+    ecs.register_task_definition()
+        .family("settings")
+        .volumes(
+            Volume::builder()
+                .name("hostdata")
+                .host(
+                    HostVolumeProperties::builder()
+                        .source_path(host_dir.path().to_string_lossy())
+                        .build(),
+                )
+                .build(),
+        )
+        .volumes(
+            Volume::builder()
+                .name("scratch")
+                .docker_volume_configuration(
+                    DockerVolumeConfiguration::builder()
+                        .scope(Scope::Task)
+                        .build(),
+                )
+                .build(),
+        )
+        .volumes(
+            Volume::builder()
+                .name(&shared)
+                .docker_volume_configuration(
+                    DockerVolumeConfiguration::builder()
+                        .scope(Scope::Shared)
+                        .autoprovision(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("db")
+                .image(IMAGE)
+                .memory(16)
+                .command("sleep")
+                .command("3600")
+                .stop_timeout(1)
+                .build(),
+        )
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(IMAGE)
+                .memory(32)
+                .entry_point("sh")
+                .entry_point("-c")
+                .command("sleep 3600")
+                .working_directory("/tmp")
+                .user("1000:1000")
+                .links("db:database")
+                .readonly_root_filesystem(true)
+                .privileged(false)
+                .extra_hosts(
+                    HostEntry::builder()
+                        .hostname("api.internal")
+                        .ip_address("10.1.2.3")
+                        .build()
+                        .expect("host"),
+                )
+                .ulimits(
+                    Ulimit::builder()
+                        .name(UlimitName::Nofile)
+                        .soft_limit(1024)
+                        .hard_limit(2048)
+                        .build()
+                        .expect("ulimit"),
+                )
+                .linux_parameters(
+                    LinuxParameters::builder()
+                        .init_process_enabled(true)
+                        .capabilities(
+                            KernelCapabilities::builder()
+                                .add("NET_ADMIN")
+                                .drop("MKNOD")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .mount_points(
+                    MountPoint::builder()
+                        .source_volume("hostdata")
+                        .container_path("/host")
+                        .read_only(true)
+                        .build(),
+                )
+                .mount_points(
+                    MountPoint::builder()
+                        .source_volume("scratch")
+                        .container_path("/scratch")
+                        .build(),
+                )
+                .mount_points(
+                    MountPoint::builder()
+                        .source_volume(&shared)
+                        .container_path("/shared")
+                        .build(),
+                )
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(80)
+                        .host_port(18080 + (std::process::id() % 1000) as i32)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register");
+    let arn = run_one(&ecs, "m", "settings").await;
+    let t = wait_status(&ecs, "m", &arn, "RUNNING").await;
+    let app = t
+        .containers()
+        .iter()
+        .find(|c| c.name() == Some("app"))
+        .expect("app")
+        .clone();
+    let inspect = docker_inspect(app.runtime_id().expect("id"));
+    let cfg = &inspect["Config"];
+    let hc = &inspect["HostConfig"];
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["sh", "-c"]));
+    assert_eq!(cfg["Cmd"], serde_json::json!(["sleep 3600"]));
+    assert_eq!(cfg["WorkingDir"], "/tmp");
+    assert_eq!(cfg["User"], "1000:1000");
+    assert_eq!(hc["ReadonlyRootfs"], true);
+    assert_eq!(hc["Init"], true);
+    assert_eq!(hc["CapAdd"], serde_json::json!(["NET_ADMIN"]));
+    assert_eq!(hc["CapDrop"], serde_json::json!(["MKNOD"]));
+    assert_eq!(
+        hc["ExtraHosts"],
+        serde_json::json!(["api.internal:10.1.2.3"])
+    );
+    assert_eq!(hc["Ulimits"][0]["Name"], "nofile");
+    assert_eq!(hc["Ulimits"][0]["Soft"], 1024);
+    assert_eq!(hc["Ulimits"][0]["Hard"], 2048);
+    let links = hc["Links"].to_string();
+    assert!(
+        links.contains("/database"),
+        "the db container is linked as database: {links}"
+    );
+    // A static host port is reserved and published on the instance's address.
+    let binding = &app.network_bindings()[0];
+    assert_eq!(
+        binding.host_port(),
+        Some(18080 + (std::process::id() % 1000) as i32)
+    );
+    // Volumes: the host path bind-mounted read-only, a task volume, a shared autoprovisioned one.
+    let mounts = inspect["Mounts"].as_array().cloned().unwrap_or_default();
+    let mount = |dest: &str| {
+        mounts
+            .iter()
+            .find(|m| m["Destination"] == dest)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(mount("/host")["RW"], false);
+    assert_eq!(
+        mount("/host")["Source"],
+        host_dir.path().to_string_lossy().as_ref()
+    );
+    let task_volume = mount("/scratch")["Name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        task_volume.starts_with("ecs-settings-1-scratch-"),
+        "{task_volume}"
+    );
+    assert_eq!(mount("/shared")["Name"], shared.as_str());
+    let out = docker(&[
+        "exec",
+        app.runtime_id().expect("id"),
+        "cat",
+        "/host/hello.txt",
+    ]);
+    assert_eq!(out, "from the host");
+    docker(&["rm", "-f", app.runtime_id().expect("id")]);
+    wait_status(&ecs, "m", &arn, "STOPPED").await;
+    docker(&["volume", "rm", &shared]);
+
+    // host and none network modes.
+    for (mode, family) in [(NetworkMode::Host, "hostnet"), (NetworkMode::None, "nonet")] {
+        ecs.register_task_definition()
+            .family(family)
+            .network_mode(mode.clone())
+            .container_definitions(container("app", 16, &["sleep", "3600"]).build())
+            .send()
+            .await
+            .expect("register");
+        let arn = run_one(&ecs, "m", family).await;
+        let t = wait_status(&ecs, "m", &arn, "RUNNING").await;
+        let inspect = docker_inspect(t.containers()[0].runtime_id().expect("id"));
+        assert_eq!(inspect["HostConfig"]["NetworkMode"], mode.as_str());
+        ecs.stop_task()
+            .cluster("m")
+            .task(&arn)
+            .send()
+            .await
+            .expect("stop");
+    }
+}
+
+#[tokio::test]
+async fn overrides_start_task_drain_attributes_and_forced_deregistration() {
+    ensure_image();
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    let a = cluster_with_instance(&ecs, "o", "m5.large", "us-east-1a").await;
+    let b = register_instance(&ecs, "o", "m5.large", "us-east-1b").await;
+    ecs.register_task_definition()
+        .family("worker")
+        .container_definitions(
+            container("app", 32, &["sleep", "3600"])
+                .environment(
+                    KeyValuePair::builder()
+                        .name("MODE")
+                        .value("default")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register");
+    // StartTask on a chosen instance, with overrides and startedBy/group.
+    let started = ecs
+        .start_task()
+        .cluster("o")
+        .task_definition("worker")
+        .container_instances(&b)
+        .started_by("batch-7")
+        .group("nightly")
+        .overrides(
+            aws_sdk_ecs::types::TaskOverride::builder()
+                .container_overrides(
+                    aws_sdk_ecs::types::ContainerOverride::builder()
+                        .name("app")
+                        .command("sh")
+                        .command("-c")
+                        .command("echo $MODE; sleep 3600")
+                        .environment(
+                            KeyValuePair::builder()
+                                .name("MODE")
+                                .value("override")
+                                .build(),
+                        )
+                        .memory(64)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("StartTask");
+    let arn = started.tasks()[0].task_arn().expect("arn").to_string();
+    assert_eq!(
+        started.tasks()[0].container_instance_arn(),
+        Some(b.as_str())
+    );
+    assert_eq!(started.tasks()[0].group(), Some("nightly"));
+    let t = wait_status(&ecs, "o", &arn, "RUNNING").await;
+    let inspect = docker_inspect(t.containers()[0].runtime_id().expect("id"));
+    assert_eq!(inspect["HostConfig"]["Memory"], 64 * 1024 * 1024);
+    assert!(env_of(&inspect).contains(&"MODE=override".to_string()));
+    assert_eq!(
+        inspect["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "echo $MODE; sleep 3600"])
+    );
+    let by = ecs
+        .list_tasks()
+        .cluster("o")
+        .started_by("batch-7")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(by.task_arns(), [arn.clone()]);
+    let on_a = ecs
+        .list_tasks()
+        .cluster("o")
+        .container_instance(&a)
+        .send()
+        .await
+        .expect("list");
+    assert!(on_a.task_arns().is_empty());
+    let fam = ecs
+        .list_tasks()
+        .cluster("o")
+        .family("worker")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(fam.task_arns(), [arn.clone()]);
+
+    // Custom attributes drive memberOf.
+    ecs.put_attributes()
+        .cluster("o")
+        .attributes(
+            aws_sdk_ecs::types::Attribute::builder()
+                .name("stack")
+                .value("blue")
+                .target_id(&a)
+                .build()
+                .expect("attr"),
+        )
+        .send()
+        .await
+        .expect("PutAttributes");
+    let listed = ecs
+        .list_attributes()
+        .cluster("o")
+        .target_type(aws_sdk_ecs::types::TargetType::ContainerInstance)
+        .attribute_name("stack")
+        .send()
+        .await
+        .expect("ListAttributes");
+    assert_eq!(listed.attributes()[0].target_id(), Some(a.as_str()));
+    let placed = ecs
+        .run_task()
+        .cluster("o")
+        .task_definition("worker")
+        .placement_constraints(
+            PlacementConstraint::builder()
+                .r#type(PlacementConstraintType::MemberOf)
+                .expression("attribute:stack == blue")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunTask");
+    assert_eq!(placed.tasks()[0].container_instance_arn(), Some(a.as_str()));
+    ecs.delete_attributes()
+        .cluster("o")
+        .attributes(
+            aws_sdk_ecs::types::Attribute::builder()
+                .name("stack")
+                .target_id(&a)
+                .build()
+                .expect("attr"),
+        )
+        .send()
+        .await
+        .expect("DeleteAttributes");
+
+    // A DRAINING instance gets no new tasks.
+    ecs.update_container_instances_state()
+        .cluster("o")
+        .container_instances(&a)
+        .status(aws_sdk_ecs::types::ContainerInstanceStatus::Draining)
+        .send()
+        .await
+        .expect("drain");
+    for _ in 0..3 {
+        let out = ecs
+            .run_task()
+            .cluster("o")
+            .task_definition("worker")
+            .send()
+            .await
+            .expect("RunTask");
+        assert_eq!(out.tasks()[0].container_instance_arn(), Some(b.as_str()));
+    }
+
+    // Deregistering an instance with tasks needs force, and stops its tasks.
+    let err = ecs
+        .deregister_container_instance()
+        .cluster("o")
+        .container_instance(&b)
+        .send()
+        .await
+        .expect_err("tasks on it");
+    assert_eq!(
+        aws_sdk_ecs::error::ProvideErrorMetadata::code(&err),
+        Some("InvalidParameterException")
+    );
+    ecs.deregister_container_instance()
+        .cluster("o")
+        .container_instance(&b)
+        .force(true)
+        .send()
+        .await
+        .expect("force");
+    let t = wait_status(&ecs, "o", &arn, "STOPPED").await;
+    assert_eq!(
+        t.stopped_reason(),
+        Some("Container instance deregistration forced by user")
+    );
+    let active = ecs
+        .list_container_instances()
+        .cluster("o")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(active.container_instance_arns(), [a]);
+}
+
+#[tokio::test]
+async fn containers_call_the_emulated_apis_and_pull_from_the_emulated_ecr() {
+    ensure_image();
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    cluster_with_instance(&ecs, "e", "m5.large", "us-east-1a").await;
+    // Push the test image into the emulated ECR, then forget it locally.
+    let repo = emu
+        .ecr()
+        .create_repository()
+        .repository_name("tools")
+        .send()
+        .await
+        .expect("CreateRepository");
+    let uri = repo
+        .repository()
+        .and_then(|r| r.repository_uri())
+        .expect("uri")
+        .to_string();
+    let token = emu
+        .ecr()
+        .get_authorization_token()
+        .send()
+        .await
+        .expect("token");
+    let data = token.authorization_data()[0]
+        .authorization_token()
+        .expect("token")
+        .to_string();
+    use base64::Engine;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("b64"),
+    )
+    .expect("utf8");
+    let password = decoded.strip_prefix("AWS:").expect("AWS:");
+    let host = uri.split('/').next().expect("host").to_string();
+    let mut login = Command::new("docker")
+        .args(["login", "--username", "AWS", "--password-stdin", &host])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker login");
+    use std::io::Write;
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("password");
+    assert!(login.wait().expect("login").success());
+    let tag = format!("{uri}:v1");
+    docker(&["tag", IMAGE, &tag]);
+    let push = Command::new("docker")
+        .args(["push", &tag])
+        .output()
+        .expect("push");
+    assert!(
+        push.status.success(),
+        "{}",
+        String::from_utf8_lossy(&push.stderr)
+    );
+    docker(&["rmi", &tag]);
+    // The task names the image in real ECR form; the emulator pulls it from its own registry.
+    let real_form = format!("000000000000.dkr.ecr.us-east-1.amazonaws.com/tools:v1");
+    ecs.register_task_definition()
+        .family("caller")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(&real_form)
+                .memory(32)
+                .command("sh")
+                .command("-c")
+                .command(
+                    "wget -qO- --header 'X-Amz-Target: AmazonEC2ContainerServiceV20141113.ListClusters' \
+                     --header 'Content-Type: application/x-amz-json-1.1' --post-data '{}' $AWS_ENDPOINT_URL; echo; sleep 3600",
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register");
+    let arn = run_one(&ecs, "e", "caller").await;
+    let t = wait_status(&ecs, "e", &arn, "RUNNING").await;
+    let c = &t.containers()[0];
+    assert!(
+        c.image_digest().is_some_and(|d| d.starts_with("sha256:")),
+        "{c:?}"
+    );
+    let id = c.runtime_id().expect("id").to_string();
+    let inspect = docker_inspect(&id);
+    assert!(
+        inspect["Config"]["Image"]
+            .as_str()
+            .is_some_and(|i| i.ends_with("/tools:v1")),
+        "{}",
+        inspect["Config"]["Image"]
+    );
+    // From inside the container, AWS_ENDPOINT_URL reaches the emulator.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let logs = Command::new("docker")
+            .args(["logs", &id])
+            .output()
+            .expect("logs");
+        let text = String::from_utf8_lossy(&logs.stdout).into_owned();
+        if text.contains("clusterArns") {
+            assert!(text.contains("cluster/e"), "{text}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer from the emulator inside the container: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    docker(&["rmi", "-f", &tag]);
 }

@@ -16,6 +16,7 @@ mod persistence;
 mod python;
 mod query;
 mod restjson;
+mod task_endpoints;
 
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;

@@ -143,9 +143,18 @@ impl Agent {
             .iter()
             .filter_map(|c| c.runtime_id.clone())
             .collect();
+        let volumes = self
+            .ecs
+            .task_definition_by_arn(&task.task_definition_arn)
+            .and_then(|d| d.body.get("volumes").and_then(|v| v.as_array()).cloned())
+            .map(|v| resources::task_scoped_volumes(task, &v))
+            .unwrap_or_default();
         tokio::spawn(async move {
             for id in ids {
                 let _ = agent.runtime.remove(&id).await;
+            }
+            for v in volumes {
+                let _ = agent.runtime.remove_volume(&v).await;
             }
             if let Err(e) = agent.ecs.tasks.remove(&key) {
                 tracing::warn!(task = %key, error = %e, "could not forget a stopped task");

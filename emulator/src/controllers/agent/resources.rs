@@ -89,6 +89,84 @@ pub fn eni_attachment(subnet_id: &str, ip: &str, region: &str) -> Value {
     })
 }
 
+/// Creates the Docker volumes a task needs: task-scoped ones always, shared ones when missing and
+/// `autoprovision` is set; a missing shared volume without autoprovision fails the task, as in ECS.
+pub async fn prepare_volumes(agent: &Agent, task: &Task, volumes: &[Value]) -> Result<(), String> {
+    for v in volumes {
+        let name = v.str("name").unwrap_or_default();
+        if v.get("host").is_some() || v.get("efsVolumeConfiguration").is_some() {
+            continue;
+        }
+        let conf = v
+            .get("dockerVolumeConfiguration")
+            .cloned()
+            .unwrap_or(Value::Null);
+        let strings = |k: &str| -> HashMap<String, String> {
+            conf.get(k)
+                .and_then(Value::as_object)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let shared = conf.str("scope") == Some("shared");
+        let docker_name = if shared {
+            name.to_string()
+        } else {
+            super::spec::task_volume(task, name)
+        };
+        if shared {
+            let exists = agent
+                .runtime
+                .volume_exists(&docker_name)
+                .await
+                .map_err(|e| e.message)?;
+            if exists {
+                continue;
+            }
+            if conf.bool("autoprovision") != Some(true) {
+                return Err(format!(
+                    "ResourceInitializationError: volume '{name}' with scope shared does not exist and autoprovision is not set"
+                ));
+            }
+        }
+        let mut labels = strings("labels");
+        labels.insert(crate::runtime::OWNER_LABEL.to_string(), agent.owner.clone());
+        agent
+            .runtime
+            .create_volume(
+                &docker_name,
+                conf.str("driver"),
+                strings("driverOpts"),
+                labels,
+            )
+            .await
+            .map_err(|e| {
+                format!(
+                    "ResourceInitializationError: failed to create volume {name}: {}",
+                    e.message
+                )
+            })?;
+    }
+    Ok(())
+}
+
+/// Names of a task's task-scoped Docker volumes (removed with the task).
+pub fn task_scoped_volumes(task: &Task, volumes: &[Value]) -> Vec<String> {
+    volumes
+        .iter()
+        .filter(|v| v.get("host").is_none() && v.get("efsVolumeConfiguration").is_none())
+        .filter(|v| {
+            v.get("dockerVolumeConfiguration")
+                .and_then(|c| c.str("scope"))
+                != Some("shared")
+        })
+        .filter_map(|v| v.str("name").map(|n| super::spec::task_volume(task, n)))
+        .collect()
+}
+
 /// (account, region) of a task ARN.
 pub fn scope_of(arn: &str) -> (String, String) {
     let parts: Vec<&str> = arn.split(':').collect();

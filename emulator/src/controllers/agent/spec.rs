@@ -46,6 +46,15 @@ fn random_hex(n: usize) -> String {
     crate::services::random_hex(n)
 }
 
+/// The Docker volume of a task-scoped volume (dockerVolumeConfiguration scope "task", or a
+/// volume with neither host nor configuration): created at start, removed with the task.
+pub fn task_volume(task: &Task, volume: &str) -> String {
+    format!(
+        "ecs-{}-{}-{}-{}",
+        task.family, task.revision, volume, task.id
+    )
+}
+
 /// The Docker name the ECS agent uses: ecs-<family>-<revision>-<container>-<random hex>.
 pub fn docker_name(task: &Task, container: &str) -> String {
     format!(
@@ -230,7 +239,7 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
         {
             source.to_string()
         } else {
-            format!("ecs-{}-{}-{}", task.family, source, task.id)
+            task_volume(task, source)
         };
         binds.push(format!("{src}:{path}{ro}"));
     }

@@ -175,6 +175,18 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
         None
     };
     let mut netns_owner: Option<String> = None;
+    let volumes = def
+        .body
+        .get("volumes")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Err(reason) = resources::prepare_volumes(agent, task, &volumes).await {
+        return Outcome::Failed {
+            container: String::new(),
+            reason,
+        };
+    }
     let pull_started = agent.clock.now();
     update(agent, key, |t| t.pull_started_at = Some(pull_started));
     let mut images: HashMap<String, (String, Option<String>)> = HashMap::new();
