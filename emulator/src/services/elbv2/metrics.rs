@@ -1,0 +1,232 @@
+//! Request counters the data plane increments, for the AWS/ApplicationELB metrics a metrics
+//! publisher will read: per load balancer, per target group, and per target.
+
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Monotonic counters (read them twice and subtract for a period's value).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// RequestCount.
+    pub requests: AtomicU64,
+    /// HTTPCode_Target_{2,3,4,5}XX_Count: answers from targets by class.
+    pub target_2xx: AtomicU64,
+    pub target_3xx: AtomicU64,
+    pub target_4xx: AtomicU64,
+    pub target_5xx: AtomicU64,
+    /// HTTPCode_ELB_{3,4,5}XX_Count: answers the load balancer made itself (redirects,
+    /// fixed responses, 502/503/504), and HTTPCode_ELB_502/503/504_Count.
+    pub elb_3xx: AtomicU64,
+    pub elb_4xx: AtomicU64,
+    pub elb_5xx: AtomicU64,
+    pub elb_502: AtomicU64,
+    pub elb_503: AtomicU64,
+    pub elb_504: AtomicU64,
+    /// TargetConnectionErrorCount.
+    pub connection_errors: AtomicU64,
+    /// TargetResponseTime: sum (microseconds) and count of target answers.
+    pub response_time_us: AtomicU64,
+    pub responses: AtomicU64,
+    /// Requests in flight now (least_outstanding_requests reads it).
+    pub outstanding: AtomicI64,
+    /// ProcessedBytes (request and response bodies seen by the proxy, approximate).
+    pub processed_bytes: AtomicU64,
+    /// NewConnectionCount (load balancers only).
+    pub new_connections: AtomicU64,
+}
+
+/// A copy of [`Counters`] at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Snapshot {
+    pub requests: u64,
+    pub target_2xx: u64,
+    pub target_3xx: u64,
+    pub target_4xx: u64,
+    pub target_5xx: u64,
+    pub elb_3xx: u64,
+    pub elb_4xx: u64,
+    pub elb_5xx: u64,
+    pub elb_502: u64,
+    pub elb_503: u64,
+    pub elb_504: u64,
+    pub connection_errors: u64,
+    pub response_time_us: u64,
+    pub responses: u64,
+    pub outstanding: i64,
+    pub processed_bytes: u64,
+    pub new_connections: u64,
+}
+
+impl Snapshot {
+    /// Mean TargetResponseTime in seconds.
+    pub fn mean_response_time(&self) -> Option<f64> {
+        (self.responses > 0).then(|| self.response_time_us as f64 / self.responses as f64 / 1e6)
+    }
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Snapshot {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Snapshot {
+            requests: r(&self.requests),
+            target_2xx: r(&self.target_2xx),
+            target_3xx: r(&self.target_3xx),
+            target_4xx: r(&self.target_4xx),
+            target_5xx: r(&self.target_5xx),
+            elb_3xx: r(&self.elb_3xx),
+            elb_4xx: r(&self.elb_4xx),
+            elb_5xx: r(&self.elb_5xx),
+            elb_502: r(&self.elb_502),
+            elb_503: r(&self.elb_503),
+            elb_504: r(&self.elb_504),
+            connection_errors: r(&self.connection_errors),
+            response_time_us: r(&self.response_time_us),
+            responses: r(&self.responses),
+            outstanding: self.outstanding.load(Ordering::Relaxed),
+            processed_bytes: r(&self.processed_bytes),
+            new_connections: r(&self.new_connections),
+        }
+    }
+
+    /// Counts a target's answer.
+    pub fn target_answer(&self, status: u16, micros: u64) {
+        let class = match status / 100 {
+            2 => &self.target_2xx,
+            3 => &self.target_3xx,
+            4 => &self.target_4xx,
+            5 => &self.target_5xx,
+            _ => return,
+        };
+        class.fetch_add(1, Ordering::Relaxed);
+        self.response_time_us.fetch_add(micros, Ordering::Relaxed);
+        self.responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an answer the load balancer made itself.
+    pub fn elb_answer(&self, status: u16) {
+        let class = match status / 100 {
+            3 => &self.elb_3xx,
+            4 => &self.elb_4xx,
+            5 => &self.elb_5xx,
+            _ => return,
+        };
+        class.fetch_add(1, Ordering::Relaxed);
+        match status {
+            502 => self.elb_502.fetch_add(1, Ordering::Relaxed),
+            503 => self.elb_503.fetch_add(1, Ordering::Relaxed),
+            504 => self.elb_504.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+    }
+}
+
+/// The counters of one target group and of each of its targets.
+#[derive(Debug, Default)]
+pub struct GroupCounters {
+    pub all: Counters,
+    /// Round-robin cursor.
+    pub cursor: AtomicUsize,
+    targets: RwLock<HashMap<String, Arc<Counters>>>,
+}
+
+impl GroupCounters {
+    /// A target's counters ("<id>:<port>"), created on first use.
+    pub fn target(&self, key: &str) -> Arc<Counters> {
+        if let Some(c) = self.targets.read().get(key) {
+            return c.clone();
+        }
+        self.targets
+            .write()
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub fn targets(&self) -> Vec<(String, Snapshot)> {
+        let mut v: Vec<(String, Snapshot)> = self
+            .targets
+            .read()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.snapshot()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    groups: RwLock<HashMap<String, Arc<GroupCounters>>>,
+    load_balancers: RwLock<HashMap<String, Arc<Counters>>>,
+}
+
+impl Metrics {
+    /// A target group's counters, created on first use.
+    pub fn group(&self, arn: &str) -> Arc<GroupCounters> {
+        if let Some(g) = self.groups.read().get(arn) {
+            return g.clone();
+        }
+        self.groups
+            .write()
+            .entry(arn.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// A load balancer's counters, created on first use.
+    pub fn load_balancer(&self, arn: &str) -> Arc<Counters> {
+        if let Some(c) = self.load_balancers.read().get(arn) {
+            return c.clone();
+        }
+        self.load_balancers
+            .write()
+            .entry(arn.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub fn forget_group(&self, arn: &str) {
+        self.groups.write().remove(arn);
+    }
+
+    /// Every target group's totals.
+    pub fn group_snapshots(&self) -> Vec<(String, Snapshot)> {
+        self.groups
+            .read()
+            .iter()
+            .map(|(k, g)| (k.clone(), g.all.snapshot()))
+            .collect()
+    }
+
+    pub fn load_balancer_snapshots(&self) -> Vec<(String, Snapshot)> {
+        self.load_balancers
+            .read()
+            .iter()
+            .map(|(k, c)| (k.clone(), c.snapshot()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_and_latency() {
+        let m = Metrics::default();
+        let g = m.group("tg");
+        g.all.target_answer(200, 1000);
+        g.all.target_answer(404, 3000);
+        g.all.elb_answer(503);
+        g.target("10.0.0.1:80").target_answer(500, 10);
+        let s = m.group("tg").all.snapshot();
+        assert_eq!(
+            (s.target_2xx, s.target_4xx, s.elb_5xx, s.elb_503),
+            (1, 1, 1, 1)
+        );
+        assert_eq!(s.mean_response_time(), Some(0.002));
+        assert_eq!(g.targets()[0].1.target_5xx, 1);
+    }
+}
