@@ -76,6 +76,11 @@ impl App {
         if let Some(ecr) = self.registry.handle::<Ecr>() {
             tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }
+        if let Some(ecs) = self.registry.handle::<Ecs>() {
+            tokio::spawn(
+                crate::controllers::scheduler::Scheduler::new(ecs, self.clock.clone()).run(),
+            );
+        }
         let runtime: Arc<dyn ContainerRuntime> =
             match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
                 Ok(Ok(d)) => Arc::new(d),

@@ -3,3 +3,4 @@
 
 pub mod agent;
 pub mod instance_agent;
+pub mod scheduler;

@@ -465,6 +465,21 @@ mod tests {
         async fn stats(&self, id: &str) -> Result<Value, RuntimeError> {
             Ok(json!({"id": id, "memory_stats": {"usage": 1}}))
         }
+        async fn volume_exists(&self, _: &str) -> Result<bool, RuntimeError> {
+            Ok(false)
+        }
+        async fn create_volume(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: HashMap<String, String>,
+            _: HashMap<String, String>,
+        ) -> Result<(), RuntimeError> {
+            Ok(())
+        }
+        async fn remove_volume(&self, _: &str) -> Result<(), RuntimeError> {
+            Ok(())
+        }
         async fn bridge_gateway(&self) -> Option<String> {
             None
         }

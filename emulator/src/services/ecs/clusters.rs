@@ -243,6 +243,12 @@ impl Ecs {
                 .count() as i64,
             ..Default::default()
         };
+        c.active_services = self
+            .services
+            .scan(&format!("{scope}{}/", cluster.name))
+            .iter()
+            .filter(|(_, s)| s.status == "ACTIVE")
+            .count() as i64;
         for t in self.live_tasks(&scope, &cluster.name) {
             let fargate = t.launch_type == "FARGATE";
             if t.is_running() {

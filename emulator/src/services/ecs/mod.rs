@@ -5,6 +5,7 @@ mod clusters;
 pub mod instance_types;
 pub mod instances;
 pub mod placement;
+pub mod services;
 mod tags;
 pub mod task;
 pub mod task_definitions;
@@ -13,6 +14,7 @@ pub mod tasks;
 pub use arns::ResourceArn;
 pub use clusters::Cluster;
 pub use instances::{ContainerInstance, InstanceLaunch};
+pub use services::{Deployment, EcsService};
 pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
 
@@ -31,8 +33,12 @@ pub struct Ecs {
     pub instances: Arc<Table<ContainerInstance>>,
     /// Keyed "<scope><cluster>/<task id>".
     pub tasks: Arc<Table<Task>>,
+    /// Keyed "<scope><cluster>/<service name>".
+    pub services: Arc<Table<EcsService>>,
     /// Wakes the task agent when desired state changed.
     pub agent_wakeup: Notify,
+    /// Wakes the service scheduler when a service or one of its tasks changed.
+    pub scheduler_wakeup: Notify,
     /// EC2, for awsvpc subnets and security groups (wired after every service is built).
     pub ec2: OnceLock<Arc<Ec2>>,
 }
@@ -40,6 +46,11 @@ pub struct Ecs {
 impl Ecs {
     pub fn wake_agent(&self) {
         self.agent_wakeup.notify_one();
+        self.scheduler_wakeup.notify_one();
+    }
+
+    pub fn wake_scheduler(&self) {
+        self.scheduler_wakeup.notify_one();
     }
 }
 
@@ -60,13 +71,16 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         task_definitions: Table::open(&deps.store, "ecs.task_definitions"),
         instances: Table::open(&deps.store, "ecs.container_instances"),
         tasks: Table::open(&deps.store, "ecs.tasks"),
+        services: Table::open(&deps.store, "ecs.services"),
         agent_wakeup: Notify::new(),
+        scheduler_wakeup: Notify::new(),
         ec2: OnceLock::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);
     instances::register(r, &ecs);
     tasks::register(r, &ecs);
+    services::register(r, &ecs);
     tags::register(r, &ecs);
     r.provide(ecs);
 }

@@ -58,6 +58,43 @@ fn with_tags<R>(
                 Ok(f(&mut c.tags))
             })
         }
+        // service/<cluster>/<name>, task/<cluster>/<id>, container-instance/<cluster>/<id>
+        "service" => {
+            let key = format!("{}{}", ctx.scope(), r.path);
+            ecs.services.transact(|t| {
+                let s = t
+                    .get_mut(&key)
+                    .filter(|s| s.status != "INACTIVE")
+                    .ok_or_else(|| not_found(arn))?;
+                Ok(f(&mut s.tags))
+            })
+        }
+        "task" => {
+            let key = format!("{}{}", ctx.scope(), r.path);
+            ecs.tasks.transact(|t| {
+                let task = t.get_mut(&key).ok_or_else(|| not_found(arn))?;
+                Ok(f(&mut task.tags))
+            })
+        }
+        "container-instance" => {
+            let key = format!("{}{}", ctx.scope(), r.path);
+            ecs.instances.transact(|t| {
+                let i = t
+                    .get_mut(&key)
+                    .filter(|i| i.status != "INACTIVE")
+                    .ok_or_else(|| not_found(arn))?;
+                Ok(f(&mut i.tags))
+            })
+        }
+        "task-definition" => {
+            let (family, rev) = r.path.split_once(':').ok_or_else(|| not_found(arn))?;
+            let rev: i64 = rev.parse().map_err(|_| not_found(arn))?;
+            let key = format!("{}{family}:{rev:010}", ctx.scope());
+            ecs.task_definitions.transact(|t| {
+                let d = t.get_mut(&key).ok_or_else(|| not_found(arn))?;
+                Ok(f(&mut d.tags))
+            })
+        }
         _ => Err(not_found(arn)),
     }
 }

@@ -556,7 +556,7 @@ fn check_awsvpc(plan: &Plan, input: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
-fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+pub(crate) fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let def = resolve_def(ecs, ctx, &input)?;
     let count = input.i64("count").unwrap_or(1);
@@ -633,7 +633,7 @@ fn run_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     )
 }
 
-fn start_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+pub(crate) fn start_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let def = resolve_def(ecs, ctx, &input)?;
     let overrides = input.get("overrides").cloned().unwrap_or(Value::Null);

@@ -1,0 +1,613 @@
+//! Services: CreateService, DescribeServices, ListServices, UpdateService, DeleteService.
+//! These record what the service wants; the service scheduler (controllers/scheduler.rs) keeps
+//! the desired count running and rolls deployments out.
+
+use super::Ecs;
+use crate::protocol::AwsError;
+use crate::services::input::Input;
+use crate::services::page::{page, with_next};
+use crate::services::{Ctx, HandlerResult, Registry};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// How many events a service keeps (newest first), as ECS shows about 100.
+pub const MAX_EVENTS: usize = 100;
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Deployment {
+    /// ecs-svc/<19 digits>
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: String,
+    pub task_definition: String,
+    pub desired_count: i64,
+    #[serde(default)]
+    pub failed_tasks: i64,
+    pub created_at: f64,
+    pub updated_at: f64,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    pub rollout_state: String,
+    pub rollout_state_reason: String,
+    #[serde(default)]
+    pub launch_type: Option<String>,
+    #[serde(default)]
+    pub network_configuration: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct EcsService {
+    pub name: String,
+    pub arn: String,
+    pub cluster: String,
+    pub cluster_arn: String,
+    /// ACTIVE, DRAINING, INACTIVE.
+    pub status: String,
+    pub desired_count: i64,
+    pub task_definition: String,
+    #[serde(default)]
+    pub launch_type: Option<String>,
+    #[serde(default)]
+    pub capacity_provider_strategy: Vec<Value>,
+    /// REPLICA or DAEMON.
+    pub scheduling_strategy: String,
+    pub maximum_percent: i64,
+    pub minimum_healthy_percent: i64,
+    #[serde(default)]
+    pub circuit_breaker: Option<Value>,
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    #[serde(default)]
+    pub events: Vec<Value>,
+    #[serde(default)]
+    pub placement_constraints: Vec<Value>,
+    #[serde(default)]
+    pub placement_strategy: Vec<Value>,
+    #[serde(default)]
+    pub network_configuration: Option<Value>,
+    #[serde(default)]
+    pub load_balancers: Vec<Value>,
+    #[serde(default)]
+    pub health_check_grace_period: Option<i64>,
+    pub created_at: f64,
+    #[serde(default)]
+    pub tags: Vec<Value>,
+    #[serde(default)]
+    pub propagate_tags: Option<String>,
+    #[serde(default)]
+    pub enable_execute_command: bool,
+    #[serde(default)]
+    pub platform_version: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+}
+
+impl EcsService {
+    pub fn primary(&self) -> Option<&Deployment> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+
+    /// Adds an event (newest first).
+    pub fn event(&mut self, now: f64, message: String) {
+        self.events.insert(
+            0,
+            json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "message": message}),
+        );
+        self.events.truncate(MAX_EVENTS);
+    }
+}
+
+pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
+    r.sync("ecs", "CreateService", ecs, create_service);
+    r.sync("ecs", "DescribeServices", ecs, describe_services);
+    r.sync("ecs", "ListServices", ecs, list_services);
+    r.sync("ecs", "UpdateService", ecs, update_service);
+    r.sync("ecs", "DeleteService", ecs, delete_service);
+}
+
+fn invalid(msg: impl Into<String>) -> AwsError {
+    AwsError::new("InvalidParameterException", msg)
+}
+
+fn not_found() -> AwsError {
+    AwsError::new("ServiceNotFoundException", "Service not found.")
+}
+
+/// A new deployment id: ecs-svc/ followed by 19 digits.
+pub fn deployment_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let mut digits = String::with_capacity(19);
+    digits.push(char::from(b'1' + rng.random_range(0..9u8)));
+    for _ in 0..18 {
+        digits.push(char::from(b'0' + rng.random_range(0..10u8)));
+    }
+    format!("ecs-svc/{digits}")
+}
+
+fn new_deployment(svc: &EcsService, now: f64) -> Deployment {
+    let id = deployment_id();
+    Deployment {
+        rollout_state_reason: format!("ECS deployment {id} in progress."),
+        id,
+        status: "PRIMARY".into(),
+        task_definition: svc.task_definition.clone(),
+        desired_count: svc.desired_count,
+        failed_tasks: 0,
+        created_at: now,
+        updated_at: now,
+        rollout_state: "IN_PROGRESS".into(),
+        launch_type: svc.launch_type.clone(),
+        network_configuration: svc.network_configuration.clone(),
+    }
+}
+
+fn key(scope: &str, cluster: &str, name: &str) -> String {
+    format!("{scope}{cluster}/{name}")
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsError> {
+    let Some(conf) = input.get("deploymentConfiguration") else {
+        return Ok(());
+    };
+    if let Some(max) = conf.i64("maximumPercent") {
+        svc.maximum_percent = max;
+    }
+    if let Some(min) = conf.i64("minimumHealthyPercent") {
+        svc.minimum_healthy_percent = min;
+    }
+    if let Some(cb) = conf.get("deploymentCircuitBreaker") {
+        svc.circuit_breaker = Some(cb.clone());
+    }
+    if svc.maximum_percent < 100 && svc.scheduling_strategy == "REPLICA" {
+        return Err(invalid(
+            "maximumPercent must be at least 100 for the REPLICA scheduling strategy.",
+        ));
+    }
+    if svc.minimum_healthy_percent > 100 || svc.minimum_healthy_percent < 0 {
+        return Err(invalid("minimumHealthyPercent must be between 0 and 100."));
+    }
+    if svc.minimum_healthy_percent >= svc.maximum_percent
+        && svc.desired_count > 0
+        && svc.scheduling_strategy == "REPLICA"
+    {
+        return Err(invalid(
+            "The maximumPercent must be greater than the minimumHealthyPercent.",
+        ));
+    }
+    Ok(())
+}
+
+fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    let name = input.str("serviceName").unwrap_or_default().to_string();
+    if !valid_name(&name) {
+        return Err(invalid("Service name can only contain letters, numbers, hyphens and underscores, up to 255 characters."));
+    }
+    let def_ref = input
+        .str("taskDefinition")
+        .ok_or_else(|| invalid("TaskDefinition must be specified."))?;
+    let def = ecs.task_definition(ctx, def_ref)?;
+    if def.status != "ACTIVE" {
+        return Err(AwsError::new(
+            "ClientException",
+            "TaskDefinition is inactive",
+        ));
+    }
+    let scheduling = input
+        .str("schedulingStrategy")
+        .unwrap_or("REPLICA")
+        .to_string();
+    let desired = match scheduling.as_str() {
+        "DAEMON" => {
+            if input.i64("desiredCount").is_some() {
+                return Err(invalid(
+                    "The daemon scheduling strategy does not support a desired count for services.",
+                ));
+            }
+            0
+        }
+        _ => input.i64("desiredCount").unwrap_or(0),
+    };
+    if desired < 0 {
+        return Err(invalid("Desired count must be a positive number."));
+    }
+    let network_mode = def.body.str("networkMode").unwrap_or("bridge");
+    let network_configuration = input.get("networkConfiguration").cloned();
+    if network_mode == "awsvpc" && network_configuration.is_none() {
+        return Err(invalid(
+            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+        ));
+    }
+    if input.str("launchType").is_some()
+        && input
+            .get("capacityProviderStrategy")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    {
+        return Err(invalid(
+            "Specifying both a launch type and capacity provider strategy is not supported.",
+        ));
+    }
+    for c in input
+        .get("placementConstraints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        super::placement::Constraint::parse(c.str("type").unwrap_or_default(), c.str("expression"))
+            .map_err(invalid)?;
+    }
+    super::tasks::parse_strategies(input.get("placementStrategy"))?;
+    let scope = ctx.scope();
+    let k = key(&scope, &cluster.name, &name);
+    let mut svc = EcsService {
+        arn: ctx.arn("ecs", &format!("service/{}/{}", cluster.name, name)),
+        name: name.clone(),
+        cluster: cluster.name.clone(),
+        cluster_arn: cluster.arn.clone(),
+        status: "ACTIVE".into(),
+        desired_count: desired,
+        task_definition: def.arn.clone(),
+        launch_type: input.str("launchType").map(str::to_string).or_else(|| {
+            input
+                .get("capacityProviderStrategy")
+                .is_none()
+                .then(|| "EC2".to_string())
+        }),
+        capacity_provider_strategy: input
+            .get("capacityProviderStrategy")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        scheduling_strategy: scheduling.clone(),
+        maximum_percent: if scheduling == "DAEMON" { 100 } else { 200 },
+        minimum_healthy_percent: if scheduling == "DAEMON" { 0 } else { 100 },
+        circuit_breaker: None,
+        deployments: Vec::new(),
+        events: Vec::new(),
+        placement_constraints: input
+            .get("placementConstraints")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        placement_strategy: input
+            .get("placementStrategy")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        network_configuration,
+        load_balancers: input
+            .get("loadBalancers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        health_check_grace_period: input.i64("healthCheckGracePeriodSeconds"),
+        created_at: ctx.now,
+        tags: input
+            .get("tags")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default(),
+        propagate_tags: input.str("propagateTags").map(str::to_string),
+        enable_execute_command: input.bool("enableExecuteCommand").unwrap_or(false),
+        platform_version: input.str("platformVersion").map(str::to_string),
+        role_arn: input.str("role").map(str::to_string),
+    };
+    deployment_settings(&input, &mut svc)?;
+    let first = new_deployment(&svc, ctx.now);
+    svc.deployments.push(first);
+    let created = ecs.services.transact(|t| {
+        if t.get(&k).is_some_and(|s| s.status != "INACTIVE") {
+            return Err(invalid("Creation of service was not idempotent."));
+        }
+        t.put(&k, svc.clone());
+        Ok(svc.clone())
+    })?;
+    ecs.wake_scheduler();
+    Ok(json!({"service": ecs.describe_service(&created, false)}))
+}
+
+impl Ecs {
+    /// The service named by a parameter (name or ARN) in a cluster.
+    pub fn service(
+        &self,
+        ctx: &Ctx,
+        cluster: &str,
+        reference: &str,
+    ) -> Option<(String, EcsService)> {
+        let name = reference.rsplit('/').next().unwrap_or(reference);
+        let k = key(&ctx.scope(), cluster, name);
+        self.services.get(&k).map(|s| (k, s))
+    }
+
+    /// The Service structure, with live counts from its tasks.
+    pub fn describe_service(&self, svc: &EcsService, include_tags: bool) -> Value {
+        let scope = format!(
+            "{}/{}/",
+            svc.arn.split(':').nth(4).unwrap_or_default(),
+            svc.arn.split(':').nth(3).unwrap_or_default()
+        );
+        let group = format!("service:{}", svc.name);
+        let tasks: Vec<super::Task> = self
+            .live_tasks(&scope, &svc.cluster)
+            .into_iter()
+            .filter(|t| t.group == group && t.desired_status == "RUNNING")
+            .collect();
+        let count = |dep: Option<&str>, running: bool| {
+            tasks
+                .iter()
+                .filter(|t| dep.is_none_or(|d| t.started_by.as_deref() == Some(d)))
+                .filter(|t| {
+                    if running {
+                        t.is_running()
+                    } else {
+                        t.is_pending()
+                    }
+                })
+                .count() as i64
+        };
+        let deployments: Vec<Value> = svc
+            .deployments
+            .iter()
+            .map(|d| {
+                let mut v = json!({
+                    "id": d.id,
+                    "status": d.status,
+                    "taskDefinition": d.task_definition,
+                    "desiredCount": d.desired_count,
+                    "pendingCount": count(Some(&d.id), false),
+                    "runningCount": count(Some(&d.id), true),
+                    "failedTasks": d.failed_tasks,
+                    "createdAt": d.created_at,
+                    "updatedAt": d.updated_at,
+                    "rolloutState": d.rollout_state,
+                    "rolloutStateReason": d.rollout_state_reason,
+                });
+                if let Some(lt) = &d.launch_type {
+                    v["launchType"] = json!(lt);
+                }
+                if let Some(n) = &d.network_configuration {
+                    v["networkConfiguration"] = n.clone();
+                }
+                v
+            })
+            .collect();
+        let mut dc = json!({"maximumPercent": svc.maximum_percent, "minimumHealthyPercent": svc.minimum_healthy_percent});
+        if let Some(cb) = &svc.circuit_breaker {
+            dc["deploymentCircuitBreaker"] = cb.clone();
+        }
+        let mut v = json!({
+            "serviceArn": svc.arn,
+            "serviceName": svc.name,
+            "clusterArn": svc.cluster_arn,
+            "loadBalancers": svc.load_balancers,
+            "serviceRegistries": [],
+            "status": svc.status,
+            "desiredCount": svc.desired_count,
+            "runningCount": count(None, true),
+            "pendingCount": count(None, false),
+            "taskDefinition": svc.task_definition,
+            "deploymentConfiguration": dc,
+            "deployments": deployments,
+            "events": svc.events,
+            "createdAt": svc.created_at,
+            "placementConstraints": svc.placement_constraints,
+            "placementStrategy": svc.placement_strategy,
+            "schedulingStrategy": svc.scheduling_strategy,
+            "deploymentController": {"type": "ECS"},
+            "createdBy": format!("arn:aws:iam::{}:root", svc.arn.split(':').nth(4).unwrap_or_default()),
+            "enableECSManagedTags": false,
+            "enableExecuteCommand": svc.enable_execute_command,
+            "tags": if include_tags { json!(svc.tags) } else { json!([]) },
+        });
+        if let Some(lt) = &svc.launch_type {
+            v["launchType"] = json!(lt);
+        }
+        if !svc.capacity_provider_strategy.is_empty() {
+            v["capacityProviderStrategy"] = json!(svc.capacity_provider_strategy);
+        }
+        if let Some(n) = &svc.network_configuration {
+            v["networkConfiguration"] = n.clone();
+        }
+        if let Some(g) = svc.health_check_grace_period {
+            v["healthCheckGracePeriodSeconds"] = json!(g);
+        }
+        if let Some(p) = &svc.propagate_tags {
+            v["propagateTags"] = json!(p);
+        }
+        if let Some(p) = &svc.platform_version {
+            v["platformVersion"] = json!(p);
+        }
+        if let Some(r) = &svc.role_arn {
+            v["roleArn"] = json!(r);
+        }
+        v
+    }
+}
+
+fn describe_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    let references = input.string_list("services");
+    if references.len() > 10 {
+        return Err(invalid("Services cannot have more than 10 elements"));
+    }
+    let include_tags = input.string_list("include").iter().any(|i| i == "TAGS");
+    let mut services = Vec::new();
+    let mut failures = Vec::new();
+    for r in references {
+        match ecs.service(ctx, &cluster.name, &r) {
+            Some((_, s)) => services.push(ecs.describe_service(&s, include_tags)),
+            None => {
+                let arn = if r.starts_with("arn:") {
+                    r.clone()
+                } else {
+                    ctx.arn("ecs", &format!("service/{}/{}", cluster.name, r))
+                };
+                failures.push(json!({"arn": arn, "reason": "MISSING"}));
+            }
+        }
+    }
+    Ok(json!({"services": services, "failures": failures}))
+}
+
+fn list_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    let arns: Vec<String> = ecs
+        .services
+        .scan(&format!("{}{}/", ctx.scope(), cluster.name))
+        .into_iter()
+        .map(|(_, s)| s)
+        .filter(|s| s.status == "ACTIVE" || s.status == "DRAINING")
+        .filter(|s| {
+            input
+                .str("launchType")
+                .is_none_or(|l| s.launch_type.as_deref() == Some(l))
+        })
+        .filter(|s| {
+            input
+                .str("schedulingStrategy")
+                .is_none_or(|l| s.scheduling_strategy == l)
+        })
+        .map(|s| s.arn)
+        .collect();
+    let max = input.i64("maxResults").unwrap_or(10).clamp(1, 100) as usize;
+    let (arns, next) = page(
+        arns,
+        |a| a.clone(),
+        input.str("nextToken"),
+        max,
+        "InvalidParameterException",
+    )?;
+    Ok(with_next(json!({"serviceArns": arns}), next))
+}
+
+fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    let reference = input.str("service").unwrap_or_default();
+    let (k, current) = ecs
+        .service(ctx, &cluster.name, reference)
+        .ok_or_else(not_found)?;
+    if current.status != "ACTIVE" {
+        return Err(AwsError::new(
+            "ServiceNotActiveException",
+            "Service was not ACTIVE.",
+        ));
+    }
+    let new_def = match input.str("taskDefinition") {
+        Some(r) => {
+            let def = ecs.task_definition(ctx, r)?;
+            if def.status != "ACTIVE" {
+                return Err(AwsError::new(
+                    "ClientException",
+                    "TaskDefinition is inactive",
+                ));
+            }
+            Some(def.arn)
+        }
+        None => None,
+    };
+    if let Some(d) = input.i64("desiredCount") {
+        if current.scheduling_strategy == "DAEMON" {
+            return Err(invalid(
+                "The daemon scheduling strategy does not support a desired count for services.",
+            ));
+        }
+        if d < 0 {
+            return Err(invalid("Desired count must be a positive number."));
+        }
+    }
+    for c in input
+        .get("placementConstraints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        super::placement::Constraint::parse(c.str("type").unwrap_or_default(), c.str("expression"))
+            .map_err(invalid)?;
+    }
+    super::tasks::parse_strategies(input.get("placementStrategy"))?;
+    let updated = ecs.services.transact(|t| {
+        let svc = t.get_mut(&k).ok_or_else(not_found)?;
+        let mut new_deployment_needed = input.bool("forceNewDeployment").unwrap_or(false);
+        if let Some(d) = input.i64("desiredCount") {
+            svc.desired_count = d;
+            if let Some(p) = svc.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
+                p.desired_count = svc.desired_count;
+                p.updated_at = ctx.now;
+            }
+        }
+        if let Some(arn) = &new_def {
+            if *arn != svc.task_definition {
+                svc.task_definition = arn.clone();
+                new_deployment_needed = true;
+            }
+        }
+        if let Some(n) = input.get("networkConfiguration") {
+            svc.network_configuration = Some(n.clone());
+            new_deployment_needed = true;
+        }
+        if let Some(p) = input.get("placementConstraints").and_then(Value::as_array) {
+            svc.placement_constraints = p.clone();
+        }
+        if let Some(p) = input.get("placementStrategy").and_then(Value::as_array) {
+            svc.placement_strategy = p.clone();
+        }
+        if let Some(g) = input.i64("healthCheckGracePeriodSeconds") {
+            svc.health_check_grace_period = Some(g);
+        }
+        if let Some(e) = input.bool("enableExecuteCommand") {
+            svc.enable_execute_command = e;
+        }
+        deployment_settings(&input, svc)?;
+        if new_deployment_needed {
+            for d in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
+                d.status = "ACTIVE".into();
+                d.updated_at = ctx.now;
+            }
+            let dep = new_deployment(svc, ctx.now);
+            svc.deployments.insert(0, dep);
+        }
+        Ok(svc.clone())
+    })?;
+    ecs.wake_scheduler();
+    Ok(json!({"service": ecs.describe_service(&updated, false)}))
+}
+
+fn delete_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    let reference = input.str("service").unwrap_or_default();
+    let (k, current) = ecs
+        .service(ctx, &cluster.name, reference)
+        .ok_or_else(not_found)?;
+    if current.status == "INACTIVE" {
+        return Err(AwsError::new(
+            "ServiceNotActiveException",
+            "Service was not ACTIVE.",
+        ));
+    }
+    let force = input.bool("force").unwrap_or(false);
+    if current.desired_count > 0 && current.scheduling_strategy == "REPLICA" && !force {
+        return Err(invalid(
+            "The service cannot be stopped while it is scaled above 0. Set desiredCount to 0 or use force.",
+        ));
+    }
+    let updated = ecs.services.transact(|t| {
+        let svc = t.get_mut(&k).ok_or_else(not_found)?;
+        svc.status = "DRAINING".into();
+        svc.desired_count = 0;
+        for d in svc.deployments.iter_mut() {
+            d.desired_count = 0;
+        }
+        Ok(svc.clone())
+    })?;
+    ecs.wake_scheduler();
+    Ok(json!({"service": ecs.describe_service(&updated, false)}))
+}
