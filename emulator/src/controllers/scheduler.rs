@@ -335,7 +335,7 @@ impl Scheduler {
                 })
                 .count() as i64
         };
-        let _ = self.ecs.services.transact(|t| {
+        let _ = self.ecs.services.record(|t| {
             let Some(s) = t.get_mut(key) else {
                 return Ok(());
             };

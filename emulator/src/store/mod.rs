@@ -86,13 +86,28 @@ impl Store {
         Ok(rows)
     }
 
-    /// Commits changes to one table durably, in one transaction.
+    /// Commits changes to one table durably (fsync before returning), in one transaction.
     pub fn commit(&self, table: &str, writes: &[Write]) -> Result<(), StoreError> {
+        self.commit_with(table, writes, true)
+    }
+
+    /// Commits changes to one table. `durable: false` queues the write for the disk without
+    /// waiting for it: for what controllers observe (they observe it again after a crash), never
+    /// for what an API call acknowledges.
+    pub fn commit_with(
+        &self,
+        table: &str,
+        writes: &[Write],
+        durable: bool,
+    ) -> Result<(), StoreError> {
         let Some(db) = &self.db else { return Ok(()) };
         if writes.is_empty() {
             return Ok(());
         }
-        let w = db.begin_write().map_err(db_err)?;
+        let mut w = db.begin_write().map_err(db_err)?;
+        if !durable {
+            w.set_durability(redb::Durability::Eventual);
+        }
         {
             let mut t = w.open_table(ROWS).map_err(db_err)?;
             for (key, value) in writes {

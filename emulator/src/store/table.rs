@@ -102,6 +102,23 @@ where
         &self,
         f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
     ) -> Result<R, AwsError> {
+        self.transact_with(true, f)
+    }
+
+    /// Like [`Table::transact`], but the commit does not wait for the disk: for state that
+    /// controllers observe (and would observe again after a crash), not for acknowledged API calls.
+    pub fn record<R>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
+    ) -> Result<R, AwsError> {
+        self.transact_with(false, f)
+    }
+
+    fn transact_with<R>(
+        &self,
+        durable: bool,
+        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
+    ) -> Result<R, AwsError> {
         let mut rows = self.rows.write();
         let mut txn = Txn {
             rows: &mut rows,
@@ -129,7 +146,7 @@ where
                     };
                     writes.push((k.clone(), value));
                 }
-                if let Err(e) = self.store.commit(self.name, &writes) {
+                if let Err(e) = self.store.commit_with(self.name, &writes, durable) {
                     tracing::error!(table = self.name, error = %e, "commit failed; change rolled back");
                     rollback(&mut rows, undo);
                     return Err(AwsError::internal("The change could not be saved durably"));

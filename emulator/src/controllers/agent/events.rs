@@ -101,7 +101,7 @@ fn set_container(
     id: &str,
     f: impl FnOnce(&mut crate::services::ecs::TaskContainer),
 ) {
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
             if let Some(c) = task
                 .containers
@@ -126,7 +126,7 @@ pub async fn container_exited(
 ) {
     let now = agent.clock.now();
     let mut wake = false;
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         let Some(task) = t.get_mut(key) else {
             return Ok(());
         };
@@ -175,7 +175,7 @@ pub async fn container_exited(
 /// A container was removed behind the emulator's back.
 pub async fn container_removed(agent: &Arc<Agent>, key: &str, id: &str) {
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         let Some(task) = t.get_mut(key) else {
             return Ok(());
         };

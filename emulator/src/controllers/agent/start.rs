@@ -102,7 +102,7 @@ pub async fn start_task(agent: &Arc<Agent>, key: &str) {
         Outcome::Cancelled => {}
         Outcome::Failed { container, reason } => {
             tracing::info!(task = %task.arn, %reason, "task failed to start");
-            let _ = agent.ecs.tasks.transact(|t| {
+            let _ = agent.ecs.tasks.record(|t| {
                 if let Some(task) = t.get_mut(key) {
                     if let Some(c) = task.containers.iter_mut().find(|c| c.name == container) {
                         c.reason = Some(reason.clone());
@@ -117,7 +117,7 @@ pub async fn start_task(agent: &Arc<Agent>, key: &str) {
 }
 
 fn update(agent: &Agent, key: &str, f: impl FnOnce(&mut Task)) {
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
             f(task);
             task.version += 1;
@@ -356,7 +356,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
     }
     let now = agent.clock.now();
     let mut became_running = false;
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
             if task.desired_status == "RUNNING" && task.is_pending() {
                 task.last_status = "RUNNING".into();

@@ -15,7 +15,7 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
         return;
     }
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
             if task.last_status == "RUNNING" || task.is_pending() {
                 task.last_status = "STOPPING".into();
@@ -65,7 +65,7 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
         results.push((name.clone(), state));
     }
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.transact(|t| {
+    let _ = agent.ecs.tasks.record(|t| {
         let Some(task) = t.get_mut(key) else {
             return Ok(());
         };
