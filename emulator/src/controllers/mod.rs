@@ -3,4 +3,5 @@
 
 pub mod agent;
 pub mod instance_agent;
+pub mod lb_targets;
 pub mod scheduler;

@@ -4,10 +4,12 @@
 //! ECS writes. Like ECS, it only starts and stops tasks through the same paths RunTask, StartTask
 //! and StopTask use; the task agent does the rest.
 
+use super::lb_targets::{self, TaskLbHealth};
 use crate::clock::Clock;
 use crate::services::ecs::services::deployment_id;
 use crate::services::ecs::tasks::{mark_stopping, run_task, start_task};
 use crate::services::ecs::{Deployment, Ecs, EcsService, Task};
+use crate::services::elbv2::Elbv2;
 use crate::services::Ctx;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -72,6 +74,60 @@ impl Scheduler {
             .filter(|t| t.group == group)
             .collect();
         let mut actions = Actions::default();
+        let lb = if svc.load_balancers.is_empty() {
+            None
+        } else {
+            self.ecs.elbv2.get().cloned()
+        };
+        let mut tasks = tasks;
+        if let Some(elbv2) = &lb {
+            self.register_targets(&ctx, &svc, &mut tasks, elbv2, &mut actions);
+        }
+        let lb_health = lb
+            .as_ref()
+            .map(|e| lb_targets::service_health(e, &svc))
+            .unwrap_or_default();
+        let grace = svc.health_check_grace_period.unwrap_or(0) as f64;
+        for t in &tasks {
+            let healthy = match lb_targets::task_health(&lb_health, t) {
+                Some(TaskLbHealth::Unhealthy { group, reason }) => {
+                    // ELB results are ignored for healthCheckGracePeriodSeconds after RUNNING.
+                    if t.desired_status == "RUNNING"
+                        && t.started_at.is_some_and(|s| ctx.now - s >= grace)
+                    {
+                        actions.stop.push((
+                            t.arn.clone(),
+                            "ServiceSchedulerInitiated",
+                            format!("Task failed ELB health checks in (target-group {group})"),
+                        ));
+                        let port = t
+                            .lb_targets
+                            .iter()
+                            .find(|x| {
+                                x.get("targetGroupArn").and_then(Value::as_str)
+                                    == Some(group.as_str())
+                            })
+                            .and_then(|x| x.get("port").cloned())
+                            .unwrap_or(Value::Null);
+                        actions.events.push(format!(
+                            "(service {}) (task {}) (port {port}) is unhealthy in (target-group {group}) due to (reason {reason}).",
+                            svc.name, t.id
+                        ));
+                    }
+                    false
+                }
+                Some(TaskLbHealth::Pending) => false,
+                Some(TaskLbHealth::Healthy) => true,
+                None => lb.is_none(),
+            };
+            if healthy
+                && t.is_running()
+                && t.desired_status == "RUNNING"
+                && t.computed_health() != "UNHEALTHY"
+            {
+                actions.healthy.insert(t.arn.clone());
+            }
+        }
         if svc.status == "DRAINING" {
             let wanted: Vec<&Task> = tasks
                 .iter()
@@ -129,7 +185,7 @@ impl Scheduler {
         }
         let healthy = wanted
             .iter()
-            .filter(|t| t.is_running() && t.computed_health() != "UNHEALTHY")
+            .filter(|t| actions.healthy.contains(&t.arn))
             .count() as i64;
 
         // Start the primary's missing tasks, within maximumPercent (a failed rollout stops starting).
@@ -222,7 +278,7 @@ impl Scheduler {
     }
 
     fn apply(&self, ctx: &Ctx, key: &str, svc: &EcsService, tasks: &[Task], actions: Actions) {
-        let mut events: Vec<String> = Vec::new();
+        let mut events: Vec<String> = actions.events.clone();
         let Some(primary) = svc.primary().cloned() else {
             return;
         };
@@ -245,6 +301,22 @@ impl Scheduler {
             });
             if done.unwrap_or(false) {
                 stopped.push(arn.clone());
+            }
+        }
+        let deregistered = tasks
+            .iter()
+            .filter(|t| stopped.contains(&t.arn) && !t.lb_targets.is_empty())
+            .count();
+        if deregistered > 0 {
+            for lb in &svc.load_balancers {
+                let group = lb
+                    .get("targetGroupArn")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                events.push(format!(
+                    "(service {}) deregistered {deregistered} targets in (target-group {group})",
+                    svc.name
+                ));
             }
         }
         if !stopped.is_empty() {
@@ -328,11 +400,7 @@ impl Scheduler {
         let running_of = |d: &str| {
             tasks
                 .iter()
-                .filter(|t| {
-                    t.started_by.as_deref() == Some(d)
-                        && t.is_running()
-                        && t.desired_status == "RUNNING"
-                })
+                .filter(|t| t.started_by.as_deref() == Some(d) && actions.healthy.contains(&t.arn))
                 .count() as i64
         };
         let _ = self.ecs.services.record(|t| {
@@ -445,6 +513,49 @@ impl Scheduler {
         });
     }
 
+    /// Registers the targets of running tasks that have none yet (ECS registers after RUNNING).
+    fn register_targets(
+        &self,
+        ctx: &Ctx,
+        svc: &EcsService,
+        tasks: &mut [Task],
+        elbv2: &Elbv2,
+        actions: &mut Actions,
+    ) {
+        let mut count = 0;
+        for t in tasks
+            .iter_mut()
+            .filter(|t| t.is_running() && t.desired_status == "RUNNING" && t.lb_targets.is_empty())
+        {
+            let registered = lb_targets::register(elbv2, svc, t);
+            if registered.is_empty() {
+                continue;
+            }
+            let k = format!("{}{}/{}", ctx.scope(), svc.cluster, t.id);
+            let saved = registered.clone();
+            let _ = self.ecs.tasks.record(|tx| {
+                if let Some(task) = tx.get_mut(&k) {
+                    task.lb_targets = saved;
+                }
+                Ok(())
+            });
+            t.lb_targets = registered;
+            count += 1;
+        }
+        if count > 0 {
+            for lb in &svc.load_balancers {
+                let group = lb
+                    .get("targetGroupArn")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                actions.events.push(format!(
+                    "(service {}) registered {count} targets in (target-group {group})",
+                    svc.name
+                ));
+            }
+        }
+    }
+
     /// A RunTask input for `n` tasks of a deployment.
     fn run_input(&self, svc: &EcsService, dep: &Deployment, n: i64) -> Value {
         let mut input = json!({
@@ -487,6 +598,9 @@ impl Scheduler {
 
 #[derive(Default)]
 struct Actions {
+    /// Running tasks that count as healthy (container and load balancer health).
+    healthy: std::collections::HashSet<String>,
+    events: Vec<String>,
     start: i64,
     daemon_starts: Vec<String>,
     stop: Vec<(String, &'static str, String)>,

@@ -212,6 +212,9 @@ pub fn build(deps: &Deps) -> Registry {
     if let (Some(ecs), Some(ec2)) = (r.handle::<ecs::Ecs>(), r.handle::<ec2::Ec2>()) {
         let _ = ecs.ec2.set(ec2);
     }
+    if let (Some(ecs), Some(elbv2)) = (r.handle::<ecs::Ecs>(), r.handle::<elbv2::Elbv2>()) {
+        let _ = ecs.elbv2.set(elbv2);
+    }
     r
 }
 

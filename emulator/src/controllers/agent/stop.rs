@@ -2,7 +2,37 @@
 //! stopTimeout, record exit codes, then STOPPED.
 
 use super::Agent;
+use crate::controllers::lb_targets;
+use crate::services::ecs::Task;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// A task behind a load balancer is DEACTIVATING while its targets drain: deregistered, no new
+/// requests, in-flight ones finishing, for the target group's deregistration delay. Then it stops.
+async fn drain_targets(agent: &Arc<Agent>, key: &str, task: &Task) {
+    let Some(elbv2) = agent.ecs.elbv2.get() else {
+        return;
+    };
+    if task.lb_targets.is_empty() || !task.is_running() {
+        return;
+    }
+    let _ = agent.ecs.tasks.record(|t| {
+        if let Some(task) = t.get_mut(key) {
+            task.last_status = "DEACTIVATING".into();
+            task.version += 1;
+        }
+        Ok(())
+    });
+    lb_targets::deregister(elbv2, task);
+    // The longest deregistration delay (300 s by default) plus a margin, on the emulator clock.
+    let deadline = tokio::time::Instant::now() + agent.clock.real(Duration::from_secs(3600 + 10));
+    while lb_targets::still_draining(elbv2, task) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Time-based expiry is idempotent; doing it here keeps draining exact even when no
+        // load balancer listener is running.
+        elbv2.expire_draining(agent.clock.now());
+    }
+}
 
 /// Agent default stop timeout (ECS_CONTAINER_STOP_TIMEOUT).
 const DEFAULT_STOP_TIMEOUT_S: i64 = 30;
@@ -14,10 +44,14 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
     if task.is_stopped() {
         return;
     }
+    drain_targets(agent, key, &task).await;
     let now = agent.clock.now();
     let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
-            if task.last_status == "RUNNING" || task.is_pending() {
+            if task.last_status == "RUNNING"
+                || task.last_status == "DEACTIVATING"
+                || task.is_pending()
+            {
                 task.last_status = "STOPPING".into();
                 task.stopping_at.get_or_insert(now);
                 task.version += 1;

@@ -19,6 +19,7 @@ pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
 
 use super::ec2::Ec2;
+use super::elbv2::Elbv2;
 use super::{Deps, Registry};
 use crate::protocol::AwsError;
 use crate::store::Table;
@@ -41,6 +42,8 @@ pub struct Ecs {
     pub scheduler_wakeup: Notify,
     /// EC2, for awsvpc subnets and security groups (wired after every service is built).
     pub ec2: OnceLock<Arc<Ec2>>,
+    /// ELBv2, for services' load balancer targets (wired after every service is built).
+    pub elbv2: OnceLock<Arc<Elbv2>>,
 }
 
 impl Ecs {
@@ -75,6 +78,7 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         agent_wakeup: Notify::new(),
         scheduler_wakeup: Notify::new(),
         ec2: OnceLock::new(),
+        elbv2: OnceLock::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);

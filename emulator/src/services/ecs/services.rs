@@ -185,6 +185,63 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
     Ok(())
 }
 
+/// Checks a service's loadBalancers against ELBv2 and the task definition.
+fn check_load_balancers(
+    ecs: &Ecs,
+    ctx: &Ctx,
+    lbs: &[Value],
+    def: &super::TaskDef,
+) -> Result<(), AwsError> {
+    let network_mode = def.body.str("networkMode").unwrap_or("bridge");
+    for lb in lbs {
+        let Some(tg) = lb.str("targetGroupArn") else {
+            return Err(invalid(
+                "Classic load balancers are not supported for services yet; use a targetGroupArn.",
+            ));
+        };
+        let container = lb.str("containerName").unwrap_or_default();
+        let port = lb.i64("containerPort");
+        let c = def
+            .body
+            .get("containerDefinitions")
+            .and_then(Value::as_array)
+            .and_then(|cs| cs.iter().find(|c| c.str("name") == Some(container)))
+            .ok_or_else(|| {
+                invalid(format!(
+                    "The container {container} does not exist in the task definition."
+                ))
+            })?;
+        let mapped = c
+            .get("portMappings")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| p.i64("containerPort") == port);
+        if !mapped {
+            return Err(invalid(format!(
+                "The container {container} did not have a container port {} defined.",
+                port.unwrap_or_default()
+            )));
+        }
+        let Some(elbv2) = ecs.elbv2.get() else {
+            continue;
+        };
+        let group = elbv2
+            .group_by_arn(tg)
+            .filter(|g| g.arn.split(':').nth(3) == Some(ctx.region.as_str()))
+            .ok_or_else(|| invalid(format!("Unable to find target group {tg}.")))?;
+        match (group.target_type.as_str(), network_mode) {
+            ("ip", "awsvpc") | ("instance", "bridge" | "host") => {}
+            (t, m) => {
+                return Err(invalid(format!(
+                    "The provided target group {tg} has target type {t}, which is incompatible with the {m} network mode specified in the task definition."
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
 fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let name = input.str("serviceName").unwrap_or_default().to_string();
@@ -246,6 +303,12 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             .map_err(invalid)?;
     }
     super::tasks::parse_strategies(input.get("placementStrategy"))?;
+    let lbs = input
+        .get("loadBalancers")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    check_load_balancers(ecs, ctx, &lbs, &def)?;
     let scope = ctx.scope();
     let k = key(&scope, &cluster.name, &name);
     let mut svc = EcsService {
@@ -562,6 +625,10 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         if let Some(g) = input.i64("healthCheckGracePeriodSeconds") {
             svc.health_check_grace_period = Some(g);
+        }
+        if let Some(lbs) = input.get("loadBalancers").and_then(Value::as_array) {
+            svc.load_balancers = lbs.clone();
+            new_deployment_needed = true;
         }
         if let Some(e) = input.bool("enableExecuteCommand") {
             svc.enable_execute_command = e;

@@ -114,6 +114,10 @@ pub struct Task {
     pub endpoint_id: String,
     #[serde(default)]
     pub health_status: Option<String>,
+    /// Load balancer targets the service scheduler registered for this task:
+    /// {"targetGroupArn", "id", "port"}.
+    #[serde(default)]
+    pub lb_targets: Vec<Value>,
 }
 
 impl Task {
