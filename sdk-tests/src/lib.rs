@@ -221,6 +221,12 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
+        // Remove the containers this emulator started (a reset does), so tests leave no
+        // running containers behind; then stop it.
+        if self.pid().is_some() {
+            let port = self.port;
+            let _ = std::panic::catch_unwind(move || http(port, "POST", "/_emulator/reset", &[], b""));
+        }
         self.kill9();
     }
 }
