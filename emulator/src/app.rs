@@ -26,6 +26,8 @@ pub struct App {
     pub owner: String,
     /// Docker, once connected (in the background after start-up).
     pub runtime: OnceLock<Arc<dyn ContainerRuntime>>,
+    /// The load balancer data plane (listener sockets, proxy, health checks).
+    pub lb: Option<Arc<crate::lb::Lb>>,
 }
 
 impl App {
@@ -53,6 +55,7 @@ impl App {
         };
         Ok(Arc::new(App {
             owner,
+            lb: crate::lb::Lb::new(&registry, clock.clone()),
             runtime: OnceLock::new(),
             config,
             store,
@@ -67,6 +70,10 @@ impl App {
     /// Connects to Docker and starts the controllers. Runs after the main port is serving, so
     /// start-up does not wait on Docker. `addr` is where the main port listens.
     pub async fn start_controllers(self: &Arc<Self>, addr: SocketAddr) {
+        // Load balancer listeners serve whether or not Docker is reachable.
+        if let Some(lb) = &self.lb {
+            tokio::spawn(lb.clone().run());
+        }
         // EC2 instances register with ECS whether or not Docker is reachable.
         if let (Some(ec2), Some(ecs)) =
             (self.registry.handle::<Ec2>(), self.registry.handle::<Ecs>())

@@ -48,6 +48,10 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
         "now": app.clock.now(),
         "tables": tables,
         "runtime": app.runtime.get().map(|r| r.name()),
+        "loadBalancerListeners": app
+            .registry
+            .handle::<crate::services::elbv2::Elbv2>()
+            .map(|e| e.bound.read().clone()),
     }))
     .into_response()
 }

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod controllers;
+pub mod lb;
 pub mod operations_doc;
 pub mod protocol;
 pub mod registry;

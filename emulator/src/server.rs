@@ -73,6 +73,12 @@ fn gunzip(raw: &[u8]) -> Result<Vec<u8>, AwsError> {
 }
 
 async fn aws(State(app): State<Arc<App>>, req: Request) -> Response {
+    // A load balancer's DNS name in Host: the request is for that load balancer.
+    if let Some(lb) = &app.lb {
+        if let Some(routes) = lb.route_host(req.headers()) {
+            return lb.serve_main_port(routes, req).await.map(Body::new);
+        }
+    }
     let (parts, body) = req.into_parts();
     let request_id = uuid::Uuid::new_v4().to_string();
     let raw: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {

@@ -10,6 +10,7 @@ mod ec2;
 mod ec2_instances;
 mod ecs;
 mod ecs_docker;
+mod elbv2;
 mod ecs_services;
 mod errors;
 mod logs;

@@ -1,0 +1,398 @@
+//! The load balancer data plane: a socket per ELBv2 listener (HTTP and HTTPS through an ALB
+//! reverse proxy, TCP and TLS forwarded as streams for NLB), requests on the main port routed
+//! by Host header to the load balancer whose DNSName it is, and the active health checker.
+//!
+//! It sits on `services::elbv2`: it reads configuration through the [`Elbv2`] handle, rebuilds
+//! its routing table when that changes, and records what it observes (target health, request
+//! counters, bound addresses) back into it.
+
+pub mod health;
+pub mod matching;
+pub mod proxy;
+pub mod routes;
+pub mod tls;
+
+use crate::clock::Clock;
+use crate::services::elbv2::Elbv2;
+use crate::services::Registry;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::{Mutex, RwLock};
+use proxy::{BoxError, Inbound, ProxyBody};
+use routes::{ListenerRoutes, Routes};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// How long ALB waits for a target's TCP connection.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+struct Running {
+    port: u16,
+    protocol: String,
+    dns_name: String,
+    task: JoinHandle<()>,
+}
+
+pub struct Lb {
+    pub(crate) elbv2: Arc<Elbv2>,
+    pub(crate) clock: Clock,
+    pub(crate) client: Client<HttpConnector, ProxyBody>,
+    routes: RwLock<Arc<Routes>>,
+    running: Mutex<HashMap<String, Running>>,
+    /// Next health check per (target group ARN, "<id>:<port>"), emulated epoch seconds.
+    next_check: Mutex<HashMap<(String, String), f64>>,
+}
+
+impl Lb {
+    pub fn new(registry: &Registry, clock: Clock) -> Option<Arc<Lb>> {
+        let elbv2 = registry.handle::<Elbv2>()?;
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(55))
+            .pool_max_idle_per_host(1024)
+            .build(connector);
+        Some(Arc::new(Lb {
+            elbv2,
+            clock,
+            client,
+            routes: RwLock::new(Arc::new(Routes::default())),
+            running: Mutex::new(HashMap::new()),
+            next_check: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Reconciles listeners, routes and health checks with ELBv2's state until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut changes = self.elbv2.subscribe_changes();
+        let mut health = self.elbv2.health_changes();
+        loop {
+            let now = self.clock.now();
+            self.elbv2.expire_draining(now);
+            let routes = Arc::new(Routes::build(&self.elbv2));
+            *self.routes.write() = routes.clone();
+            self.reconcile_sockets().await;
+            self.schedule_checks(&routes, now);
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = health.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            }
+        }
+    }
+
+    /// The listener a request on the main port is for, by its Host header.
+    pub fn route_host(&self, headers: &http::HeaderMap) -> Option<Arc<ListenerRoutes>> {
+        let host = headers.get(http::header::HOST)?.to_str().ok()?;
+        if !host.contains(".elb.localhost") {
+            return None;
+        }
+        self.routes.read().by_host(host)
+    }
+
+    /// Serves a request that arrived on the main port for a load balancer.
+    pub async fn serve_main_port<B>(
+        &self,
+        routes: Arc<ListenerRoutes>,
+        req: http::Request<B>,
+    ) -> http::Response<ProxyBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
+        let inbound = Inbound {
+            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            scheme: if routes.protocol == "HTTPS" {
+                "https"
+            } else {
+                "http"
+            },
+            port: routes.port,
+        };
+        self.handle(routes, req, inbound).await
+    }
+
+    async fn reconcile_sockets(self: &Arc<Self>) {
+        let listeners = self.elbv2.all_listeners();
+        let lbs: HashMap<String, String> = self
+            .elbv2
+            .all_load_balancers()
+            .into_iter()
+            .map(|l| (l.arn, l.dns_name))
+            .collect();
+        let wanted: HashSet<&str> = listeners.iter().map(|l| l.arn.as_str()).collect();
+        {
+            let mut running = self.running.lock();
+            let gone: Vec<String> = running
+                .iter()
+                .filter(|(arn, r)| {
+                    !wanted.contains(arn.as_str())
+                        || listeners.iter().any(|l| {
+                            &l.arn == *arn
+                                && (l.port != r.port
+                                    || l.protocol != r.protocol
+                                    || lbs.get(&l.lb_arn) != Some(&r.dns_name))
+                        })
+                })
+                .map(|(a, _)| a.clone())
+                .collect();
+            for arn in gone {
+                if let Some(r) = running.remove(&arn) {
+                    r.task.abort();
+                    self.elbv2.bound.write().remove(&arn);
+                    tracing::info!(listener = %arn, "listener stopped");
+                }
+            }
+        }
+        for l in listeners {
+            if self.running.lock().contains_key(&l.arn) {
+                continue;
+            }
+            let Some(dns_name) = lbs.get(&l.lb_arn).cloned() else {
+                continue;
+            };
+            let listener = match TcpListener::bind((Ipv4Addr::LOCALHOST, l.port)).await {
+                Ok(s) => s,
+                Err(e) => match TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await {
+                    Ok(s) => {
+                        let port = s.local_addr().map(|a| a.port()).unwrap_or(0);
+                        tracing::warn!(listener = %l.arn, wanted = l.port, port, error = %e,
+                            "listener port is taken: listening on another port (see GET /_emulator/state)");
+                        s
+                    }
+                    Err(e) => {
+                        tracing::error!(listener = %l.arn, error = %e, "cannot listen");
+                        continue;
+                    }
+                },
+            };
+            let addr = match listener.local_addr() {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            let tls = if l.protocol == "HTTPS" || l.protocol == "TLS" {
+                match tls::acceptor(&dns_name) {
+                    Ok(a) => Some(a),
+                    Err(e) => {
+                        tracing::error!(listener = %l.arn, error = %e, "cannot make a TLS certificate");
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let lb = self.clone();
+            let arn = l.arn.clone();
+            let protocol = l.protocol.clone();
+            let port = l.port;
+            let task = tokio::spawn(async move {
+                lb.accept_loop(listener, arn, protocol, port, tls).await;
+            });
+            tracing::info!(listener = %l.arn, %addr, protocol = %l.protocol, "listener started");
+            self.elbv2
+                .bound
+                .write()
+                .insert(l.arn.clone(), addr.to_string());
+            self.running.lock().insert(
+                l.arn.clone(),
+                Running {
+                    port: l.port,
+                    protocol: l.protocol.clone(),
+                    dns_name,
+                    task,
+                },
+            );
+        }
+    }
+
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+        arn: String,
+        protocol: String,
+        port: u16,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) {
+        let arn: Arc<str> = Arc::from(arn.as_str());
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let lb = self.clone();
+            let arn = arn.clone();
+            let protocol = protocol.clone();
+            let tls = tls.clone();
+            tokio::spawn(async move {
+                if let Some(r) = lb.routes.read().listeners.get(&*arn) {
+                    r.counters
+                        .new_connections
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                match (protocol.as_str(), tls) {
+                    ("HTTP", _) => {
+                        lb.serve_http(TokioIo::new(stream), arn, peer, port, "http")
+                            .await
+                    }
+                    ("HTTPS", Some(acceptor)) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            lb.serve_http(TokioIo::new(s), arn, peer, port, "https")
+                                .await;
+                        }
+                    }
+                    ("TLS", Some(acceptor)) => {
+                        if let Ok(s) = acceptor.accept(stream).await {
+                            lb.forward_stream(s, &arn).await;
+                        }
+                    }
+                    _ => lb.forward_stream(stream, &arn).await,
+                }
+            });
+        }
+    }
+
+    async fn serve_http<I>(
+        self: Arc<Self>,
+        io: TokioIo<I>,
+        arn: Arc<str>,
+        peer: SocketAddr,
+        port: u16,
+        scheme: &'static str,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let inbound = Inbound {
+            peer: peer.ip(),
+            scheme,
+            port,
+        };
+        let service =
+            hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                let lb = self.clone();
+                let arn = arn.clone();
+                async move {
+                    let routes = lb.routes.read().listeners.get(&*arn).cloned();
+                    let response = match routes {
+                        Some(r) => {
+                            let req =
+                                req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
+                            lb.handle(r, req, inbound).await
+                        }
+                        None => proxy::elb_error(http::StatusCode::SERVICE_UNAVAILABLE),
+                    };
+                    Ok::<_, std::convert::Infallible>(response)
+                }
+            });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .serve_connection(io, service)
+            .with_upgrades()
+            .await;
+    }
+
+    /// NLB: forwards a TCP (or TLS-terminated) stream to a target of the default action.
+    async fn forward_stream<S>(&self, mut inbound: S, arn: &str)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let Some(routes) = self.routes.read().listeners.get(arn).cloned() else {
+            return;
+        };
+        let group = routes
+            .default_actions
+            .last()
+            .and_then(|a| a.target_group_arn.clone())
+            .and_then(|g| routes.groups.get(&g).cloned());
+        let Some(group) = group else {
+            return;
+        };
+        let Some(target) = group.pick(None, self.clock.now()).cloned() else {
+            return;
+        };
+        group
+            .counters
+            .all
+            .requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut upstream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await {
+                Ok(Ok(s)) => s,
+                _ => {
+                    target
+                        .counters
+                        .connection_errors
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return;
+                }
+            };
+        let _ = upstream.set_nodelay(true);
+        if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await {
+            target
+                .counters
+                .processed_bytes
+                .fetch_add(a + b, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Starts the health checks that are due.
+    fn schedule_checks(&self, routes: &Routes, now: f64) {
+        let mut seen: HashSet<(String, String)> = HashSet::new();
+        let groups: HashMap<&str, ()> = routes
+            .listeners
+            .values()
+            .flat_map(|l| l.groups.keys().map(|k| (k.as_str(), ())))
+            .collect();
+        for arn in groups.keys() {
+            let Some(tg) = self.elbv2.group_by_arn(arn) else {
+                continue;
+            };
+            if !tg.health.enabled {
+                continue;
+            }
+            for t in self.elbv2.group_health(&tg) {
+                if t.state == "draining" {
+                    continue;
+                }
+                let key = (tg.arn.clone(), format!("{}:{}", t.id, t.port));
+                seen.insert(key.clone());
+                {
+                    let mut next = self.next_check.lock();
+                    if next.get(&key).is_some_and(|due| *due > now) {
+                        continue;
+                    }
+                    next.insert(key.clone(), now + tg.health.interval as f64);
+                }
+                let Ok(ip) = t.address.parse::<IpAddr>() else {
+                    continue;
+                };
+                let addr = SocketAddr::new(ip, t.health_check_port);
+                let hc = tg.health.clone();
+                let elbv2 = self.elbv2.clone();
+                let clock = self.clock.clone();
+                let timeout = clock.real(Duration::from_secs(hc.timeout.max(1) as u64));
+                tokio::spawn(async move {
+                    let result = health::probe(&hc, addr, timeout).await;
+                    elbv2.health.record(
+                        &key.0,
+                        &key.1,
+                        result,
+                        hc.healthy_threshold,
+                        hc.unhealthy_threshold,
+                        clock.now(),
+                    );
+                });
+            }
+        }
+        self.next_check.lock().retain(|k, _| seen.contains(k));
+    }
+}
