@@ -358,11 +358,13 @@ mod tests {
                   echo \"ECS_CONTAINER_INSTANCE_TAGS={\\\"team\\\":\\\"x\\\"}\" >> /etc/ecs/ecs.config\n";
         let c = parse_user_data(ud);
         assert_eq!(c.cluster(), "a");
+        let mut attributes = c.attributes.clone();
+        attributes.sort();
         assert_eq!(
-            c.attributes,
+            attributes,
             vec![
-                ("stack".to_string(), "prod".to_string()),
-                ("gpu".to_string(), "none".to_string())
+                ("gpu".to_string(), "none".to_string()),
+                ("stack".to_string(), "prod".to_string())
             ]
         );
         assert_eq!(c.tags, vec![("team".to_string(), "x".to_string())]);

@@ -16,10 +16,19 @@ pub struct FormTree {
     pub children: BTreeMap<String, FormTree>,
 }
 
+/// The most '.'-separated segments a form key may have.
+const MAX_KEY_DEPTH: usize = 32;
+
 impl FormTree {
     pub fn parse(body: &[u8]) -> FormTree {
         let mut root = FormTree::default();
         for (k, v) in form_urlencoded::parse(body) {
+            // No AWS shape nests anywhere near this deep; deeper keys name nothing and are
+            // ignored like any unknown parameter (and cannot make the tree, whose drop recurses,
+            // as deep as an attacker likes).
+            if k.split('.').count() > MAX_KEY_DEPTH {
+                continue;
+            }
             let mut node = &mut root;
             for part in k.split('.') {
                 node = node.children.entry(part.to_string()).or_default();
@@ -366,6 +375,18 @@ mod tests {
     use super::*;
     use crate::protocol::model::model;
     use serde_json::json;
+
+    #[test]
+    fn absurdly_deep_keys_are_ignored_not_a_stack_overflow() {
+        let mut body = b"Action=DescribeVpcs&Version=2016-11-15&a".to_vec();
+        for _ in 0..20_000 {
+            body.extend_from_slice(b".a");
+        }
+        body.extend_from_slice(b"=1");
+        let tree = FormTree::parse(&body);
+        assert_eq!(tree.get("Action"), Some("DescribeVpcs"));
+        assert!(!tree.children.contains_key("a"));
+    }
 
     #[test]
     fn query_lists_maps_and_empty_lists_decode() {

@@ -296,7 +296,7 @@ async fn task_runs_as_a_container_with_ecs_limits_labels_and_ports() {
         .send()
         .await
         .expect("ListTasks");
-    assert_eq!(listed.task_arns(), [arn.clone()]);
+    assert_eq!(listed.task_arns(), std::slice::from_ref(&arn));
     let ci = ecs
         .describe_container_instances()
         .cluster("web")
@@ -1147,7 +1147,7 @@ async fn overrides_start_task_drain_attributes_and_forced_deregistration() {
         .send()
         .await
         .expect("list");
-    assert_eq!(by.task_arns(), [arn.clone()]);
+    assert_eq!(by.task_arns(), std::slice::from_ref(&arn));
     let on_a = ecs
         .list_tasks()
         .cluster("o")
@@ -1163,7 +1163,7 @@ async fn overrides_start_task_drain_attributes_and_forced_deregistration() {
         .send()
         .await
         .expect("list");
-    assert_eq!(fam.task_arns(), [arn.clone()]);
+    assert_eq!(fam.task_arns(), std::slice::from_ref(&arn));
 
     // Custom attributes drive memberOf.
     ecs.put_attributes()
@@ -1332,13 +1332,13 @@ async fn containers_call_the_emulated_apis_and_pull_from_the_emulated_ecr() {
     );
     docker(&["rmi", &tag]);
     // The task names the image in real ECR form; the emulator pulls it from its own registry.
-    let real_form = format!("000000000000.dkr.ecr.us-east-1.amazonaws.com/tools:v1");
+    let real_form = "000000000000.dkr.ecr.us-east-1.amazonaws.com/tools:v1";
     ecs.register_task_definition()
         .family("caller")
         .container_definitions(
             ContainerDefinition::builder()
                 .name("app")
-                .image(&real_form)
+                .image(real_form)
                 .memory(32)
                 .command("sh")
                 .command("-c")

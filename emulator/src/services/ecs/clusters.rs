@@ -235,38 +235,43 @@ impl Ecs {
     /// Live counts of the cluster's container instances and tasks (services: once they land).
     pub fn cluster_counts(&self, cluster: &Cluster) -> ClusterCounts {
         let scope = cluster_scope(&cluster.arn);
+        let prefix = format!("{scope}{}/", cluster.name);
+        // Counted under the read locks, without cloning rows.
         let mut c = ClusterCounts {
-            instances: self
-                .cluster_instances(&scope, &cluster.name)
-                .iter()
-                .filter(|i| i.status == "ACTIVE" || i.status == "DRAINING")
-                .count() as i64,
+            instances: self.instances.read(|rows| {
+                rows.range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(_, i)| i.status == "ACTIVE" || i.status == "DRAINING")
+                    .count() as i64
+            }),
+            active_services: self.services.read(|rows| {
+                rows.range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .filter(|(_, s)| s.status == "ACTIVE")
+                    .count() as i64
+            }),
             ..Default::default()
         };
-        c.active_services = self
-            .services
-            .scan(&format!("{scope}{}/", cluster.name))
-            .iter()
-            .filter(|(_, s)| s.status == "ACTIVE")
-            .count() as i64;
-        for t in self.live_tasks(&scope, &cluster.name) {
-            let fargate = t.launch_type == "FARGATE";
-            if t.is_running() {
-                c.running_tasks += 1;
-                if fargate {
-                    c.running_fargate += 1
-                } else {
-                    c.running_ec2 += 1
-                }
-            } else if t.desired_status == "RUNNING" {
-                c.pending_tasks += 1;
-                if fargate {
-                    c.pending_fargate += 1
-                } else {
-                    c.pending_ec2 += 1
+        self.tasks.read(|rows| {
+            for (_, t) in rows.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+                let fargate = t.launch_type == "FARGATE";
+                if t.is_running() {
+                    c.running_tasks += 1;
+                    if fargate {
+                        c.running_fargate += 1
+                    } else {
+                        c.running_ec2 += 1
+                    }
+                } else if t.holds_resources() && t.desired_status == "RUNNING" {
+                    c.pending_tasks += 1;
+                    if fargate {
+                        c.pending_fargate += 1
+                    } else {
+                        c.pending_ec2 += 1
+                    }
                 }
             }
-        }
+        });
         c
     }
 
