@@ -9,6 +9,7 @@ mod control;
 mod ec2;
 mod ec2_instances;
 mod ecs;
+mod ecs_api;
 mod ecs_docker;
 mod elbv2;
 mod ecs_services;
