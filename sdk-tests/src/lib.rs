@@ -225,7 +225,8 @@ impl Drop for Emulator {
         // running containers behind; then stop it.
         if self.pid().is_some() {
             let port = self.port;
-            let _ = std::panic::catch_unwind(move || http(port, "POST", "/_emulator/reset", &[], b""));
+            let _ =
+                std::panic::catch_unwind(move || http(port, "POST", "/_emulator/reset", &[], b""));
         }
         self.kill9();
     }

@@ -253,7 +253,10 @@ impl Ecs {
             ..Default::default()
         };
         self.tasks.read(|rows| {
-            for (_, t) in rows.range(prefix.clone()..).take_while(|(k, _)| k.starts_with(&prefix)) {
+            for (_, t) in rows
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+            {
                 let fargate = t.launch_type == "FARGATE";
                 if t.is_running() {
                     c.running_tasks += 1;
