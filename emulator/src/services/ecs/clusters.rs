@@ -5,7 +5,6 @@ use super::arns::{cluster_arn, cluster_name};
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::{page, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -321,15 +320,7 @@ fn list_clusters(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             .map(|(_, c)| c.arn.clone())
             .collect()
     });
-    let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
-    let (arns, next) = page(
-        arns,
-        |a| a.clone(),
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
-    Ok(with_next(json!({"clusterArns": arns}), next))
+    super::list_page("clusterArns", arns, &input, 100)
 }
 
 fn delete_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {

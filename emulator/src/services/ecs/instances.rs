@@ -457,15 +457,7 @@ fn list_container_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
         }
         arns.push(i.arn);
     }
-    let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
-    let (arns, next) = page(
-        arns,
-        |a| a.clone(),
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
-    Ok(with_next(json!({"containerInstanceArns": arns}), next))
+    super::list_page("containerInstanceArns", arns, &input, 100)
 }
 
 fn update_state(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {

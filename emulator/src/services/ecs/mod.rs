@@ -57,6 +57,31 @@ impl Ecs {
     }
 }
 
+/// One page of a List call over names or ARNs already in order: `{<key>: [...], "nextToken"}`, with
+/// ECS's maxResults (1–100, `default` when absent) and opaque tokens.
+pub(crate) fn list_page(
+    key: &str,
+    items: Vec<String>,
+    input: &serde_json::Value,
+    default: i64,
+) -> crate::services::HandlerResult {
+    use crate::services::input::Input;
+    let max = input.i64("maxResults").unwrap_or(default).clamp(1, 100) as usize;
+    let (items, next) = crate::services::page::page(
+        items,
+        |a| a.clone(),
+        input.str("nextToken"),
+        max,
+        "InvalidParameterException",
+    )?;
+    let mut out = serde_json::Map::new();
+    out.insert(key.to_string(), serde_json::Value::from(items));
+    Ok(crate::services::page::with_next(
+        serde_json::Value::Object(out),
+        next,
+    ))
+}
+
 /// ListContainerInstances' `filter`: a cluster query language expression over the instance.
 pub(crate) fn matches_filter(
     i: &ContainerInstance,

@@ -5,7 +5,6 @@
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::{page, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -541,15 +540,7 @@ fn list_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         })
         .map(|s| s.arn)
         .collect();
-    let max = input.i64("maxResults").unwrap_or(10).clamp(1, 100) as usize;
-    let (arns, next) = page(
-        arns,
-        |a| a.clone(),
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
-    Ok(with_next(json!({"serviceArns": arns}), next))
+    super::list_page("serviceArns", arns, &input, 10)
 }
 
 fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {

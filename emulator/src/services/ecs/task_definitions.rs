@@ -518,15 +518,7 @@ fn list_families(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         })
         .map(|(f, _)| f)
         .collect();
-    let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
-    let (names, next) = page(
-        names,
-        |f| f.clone(),
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
-    Ok(with_next(json!({"families": names}), next))
+    super::list_page("families", names, &input, 100)
 }
 
 fn revision_key(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<String, AwsError> {
