@@ -7,6 +7,7 @@ pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
 pub mod ecs;
+pub mod elb;
 pub mod elbv2;
 pub mod iam;
 pub mod input;
@@ -203,6 +204,7 @@ pub fn build(deps: &Deps) -> Registry {
     ecr::register(&mut r, deps);
     ec2::register(&mut r, deps);
     elbv2::register(&mut r, deps);
+    elb::register(&mut r, deps);
     cloudwatch::register(&mut r, deps);
     logs::register(&mut r, deps);
     sts::register(&mut r, deps);
