@@ -6,6 +6,7 @@
 //! its routing table when that changes, and records what it observes (target health, request
 //! counters, bound addresses) back into it.
 
+pub mod classic;
 pub mod health;
 pub mod matching;
 pub mod proxy;
@@ -13,6 +14,7 @@ pub mod routes;
 pub mod tls;
 
 use crate::clock::Clock;
+use crate::services::elb::Elb;
 use crate::services::elbv2::Elbv2;
 use crate::services::Registry;
 use bytes::Bytes;
@@ -42,6 +44,8 @@ struct Running {
 
 pub struct Lb {
     pub(crate) elbv2: Arc<Elbv2>,
+    /// Classic ELB, a second source of listeners and routes (`classic.rs`).
+    pub(crate) classic: Option<Arc<Elb>>,
     pub(crate) clock: Clock,
     pub(crate) client: Client<HttpConnector, ProxyBody>,
     routes: RwLock<Arc<Routes>>,
@@ -62,6 +66,7 @@ impl Lb {
             .build(connector);
         Some(Arc::new(Lb {
             elbv2,
+            classic: registry.handle::<Elb>(),
             clock,
             client,
             routes: RwLock::new(Arc::new(Routes::default())),
@@ -77,7 +82,12 @@ impl Lb {
         loop {
             let now = self.clock.now();
             self.elbv2.expire_draining(now);
-            let routes = Arc::new(Routes::build(&self.elbv2));
+            let mut routes = Routes::build(&self.elbv2);
+            if let Some(c) = &self.classic {
+                classic::add_routes(&mut routes, c);
+                classic::schedule_checks(c, &self.clock, now);
+            }
+            let routes = Arc::new(routes);
             *self.routes.write() = routes.clone();
             self.reconcile_sockets().await;
             self.schedule_checks(&routes, now);
@@ -122,13 +132,18 @@ impl Lb {
     }
 
     async fn reconcile_sockets(self: &Arc<Self>) {
-        let listeners = self.elbv2.all_listeners();
-        let lbs: HashMap<String, String> = self
+        let mut listeners = self.elbv2.all_listeners();
+        let mut lbs: HashMap<String, String> = self
             .elbv2
             .all_load_balancers()
             .into_iter()
             .map(|l| (l.arn, l.dns_name))
             .collect();
+        if let Some(c) = &self.classic {
+            let (classic_listeners, names) = classic::listeners(c);
+            listeners.extend(classic_listeners);
+            lbs.extend(names);
+        }
         let wanted: HashSet<&str> = listeners.iter().map(|l| l.arn.as_str()).collect();
         {
             let mut running = self.running.lock();

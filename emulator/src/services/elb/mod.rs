@@ -270,6 +270,15 @@ impl Elb {
 
     /// Records a health check result (from the data plane).
     pub fn record_health(&self, key: &str, ok: bool, healthy: i64, unhealthy: i64) {
+        // A check that finishes after its instance was deregistered is dropped.
+        let registered = key.rsplit_once('/').is_some_and(|(lb, id)| {
+            self.load_balancers
+                .get(lb)
+                .is_some_and(|l| l.instances.iter().any(|i| i == id))
+        });
+        if !registered {
+            return;
+        }
         let changed = self
             .health
             .lock()
