@@ -5,10 +5,6 @@ use ecs_emulator::config::{Command, Config, LogFormat};
 use ecs_emulator::{operations_doc, server};
 use tracing_subscriber::EnvFilter;
 
-// mimalloc: the request path allocates many small JSON values; glibc malloc was ~30 % of the CPU
-// of a DescribeClusters in callgrind (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
