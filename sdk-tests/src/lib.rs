@@ -279,6 +279,7 @@ pub use aws_sdk_ec2;
 pub use aws_sdk_ecr;
 pub use aws_sdk_ecs;
 pub use aws_sdk_efs;
+pub use aws_sdk_elasticloadbalancing;
 pub use aws_sdk_elasticloadbalancingv2;
 pub use aws_sdk_iam;
 pub use aws_sdk_servicediscovery;
@@ -289,6 +290,8 @@ client_ctor!(/// Amazon ECS (awsJson 1.1).
     ecs, ecs_with, aws_sdk_ecs);
 client_ctor!(/// Amazon ECR (awsJson 1.1).
     ecr, ecr_with, aws_sdk_ecr);
+client_ctor!(/// Classic Elastic Load Balancing (query).
+    elb, elb_with, aws_sdk_elasticloadbalancing);
 client_ctor!(/// ELBv2 (query).
     elbv2, elbv2_with, aws_sdk_elasticloadbalancingv2);
 client_ctor!(/// EC2 Auto Scaling (query).

@@ -12,6 +12,7 @@ mod ecs;
 mod ecs_api;
 mod ecs_docker;
 mod ecs_services;
+mod elb_classic;
 mod elbv2;
 mod errors;
 mod logs;
