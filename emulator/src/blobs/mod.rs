@@ -17,8 +17,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-/// Size of the chunks a blob is read in.
-const CHUNK: usize = 64 * 1024;
+/// Size of the chunks a blob is read in. Each read of a tokio file is a hop to a blocking thread:
+/// 1 MiB chunks keep a 200 MB pull to ~200 hops (64 KiB chunks made blob GETs 0.57× as fast as
+/// the distribution registry's), while memory stays flat (a few chunks in flight per download).
+const CHUNK: usize = 1024 * 1024;
 
 /// A sha256 content digest, `sha256:<64 lowercase hex digits>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
