@@ -5,7 +5,6 @@ use ecs_emulator::config::{Command, Config, LogFormat};
 use ecs_emulator::{operations_doc, server};
 use tracing_subscriber::EnvFilter;
 
-
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
