@@ -247,6 +247,51 @@ pub fn validate_tag_key(key: &str) -> Result<(), AwsError> {
 }
 
 /// "The vpc ID 'vpc-1' does not exist" / "The vpc IDs 'vpc-1, vpc-2' do not exist".
+/// A Describe call's common part: keep the items `ids` names (all when empty; an unknown id is
+/// `code`), apply the request's filters, page, and render the page under `key`.
+pub fn describe<T: Filterable>(
+    items: Vec<T>,
+    input: &Value,
+    ids_member: &str,
+    (code, what): (&'static str, &str),
+    key: &str,
+    id: impl Fn(&T) -> String,
+    render: impl Fn(&T) -> Value,
+) -> Result<Value, AwsError> {
+    let ids: Vec<String> = input
+        .get(ids_member)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut items = items;
+    if !ids.is_empty() {
+        let missing: Vec<String> = ids
+            .iter()
+            .filter(|i| !items.iter().any(|t| &id(t) == *i))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return Err(not_found_ids(code, what, &missing));
+        }
+        items.retain(|t| ids.contains(&id(t)));
+    }
+    let items = filter_all(items, &parse_filters(input))?;
+    let (page, token) = paginate(items, &id, input)?;
+    let mut out = serde_json::Map::new();
+    out.insert(
+        key.to_string(),
+        Value::Array(page.iter().map(render).collect()),
+    );
+    if let Some(t) = token {
+        out.insert("NextToken".to_string(), Value::String(t));
+    }
+    Ok(Value::Object(out))
+}
+
 pub fn not_found_ids(code: &'static str, what: &str, missing: &[String]) -> AwsError {
     if missing.len() == 1 {
         err(

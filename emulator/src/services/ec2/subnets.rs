@@ -2,8 +2,8 @@
 
 use super::cidr::Cidr;
 use super::filters::{
-    bool_str, check_ids_with_max, dry_run, err, filter_all, invalid_value, not_found_ids, paginate,
-    parse_filters, tags_from_specs, tags_json, Filterable, Tags,
+    bool_str, check_ids_with_max, describe, dry_run, err, invalid_value, not_found_ids,
+    tags_from_specs, tags_json, Filterable, Tags,
 };
 use super::regions::zones;
 use super::state::{new_id, subnet_key, vpc_key, Row, State, Subnet};
@@ -69,30 +69,16 @@ pub fn describe_subnets(state: &State, ctx: &Ctx, input: Value) -> HandlerResult
     dry_run(&input)?;
     check_ids_with_max(&input, "SubnetIds", "subnetIds")?;
     state.ensure_defaults(&ctx.account, &ctx.region)?;
-    let mut subnets = state.subnets(&ctx.account, &ctx.region);
-    let ids = input.string_list("SubnetIds");
-    if !ids.is_empty() {
-        let missing: Vec<String> = ids
-            .iter()
-            .filter(|id| !subnets.iter().any(|s| &s.subnet_id == *id))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(not_found_ids(
-                "InvalidSubnetID.NotFound",
-                "subnet",
-                &missing,
-            ));
-        }
-        subnets.retain(|s| ids.contains(&s.subnet_id));
-    }
-    let subnets = filter_all(subnets, &parse_filters(&input))?;
-    let (page, token) = paginate(subnets, |s| s.subnet_id.clone(), &input)?;
-    let mut out = json!({"Subnets": page.iter().map(Subnet::to_json).collect::<Vec<_>>()});
-    if let Some(t) = token {
-        out["NextToken"] = json!(t);
-    }
-    Ok(out)
+    let subnets = state.subnets(&ctx.account, &ctx.region);
+    describe(
+        subnets,
+        &input,
+        "SubnetIds",
+        ("InvalidSubnetID.NotFound", "subnet"),
+        "Subnets",
+        |x| x.subnet_id.clone(),
+        Subnet::to_json,
+    )
 }
 
 pub fn create_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {

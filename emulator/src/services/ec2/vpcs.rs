@@ -2,8 +2,8 @@
 
 use super::cidr::Cidr;
 use super::filters::{
-    bool_str, check_ids_with_max, dry_run, err, filter_all, invalid_value, not_found_ids, paginate,
-    parse_filters, tags_from_specs, tags_json, Filterable, Tags,
+    bool_str, check_ids_with_max, describe, dry_run, err, invalid_value, not_found_ids,
+    tags_from_specs, tags_json, Filterable, Tags,
 };
 use super::security_groups::SecurityGroup;
 use super::state::{new_id, scope, sg_key, vpc_key, Row, State, Vpc};
@@ -57,26 +57,16 @@ pub fn describe_vpcs(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     dry_run(&input)?;
     check_ids_with_max(&input, "VpcIds", "vpcIds")?;
     state.ensure_defaults(&ctx.account, &ctx.region)?;
-    let mut vpcs = state.vpcs(&ctx.account, &ctx.region);
-    let ids = input.string_list("VpcIds");
-    if !ids.is_empty() {
-        let missing: Vec<String> = ids
-            .iter()
-            .filter(|id| !vpcs.iter().any(|v| &v.vpc_id == *id))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return Err(not_found_ids("InvalidVpcID.NotFound", "vpc", &missing));
-        }
-        vpcs.retain(|v| ids.contains(&v.vpc_id));
-    }
-    let vpcs = filter_all(vpcs, &parse_filters(&input))?;
-    let (page, token) = paginate(vpcs, |v| v.vpc_id.clone(), &input)?;
-    let mut out = json!({"Vpcs": page.iter().map(Vpc::to_json).collect::<Vec<_>>()});
-    if let Some(t) = token {
-        out["NextToken"] = json!(t);
-    }
-    Ok(out)
+    let vpcs = state.vpcs(&ctx.account, &ctx.region);
+    describe(
+        vpcs,
+        &input,
+        "VpcIds",
+        ("InvalidVpcID.NotFound", "vpc"),
+        "Vpcs",
+        |x| x.vpc_id.clone(),
+        Vpc::to_json,
+    )
 }
 
 pub fn create_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
