@@ -195,7 +195,7 @@ impl Lb {
                 Err(_) => continue,
             };
             let tls = if l.protocol == "HTTPS" || l.protocol == "TLS" {
-                match tls::acceptor(&dns_name) {
+                match tls::acceptor(&dns_name, l.protocol == "HTTPS") {
                     Ok(a) => Some(a),
                     Err(e) => {
                         tracing::error!(listener = %l.arn, error = %e, "cannot make a TLS certificate");
@@ -308,10 +308,11 @@ impl Lb {
                     Ok::<_, std::convert::Infallible>(response)
                 }
             });
-        let _ = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(io, service)
-            .with_upgrades()
+        // HTTP/1.1 (keep-alive, upgrades such as WebSocket) and HTTP/2 from clients (h2c with
+        // prior knowledge, or h2 by ALPN on TLS listeners); targets are spoken to in HTTP/1.1, as
+        // ALB does by default.
+        let _ = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .serve_connection_with_upgrades(io, service)
             .await;
     }
 

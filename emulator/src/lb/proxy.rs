@@ -65,6 +65,19 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
+/// `Connection: upgrade` with an `Upgrade` header.
+fn is_upgrade_request(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            })
+}
+
 fn cookies(headers: &http::HeaderMap) -> Vec<(String, String)> {
     headers
         .get_all(http::header::COOKIE)
@@ -321,6 +334,15 @@ impl Lb {
         }
         group.counters.all.requests.fetch_add(1, Ordering::Relaxed);
         target.counters.requests.fetch_add(1, Ordering::Relaxed);
+        // An upgrade (WebSocket): the upgrade headers travel to the target, and once it answers
+        // 101 the two connections are spliced together.
+        let mut req = req;
+        let upgrade = req
+            .headers()
+            .get(http::header::UPGRADE)
+            .cloned()
+            .filter(|_| is_upgrade_request(req.headers()));
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         // The forwarded request.
         let (mut parts, body) = req.into_parts();
         let path_and_query = parts
@@ -337,6 +359,13 @@ impl Lb {
         let h = &mut parts.headers;
         for name in HOP_BY_HOP {
             h.remove(name);
+        }
+        if let Some(u) = &upgrade {
+            h.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            h.insert(http::header::UPGRADE, u.clone());
         }
         let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
             Some(prev) => format!("{prev}, {}", inbound.peer),
@@ -372,6 +401,24 @@ impl Lb {
                 target.counters.target_answer(status, micros);
                 group.counters.all.target_answer(status, micros);
                 routes.counters.target_answer(status, micros);
+                let mut r = r;
+                if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) =
+                    (client_upgrade, r.status())
+                {
+                    let target_side = hyper::upgrade::on(&mut r);
+                    tokio::spawn(async move {
+                        if let (Ok(a), Ok(b)) = (client.await, target_side.await) {
+                            let mut a = hyper_util::rt::TokioIo::new(a);
+                            let mut b = hyper_util::rt::TokioIo::new(b);
+                            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+                        }
+                    });
+                    let (parts, body) = r.into_parts();
+                    return Response::from_parts(
+                        parts,
+                        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
+                    );
+                }
                 let (mut parts, body) = r.into_parts();
                 for name in HOP_BY_HOP {
                     parts.headers.remove(name);

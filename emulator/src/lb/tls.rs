@@ -6,7 +6,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
-pub fn acceptor(dns_name: &str) -> Result<TlsAcceptor, String> {
+/// `http`: an HTTPS listener (offers h2 and http/1.1 by ALPN); otherwise a TLS (NLB) listener,
+/// which forwards bytes and offers no application protocol.
+pub fn acceptor(dns_name: &str, http: bool) -> Result<TlsAcceptor, String> {
     let names = vec![
         dns_name.to_string(),
         "localhost".to_string(),
@@ -26,6 +28,10 @@ pub fn acceptor(dns_name: &str) -> Result<TlsAcceptor, String> {
     .with_single_cert(vec![cert], key)
     .map_err(|e| e.to_string())?;
     let mut config = config;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = if http {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        Vec::new()
+    };
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -15,6 +15,7 @@ mod ecs_services;
 mod elb_classic;
 mod elbv2;
 mod errors;
+mod lb_protocols;
 mod logs;
 mod persistence;
 mod python;
