@@ -200,7 +200,7 @@ impl Scheduler {
             if n > 0 {
                 actions.start = n;
             } else if need > 0 && room <= 0 && !others.is_empty() && healthy <= min_healthy {
-                actions.event = Some(format!(
+                actions.events.push(format!(
                     "(service {}) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again.",
                     svc.name
                 ));
@@ -374,9 +374,6 @@ impl Scheduler {
         if let Some(e) = placement_failure {
             events.push(e);
         }
-        if let Some(e) = actions.event {
-            events.push(e);
-        }
 
         // Deployment bookkeeping from the tasks as they are now.
         let now = ctx.now;
@@ -476,7 +473,6 @@ impl Scheduler {
                 }
             }
             // Old deployments without tasks are done.
-            let before = s.deployments.len();
             s.deployments
                 .retain(|d| d.status == "PRIMARY" || live_of(&d.id) > 0);
             let only_primary = s.deployments.len() == 1;
@@ -495,7 +491,6 @@ impl Scheduler {
                     events.push(format!("(service {}) has reached a steady state.", s.name));
                 }
             }
-            let _ = before;
             for e in events.drain(..) {
                 // The same message within a minute is said once (ECS throttles repeats too).
                 let repeat = s.events.first().is_some_and(|last| {
@@ -604,7 +599,6 @@ struct Actions {
     start: i64,
     daemon_starts: Vec<String>,
     stop: Vec<(String, &'static str, String)>,
-    event: Option<String>,
     inactive: bool,
 }
 
