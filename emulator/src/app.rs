@@ -80,6 +80,23 @@ impl App {
         {
             tokio::spawn(InstanceAgent::new(ec2, ecs, self.clock.clone()).run());
         }
+        if let Some(cw) = self
+            .registry
+            .handle::<crate::services::cloudwatch::CloudWatch>()
+        {
+            tokio::spawn(
+                crate::controllers::alarms::AlarmController::new(cw, self.clock.clone()).run(),
+            );
+        }
+        if let Some(aas) = self
+            .registry
+            .handle::<crate::services::application_autoscaling::AppAutoScaling>()
+        {
+            tokio::spawn(crate::services::application_autoscaling::run_scheduler(
+                aas,
+                self.clock.clone(),
+            ));
+        }
         if let Some(ecr) = self.registry.handle::<Ecr>() {
             tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }

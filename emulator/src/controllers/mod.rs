@@ -2,6 +2,7 @@
 //! the desired state the APIs record, and record what they observe.
 
 pub mod agent;
+pub mod alarms;
 pub mod instance_agent;
 pub mod lb_targets;
 pub mod scheduler;

@@ -3,6 +3,7 @@
 //! A handler takes the call's context and its input as model-shaped JSON (keys are the model's
 //! member names) and returns the output the same way, or an [`AwsError`] naming a model error.
 
+pub mod application_autoscaling;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
@@ -210,12 +211,19 @@ pub fn build(deps: &Deps) -> Registry {
     sts::register(&mut r, deps);
     iam::register(&mut r, deps);
     ssm::register(&mut r, deps);
+    application_autoscaling::register(&mut r, deps);
     // Late links between services (each needs the other built first).
     if let (Some(ecs), Some(ec2)) = (r.handle::<ecs::Ecs>(), r.handle::<ec2::Ec2>()) {
         let _ = ecs.ec2.set(ec2);
     }
     if let (Some(ecs), Some(elbv2)) = (r.handle::<ecs::Ecs>(), r.handle::<elbv2::Elbv2>()) {
         let _ = ecs.elbv2.set(elbv2);
+    }
+    if let (Some(aas), Some(cw)) = (
+        r.handle::<application_autoscaling::AppAutoScaling>(),
+        r.handle::<cloudwatch::CloudWatch>(),
+    ) {
+        application_autoscaling::wire(&aas, &cw, r.handle::<ecs::Ecs>());
     }
     r
 }

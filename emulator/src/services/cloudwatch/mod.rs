@@ -1,9 +1,12 @@
-//! CloudWatch metrics: PutMetricData, ListMetrics, GetMetricStatistics, GetMetricData.
+//! CloudWatch metrics (PutMetricData, ListMetrics, GetMetricStatistics, GetMetricData) and
+//! alarms (alarms/: metric, metric math and composite alarms, history, tags, evaluation).
 //!
 //! Served over rpcv2-cbor, awsJson 1.0 and query by the protocol layer; the handlers see the same
 //! model-shaped JSON (timestamps as epoch seconds). Other parts of the program publish and read
 //! metrics through the typed handle [`CloudWatch`] (`registry.handle::<CloudWatch>()`).
 
+pub mod actions;
+pub mod alarms;
 mod expr;
 mod metrics;
 pub mod series;
@@ -11,8 +14,13 @@ pub mod stats;
 
 use super::{Deps, Registry};
 use crate::protocol::AwsError;
+use crate::store::Table;
+pub use actions::{AlarmActionTarget, AlarmEvent, AlarmState};
+use alarms::{Alarm, HistoryItem};
+use parking_lot::{Mutex, RwLock};
 use series::{Dimension, Point, Series, SeriesId};
 pub use stats::Stat;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const SVC: &str = "cloudwatch";
@@ -20,6 +28,16 @@ const SVC: &str = "cloudwatch";
 /// CloudWatch's state, and the handle internal publishers and readers use.
 pub struct CloudWatch {
     pub(crate) series: Series,
+    /// Keyed "<scope><alarm name>".
+    pub(crate) alarms: Arc<Table<Alarm>>,
+    /// Keyed "<scope><timestamp>\u{1}<alarm name>\u{1}<id>".
+    pub(crate) history: Arc<Table<HistoryItem>>,
+    /// Services whose ARNs alarms can invoke (scaling policies).
+    targets: RwLock<Vec<Arc<dyn AlarmActionTarget>>>,
+    /// When each alarm is next evaluated (emulator time); absent = at the next pass.
+    pub(crate) next_evaluation: Mutex<HashMap<String, f64>>,
+    /// Bumped whenever an alarm is created, changed, deleted or changes state.
+    pub(crate) alarm_changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A datum published by the emulator itself (ECS, ALB metrics). `namespace` may be "AWS/…".
@@ -49,9 +67,70 @@ pub struct StatQuery {
 
 impl CloudWatch {
     pub fn open(deps: &Deps) -> CloudWatch {
+        CloudWatch::with_store(&deps.store)
+    }
+
+    pub fn with_store(store: &Arc<crate::store::Store>) -> CloudWatch {
         CloudWatch {
-            series: Series::open(&deps.store),
+            series: Series::open(store),
+            alarms: Table::open(store, "cloudwatch.alarms"),
+            history: Table::open(store, "cloudwatch.alarm_history"),
+            targets: RwLock::new(Vec::new()),
+            next_evaluation: Mutex::new(HashMap::new()),
+            alarm_changes: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Lets alarms invoke `target`'s ARNs (see [`AlarmActionTarget`]).
+    pub fn add_action_target(&self, target: Arc<dyn AlarmActionTarget>) {
+        self.targets.write().push(target);
+    }
+
+    pub(crate) fn target_for(&self, arn: &str) -> Option<Arc<dyn AlarmActionTarget>> {
+        self.targets.read().iter().find(|t| t.owns(arn)).cloned()
+    }
+
+    /// An alarm's state and when it last changed, by name.
+    pub fn alarm_state(
+        &self,
+        account: &str,
+        region: &str,
+        name: &str,
+    ) -> Option<(AlarmState, f64)> {
+        self.alarms
+            .get(&format!("{}{name}", scope(account, region)))
+            .map(|a| (a.state, a.state_transitioned))
+    }
+
+    /// Notified whenever an alarm changes (created, updated, deleted, new state).
+    pub fn alarm_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.alarm_changes.subscribe()
+    }
+
+    /// PutMetricAlarm for other services (target tracking creates its alarms through this).
+    pub fn put_metric_alarm(
+        &self,
+        ctx: &crate::services::Ctx,
+        input: serde_json::Value,
+    ) -> Result<(), AwsError> {
+        alarms::handlers::put_metric_alarm(self, ctx, input).map(|_| ())
+    }
+
+    /// Deletes alarms by name, ignoring those that do not exist (for services that own alarms).
+    pub fn delete_alarms(
+        &self,
+        ctx: &crate::services::Ctx,
+        names: &[String],
+    ) -> Result<(), AwsError> {
+        let scope = ctx.scope();
+        self.alarms.transact(|tx| {
+            for n in names {
+                tx.remove(&format!("{scope}{n}"));
+            }
+            Ok(())
+        })?;
+        self.alarm_changes.send_modify(|v| *v += 1);
+        Ok(())
     }
 
     /// Publishes data points in (account, region). For internal callers: no namespace check.
@@ -123,5 +202,23 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         metrics::get_metric_statistics,
     );
     r.sync(SVC, "GetMetricData", &cw, metrics::get_metric_data);
+    use alarms::handlers as h;
+    r.sync(SVC, "PutMetricAlarm", &cw, h::put_metric_alarm);
+    r.sync(SVC, "PutCompositeAlarm", &cw, h::put_composite_alarm);
+    r.sync(SVC, "DescribeAlarms", &cw, h::describe_alarms);
+    r.sync(
+        SVC,
+        "DescribeAlarmsForMetric",
+        &cw,
+        h::describe_alarms_for_metric,
+    );
+    r.sync(SVC, "DeleteAlarms", &cw, h::delete_alarms);
+    r.sync(SVC, "SetAlarmState", &cw, h::set_alarm_state);
+    r.sync(SVC, "EnableAlarmActions", &cw, h::enable_alarm_actions);
+    r.sync(SVC, "DisableAlarmActions", &cw, h::disable_alarm_actions);
+    r.sync(SVC, "DescribeAlarmHistory", &cw, h::describe_alarm_history);
+    r.sync(SVC, "TagResource", &cw, h::tag_resource);
+    r.sync(SVC, "UntagResource", &cw, h::untag_resource);
+    r.sync(SVC, "ListTagsForResource", &cw, h::list_tags_for_resource);
     r.provide(cw);
 }

@@ -390,6 +390,45 @@ impl Ecs {
         self.services.get(&k).map(|s| (k, s))
     }
 
+    /// An ACTIVE REPLICA service's desired count, for Application Auto Scaling.
+    pub fn desired_count(&self, scope: &str, cluster: &str, service: &str) -> Option<i64> {
+        self.services
+            .get(&key(scope, cluster, service))
+            .filter(|s| s.status == "ACTIVE" && s.scheduling_strategy == "REPLICA")
+            .map(|s| s.desired_count)
+    }
+
+    /// Sets an ACTIVE REPLICA service's desired count, as UpdateService's desiredCount does (the
+    /// PRIMARY deployment follows), and wakes the scheduler. Returns the previous count.
+    pub fn set_desired_count(
+        &self,
+        scope: &str,
+        cluster: &str,
+        service: &str,
+        count: i64,
+        now: f64,
+    ) -> Result<i64, AwsError> {
+        let k = key(scope, cluster, service);
+        let previous = self.services.transact(|t| {
+            let svc = t.get_mut(&k).ok_or_else(not_found)?;
+            if svc.status != "ACTIVE" {
+                return Err(AwsError::new(
+                    "ServiceNotActiveException",
+                    "Service was not ACTIVE.",
+                ));
+            }
+            let previous = svc.desired_count;
+            svc.desired_count = count.max(0);
+            if let Some(p) = svc.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
+                p.desired_count = svc.desired_count;
+                p.updated_at = now;
+            }
+            Ok(previous)
+        })?;
+        self.wake_scheduler();
+        Ok(previous)
+    }
+
     /// The Service structure, with live counts from its tasks.
     pub fn describe_service(&self, svc: &EcsService, include_tags: bool) -> Value {
         let scope = format!(

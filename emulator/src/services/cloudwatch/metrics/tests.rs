@@ -414,15 +414,11 @@ fn metrics_survive_reopening_the_store() {
     let ctx = ctx();
     {
         let store = Store::open(dir.path()).expect("open");
-        let cw = CloudWatch {
-            series: crate::services::cloudwatch::series::Series::open(&store),
-        };
+        let cw = CloudWatch::with_store(&store);
         put(&cw, &ctx, json!({"Namespace": "Durable", "MetricData": [{"MetricName": "m", "Value": 42.0, "Timestamp": ctx.now - 30.0}]})).expect("put");
     }
     let store = Store::open(dir.path()).expect("reopen");
-    let cw = CloudWatch {
-        series: crate::services::cloudwatch::series::Series::open(&store),
-    };
+    let cw = CloudWatch::with_store(&store);
     let out = get_metric_statistics(&cw, &ctx, json!({"Namespace": "Durable", "MetricName": "m",
         "StartTime": ctx.now - 600.0, "EndTime": ctx.now, "Period": 600, "Statistics": ["Maximum"]})).expect("get");
     assert_eq!(out["Datapoints"][0]["Maximum"], json!(42.0));
