@@ -111,6 +111,37 @@ pub enum Command {
     Serve,
     /// Print the supported-operations document (docs/operations.md) generated from the code.
     Operations,
+    /// Show a running emulator's clusters, instances, services, load balancers and repositories.
+    Status {
+        #[command(flatten)]
+        target: Endpoint,
+        /// Print the summary as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop all state of a running emulator and remove every container it started.
+    Reset {
+        #[command(flatten)]
+        target: Endpoint,
+    },
+    /// Print the last log lines of a task's containers (CloudWatch Logs for awslogs, else Docker's).
+    Logs {
+        /// The task's id or ARN.
+        task: String,
+        /// The task's cluster.
+        #[arg(long, default_value = "default")]
+        cluster: String,
+        #[command(flatten)]
+        target: Endpoint,
+    },
+}
+
+/// Which running emulator a command talks to.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Endpoint {
+    /// The emulator's URL. Default: http:// and the --listen address.
+    #[arg(long, env = "ECS_EMULATOR_ENDPOINT")]
+    pub endpoint: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

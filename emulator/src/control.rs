@@ -41,6 +41,7 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
         .collect();
     Json(json!({
         "durable": app.store.is_durable(),
+        "owner": app.owner,
         "dataDir": if app.store.is_durable() { Some(app.config.data_dir()) } else { None },
         "accountId": app.config.account_id,
         "region": app.config.region,

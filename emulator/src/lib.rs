@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod blobs;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
@@ -16,3 +17,4 @@ pub mod server;
 pub mod services;
 pub mod store;
 pub mod task_endpoints;
+pub mod ui;

@@ -37,6 +37,9 @@ async fn shutdown_signal() {
 
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
+    if let Some(result) = ecs_emulator::cli::run(&config) {
+        return result;
+    }
     if let Some(Command::Operations) = config.command {
         let app = App::new(Config {
             ephemeral: true,

@@ -24,6 +24,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_emulator/health", get(control::health))
         .route("/_emulator/reset", post(control::reset))
         .route("/_emulator/state", get(control::state))
+        .merge(crate::ui::router())
         .merge(crate::registry::router(&app))
         .fallback(aws)
         .with_state(app)
@@ -57,6 +58,27 @@ fn to_response(r: HttpResponse) -> Response {
         .unwrap_or_else(|_| http::StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// `GET /` with no query and no signature: a person with a browser, not an AWS client.
+fn is_browser_visit(req: &Request) -> bool {
+    req.method() == http::Method::GET
+        && req.uri().path() == "/"
+        && req.uri().query().is_none_or(str::is_empty)
+        && !req.headers().contains_key(http::header::AUTHORIZATION)
+        && !req.headers().contains_key("x-amz-target")
+}
+
+fn browser_pointer() -> Response {
+    let body = "<!doctype html><meta charset=utf-8><title>ecs-emulator</title>\
+        <p>This is ecs-emulator: point the AWS CLI or an SDK at this address \
+        (<code>AWS_ENDPOINT_URL</code>). The dashboard is at \
+        <a href=\"/_emulator/\">/_emulator/</a>.</p>\n";
+    (
+        [(http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
 fn gunzip(raw: &[u8]) -> Result<Vec<u8>, AwsError> {
     let mut out = Vec::with_capacity(raw.len() * 4);
     flate2::read::GzDecoder::new(raw)
@@ -78,6 +100,9 @@ async fn aws(State(app): State<Arc<App>>, req: Request) -> Response {
         if let Some(routes) = lb.route_host(req.headers()) {
             return lb.serve_main_port(routes, req).await.map(Body::new);
         }
+    }
+    if is_browser_visit(&req) {
+        return browser_pointer();
     }
     let (parts, body) = req.into_parts();
     let request_id = uuid::Uuid::new_v4().to_string();

@@ -34,6 +34,9 @@ pub trait Resettable: Send + Sync {
 pub struct Store {
     db: Option<Database>,
     tables: Mutex<Vec<Weak<dyn Resettable>>>,
+    /// Counts committed changes, so watchers (the dashboard's live updates) wake on any change
+    /// without polling.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// A change to one row: `None` deletes it.
@@ -50,6 +53,7 @@ impl Store {
         Ok(Arc::new(Store {
             db: Some(db),
             tables: Mutex::new(Vec::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -58,6 +62,7 @@ impl Store {
         Arc::new(Store {
             db: None,
             tables: Mutex::new(Vec::new()),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -100,10 +105,13 @@ impl Store {
         writes: &[Write],
         durable: bool,
     ) -> Result<(), StoreError> {
-        let Some(db) = &self.db else { return Ok(()) };
         if writes.is_empty() {
             return Ok(());
         }
+        // Counted before the write: a watcher that wakes early re-reads memory, which already
+        // holds the change (tables update memory first and roll back on a failed commit).
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        let Some(db) = &self.db else { return Ok(()) };
         let mut w = db.begin_write().map_err(db_err)?;
         if !durable {
             w.set_durability(redb::Durability::Eventual);
@@ -123,6 +131,11 @@ impl Store {
             }
         }
         w.commit().map_err(db_err)
+    }
+
+    /// A receiver that sees the change counter move on every commit.
+    pub fn watch_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     pub(crate) fn register(&self, table: Weak<dyn Resettable>) {
@@ -154,6 +167,7 @@ impl Store {
         for t in tables.iter().filter_map(Weak::upgrade) {
             t.clear_memory();
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 mod auth;
 mod cbor;
 mod control;
+mod dashboard;
 mod ec2;
 mod ec2_instances;
 mod ecs;
