@@ -1,17 +1,18 @@
 //! Where an ECS task is reached by its service's target groups: registration, health and
 //! deregistration of load balancer targets (aws-behaviour.md §4, "LB timing").
 
+use crate::services::ecs::model::{LbTarget, LoadBalancer};
 use crate::services::ecs::{EcsService, Task};
 use crate::services::elbv2::targets::{TargetHealth, TargetSpec};
 use crate::services::elbv2::Elbv2;
 use crate::services::input::Input;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// The target a task is for one `loadBalancers` entry of its service.
-pub fn target_for(task: &Task, lb: &Value) -> Option<(String, TargetSpec)> {
-    let group = lb.str("targetGroupArn")?.to_string();
-    let container = lb.str("containerName")?;
-    let port = u16::try_from(lb.i64("containerPort")?).ok()?;
+pub fn target_for(task: &Task, lb: &LoadBalancer) -> Option<(String, TargetSpec)> {
+    let group = lb.target_group_arn.clone()?;
+    let container = lb.container_name.as_deref()?;
+    let port = u16::try_from(lb.container_port?).ok()?;
     let spec = if task.network_mode == "awsvpc" {
         let ip = task
             .attachments
@@ -57,7 +58,7 @@ fn scope(arn: &str) -> (String, String) {
 }
 
 /// Registers a running task's targets; returns what was registered, for the task record.
-pub fn register(elbv2: &Elbv2, svc: &EcsService, task: &Task) -> Vec<Value> {
+pub fn register(elbv2: &Elbv2, svc: &EcsService, task: &Task) -> Vec<LbTarget> {
     let (account, region) = scope(&task.arn);
     let mut out = Vec::new();
     for lb in &svc.load_balancers {
@@ -65,7 +66,11 @@ pub fn register(elbv2: &Elbv2, svc: &EcsService, task: &Task) -> Vec<Value> {
             continue;
         };
         match elbv2.register_targets(&account, &region, &group, std::slice::from_ref(&spec)) {
-            Ok(()) => out.push(json!({"targetGroupArn": group, "id": spec.id, "port": spec.port})),
+            Ok(()) => out.push(LbTarget {
+                target_group_arn: group,
+                id: spec.id,
+                port: spec.port,
+            }),
             Err(e) => {
                 tracing::warn!(task = %task.arn, %group, error = %e, "could not register the task's target")
             }
@@ -78,28 +83,21 @@ pub fn register(elbv2: &Elbv2, svc: &EcsService, task: &Task) -> Vec<Value> {
 pub fn deregister(elbv2: &Elbv2, task: &Task) {
     let (account, region) = scope(&task.arn);
     for t in &task.lb_targets {
-        let (Some(group), Some(id)) = (t.str("targetGroupArn"), t.str("id")) else {
-            continue;
-        };
-        let port = t.i64("port").and_then(|p| u16::try_from(p).ok());
         let spec = TargetSpec {
-            id: id.to_string(),
-            port,
+            id: t.id.clone(),
+            port: t.port,
             availability_zone: None,
         };
-        let _ = elbv2.deregister_targets(&account, &region, group, &[spec]);
+        let _ = elbv2.deregister_targets(&account, &region, &t.target_group_arn, &[spec]);
     }
 }
 
-fn health_of<'a>(all: &'a [(String, Vec<TargetHealth>)], t: &Value) -> Option<&'a TargetHealth> {
-    let group = t.str("targetGroupArn")?;
-    let id = t.str("id")?;
-    let port = t.i64("port");
+fn health_of<'a>(all: &'a [(String, Vec<TargetHealth>)], t: &LbTarget) -> Option<&'a TargetHealth> {
     all.iter()
-        .find(|(g, _)| g == group)?
+        .find(|(g, _)| *g == t.target_group_arn)?
         .1
         .iter()
-        .find(|h| h.id == id && port.is_none_or(|p| i64::from(h.port) == p))
+        .find(|h| h.id == t.id && t.port.is_none_or(|p| h.port == p))
 }
 
 /// The health of every target group a service uses, read once per pass.
@@ -107,7 +105,7 @@ pub fn service_health(elbv2: &Elbv2, svc: &EcsService) -> Vec<(String, Vec<Targe
     let (account, region) = scope(&svc.arn);
     svc.load_balancers
         .iter()
-        .filter_map(|lb| lb.str("targetGroupArn"))
+        .filter_map(|lb| lb.target_group_arn.as_deref())
         .filter_map(|g| {
             elbv2
                 .target_health(&account, &region, g)
@@ -134,7 +132,7 @@ pub fn task_health(all: &[(String, Vec<TargetHealth>)], task: &Task) -> Option<T
         match health_of(all, t) {
             Some(h) if h.state == "unhealthy" => {
                 return Some(TaskLbHealth::Unhealthy {
-                    group: t.str("targetGroupArn").unwrap_or_default().to_string(),
+                    group: t.target_group_arn.clone(),
                     reason: h
                         .description
                         .clone()
@@ -157,16 +155,11 @@ pub fn task_health(all: &[(String, Vec<TargetHealth>)], task: &Task) -> Option<T
 pub fn still_draining(elbv2: &Elbv2, task: &Task) -> bool {
     let (account, region) = scope(&task.arn);
     task.lb_targets.iter().any(|t| {
-        let Some(group) = t.str("targetGroupArn") else {
-            return false;
-        };
         elbv2
-            .target_health(&account, &region, group)
+            .target_health(&account, &region, &t.target_group_arn)
             .map(|hs| {
-                hs.iter().any(|h| {
-                    Some(h.id.as_str()) == t.str("id")
-                        && t.i64("port").is_none_or(|p| i64::from(h.port) == p)
-                })
+                hs.iter()
+                    .any(|h| h.id == t.id && t.port.is_none_or(|p| h.port == p))
             })
             .unwrap_or(false)
     })

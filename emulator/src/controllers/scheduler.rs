@@ -1,17 +1,23 @@
 //! The service scheduler: keeps each service's desired count of tasks running, rolls new
 //! deployments out within minimumHealthyPercent and maximumPercent, replaces tasks that fail their
 //! container health checks, trips the deployment circuit breaker, and writes the service events
-//! ECS writes. Like ECS, it only starts and stops tasks through the same paths RunTask, StartTask
-//! and StopTask use; the task agent does the rest.
+//! ECS writes. Like ECS, it starts tasks through the one launch path RunTask and StartTask use
+//! (`Ecs::launch`) and stops them with the marking StopTask uses; the task agent does the rest.
 
 use super::lb_targets::{self, TaskLbHealth};
 use crate::clock::Clock;
+use crate::services::ecs::model::{
+    DeploymentStatus, HealthStatus, PlacementStrategy, PropagateTags, RolloutState,
+    SchedulingStrategy, ServiceStatus,
+};
+use crate::services::ecs::placement::{self, Failure};
 use crate::services::ecs::services::deployment_id;
-use crate::services::ecs::tasks::{mark_stopping, run_task, start_task};
-use crate::services::ecs::{Deployment, Ecs, EcsService, Task};
+use crate::services::ecs::tasks::mark_stopping;
+use crate::services::ecs::{Deployment, Ecs, EcsService, LaunchSpec, Target, Task};
 use crate::services::elbv2::Elbv2;
 use crate::services::Ctx;
-use serde_json::{json, Value};
+use serde_json::Value;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +26,39 @@ pub struct Scheduler {
     clock: Clock,
 }
 
-/// Tasks of a service started at most per tick (ECS starts them in batches too).
-const MAX_STARTS_PER_TICK: i64 = 10;
+/// ECS's stop code for everything the scheduler stops.
+const STOP_CODE: &str = "ServiceSchedulerInitiated";
+
+/// A task to stop, and why.
+#[derive(Debug, Clone, PartialEq)]
+struct Stop {
+    arn: String,
+    reason: String,
+}
+
+/// What one pass decided for one service.
+#[derive(Default)]
+struct Actions {
+    /// Running tasks that count as healthy (container and load balancer health).
+    healthy: HashSet<String>,
+    events: Vec<String>,
+    /// Tasks of the PRIMARY deployment to place.
+    start: usize,
+    /// Container instances that need a task of a DAEMON service.
+    daemon_starts: Vec<String>,
+    stop: Vec<Stop>,
+    /// A DRAINING service whose tasks have all stopped.
+    inactive: bool,
+}
+
+impl Actions {
+    fn stop(&mut self, task: &Task, reason: impl Into<String>) {
+        self.stop.push(Stop {
+            arn: task.arn.clone(),
+            reason: reason.into(),
+        });
+    }
+}
 
 impl Scheduler {
     pub fn new(ecs: Arc<Ecs>, clock: Clock) -> Arc<Scheduler> {
@@ -30,15 +67,7 @@ impl Scheduler {
 
     pub async fn run(self: Arc<Self>) {
         loop {
-            let services: Vec<(String, EcsService)> = self.ecs.services.read(|rows| {
-                rows.iter()
-                    .filter(|(_, s)| s.status != "INACTIVE")
-                    .map(|(k, s)| (k.clone(), s.clone()))
-                    .collect()
-            });
-            for (key, svc) in services {
-                self.reconcile(&key, svc);
-            }
+            self.pass();
             tokio::select! {
                 _ = self.ecs.scheduler_wakeup.notified() => {
                     // Let a burst of changes settle into one pass.
@@ -46,6 +75,19 @@ impl Scheduler {
                 }
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
+        }
+    }
+
+    /// One reconciliation of every service that is not INACTIVE.
+    pub fn pass(&self) {
+        let services: Vec<(String, EcsService)> = self.ecs.services.read(|rows| {
+            rows.iter()
+                .filter(|(_, s)| s.status != ServiceStatus::Inactive)
+                .map(|(k, s)| (k.clone(), s.clone()))
+                .collect()
+        });
+        for (key, svc) in services {
+            self.reconcile(&key, svc);
         }
     }
 
@@ -64,255 +106,85 @@ impl Scheduler {
 
     fn reconcile(&self, key: &str, svc: EcsService) {
         let ctx = self.ctx(&svc);
-        let group = format!("service:{}", svc.name);
-        let tasks: Vec<Task> = self
+        let mut tasks = self
             .ecs
-            .tasks
-            .scan(&format!("{}{}/", ctx.scope(), svc.cluster))
-            .into_iter()
-            .map(|(_, t)| t)
-            .filter(|t| t.group == group)
-            .collect();
+            .service_tasks(&ctx.scope(), &svc.cluster, &svc.name);
         let mut actions = Actions::default();
         let lb = if svc.load_balancers.is_empty() {
             None
         } else {
             self.ecs.elbv2.get().cloned()
         };
-        let mut tasks = tasks;
         if let Some(elbv2) = &lb {
             self.register_targets(&ctx, &svc, &mut tasks, elbv2, &mut actions);
         }
-        let lb_health = lb
-            .as_ref()
-            .map(|e| lb_targets::service_health(e, &svc))
-            .unwrap_or_default();
-        let grace = svc.health_check_grace_period.unwrap_or(0) as f64;
-        for t in &tasks {
-            let healthy = match lb_targets::task_health(&lb_health, t) {
-                Some(TaskLbHealth::Unhealthy { group, reason }) => {
-                    // ELB results are ignored for healthCheckGracePeriodSeconds after RUNNING.
-                    if t.desired_status == "RUNNING"
-                        && t.started_at.is_some_and(|s| ctx.now - s >= grace)
-                    {
-                        actions.stop.push((
-                            t.arn.clone(),
-                            "ServiceSchedulerInitiated",
-                            format!("Task failed ELB health checks in (target-group {group})"),
-                        ));
-                        let port = t
-                            .lb_targets
-                            .iter()
-                            .find(|x| {
-                                x.get("targetGroupArn").and_then(Value::as_str)
-                                    == Some(group.as_str())
-                            })
-                            .and_then(|x| x.get("port").cloned())
-                            .unwrap_or(Value::Null);
-                        actions.events.push(format!(
-                            "(service {}) (task {}) (port {port}) is unhealthy in (target-group {group}) due to (reason {reason}).",
-                            svc.name, t.id
-                        ));
-                    }
-                    false
-                }
-                Some(TaskLbHealth::Pending) => false,
-                Some(TaskLbHealth::Healthy) => true,
-                None => lb.is_none(),
-            };
-            if healthy
-                && t.is_running()
-                && t.desired_status == "RUNNING"
-                && t.computed_health() != "UNHEALTHY"
-            {
-                actions.healthy.insert(t.arn.clone());
-            }
-        }
-        if svc.status == "DRAINING" {
-            let wanted: Vec<&Task> = tasks
-                .iter()
-                .filter(|t| t.desired_status == "RUNNING")
-                .collect();
-            for t in wanted {
-                actions.stop.push((
-                    t.arn.clone(),
-                    "ServiceSchedulerInitiated",
-                    "Service deleted".to_string(),
-                ));
-            }
-            if tasks.iter().all(Task::is_stopped) {
-                actions.inactive = true;
-            }
-        } else if svc.scheduling_strategy == "DAEMON" {
-            self.plan_daemon(&ctx, &svc, &tasks, &mut actions);
+        observe_health(&ctx, &svc, &tasks, lb.as_deref(), &mut actions);
+        if svc.status == ServiceStatus::Draining {
+            plan_draining(&tasks, &mut actions);
+        } else if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+            let instances = self.ecs.cluster_instances(&ctx.scope(), &svc.cluster);
+            plan_daemon(&instances, &tasks, &mut actions);
         } else {
-            self.plan_replica(&svc, &tasks, &mut actions);
+            plan_replica(&svc, &tasks, &mut actions);
         }
         self.apply(&ctx, key, &svc, &tasks, actions);
     }
 
-    fn plan_replica(&self, svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
-        let Some(primary) = svc.primary() else { return };
-        let desired = svc.desired_count;
-        let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
-        let wanted: Vec<&Task> = live
-            .iter()
-            .copied()
-            .filter(|t| t.desired_status == "RUNNING")
-            .collect();
-        let primary_wanted: Vec<&Task> = wanted
-            .iter()
-            .copied()
-            .filter(|t| t.started_by.as_deref() == Some(primary.id.as_str()))
-            .collect();
-        let others: Vec<&Task> = wanted
-            .iter()
-            .copied()
-            .filter(|t| t.started_by.as_deref() != Some(&primary.id))
-            .collect();
-        let max_total = desired * svc.maximum_percent / 100;
-        let min_healthy = (desired * svc.minimum_healthy_percent + 99) / 100;
-
-        // Tasks whose container health checks failed are replaced.
-        for t in &wanted {
-            if t.is_running() && t.computed_health() == "UNHEALTHY" {
-                actions.stop.push((
-                    t.arn.clone(),
-                    "ServiceSchedulerInitiated",
-                    "Task failed container health checks".into(),
-                ));
-            }
-        }
-        let healthy = wanted
-            .iter()
-            .filter(|t| actions.healthy.contains(&t.arn))
-            .count() as i64;
-
-        // Start the primary's missing tasks, within maximumPercent (a failed rollout stops starting).
-        if primary.rollout_state != "FAILED" {
-            let need = desired - primary_wanted.len() as i64;
-            let room = if desired == 0 {
-                0
-            } else {
-                max_total.max(desired) - live.len() as i64
-            };
-            let n = need.min(room).min(MAX_STARTS_PER_TICK);
-            if n > 0 {
-                actions.start = n;
-            } else if need > 0 && room <= 0 && !others.is_empty() && healthy <= min_healthy {
-                actions.events.push(format!(
-                    "(service {}) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again.",
-                    svc.name
-                ));
-            }
-        }
-        // Scale in: the primary has more than desired (pending ones first).
-        let mut extra = primary_wanted.len() as i64 - desired;
-        let mut by_pending: Vec<&Task> = primary_wanted.clone();
-        by_pending.sort_by_key(|t| t.is_running());
-        for t in by_pending {
-            if extra <= 0 {
-                break;
-            }
-            actions.stop.push((
-                t.arn.clone(),
-                "ServiceSchedulerInitiated",
-                scaling_reason(primary),
-            ));
-            extra -= 1;
-        }
-        // Old deployments drain while minimumHealthyPercent allows.
-        let mut can_stop = if desired == 0 {
-            i64::MAX
-        } else {
-            healthy - min_healthy
-        };
-        let mut old: Vec<&Task> = others.clone();
-        old.sort_by_key(|t| t.is_running());
-        for t in old {
-            if can_stop <= 0 && t.is_running() {
-                break;
-            }
-            let dep = svc
-                .deployments
-                .iter()
-                .find(|d| Some(d.id.as_str()) == t.started_by.as_deref());
-            let reason = dep
-                .map(scaling_reason)
-                .unwrap_or_else(|| scaling_reason(primary));
-            actions
-                .stop
-                .push((t.arn.clone(), "ServiceSchedulerInitiated", reason));
-            if t.is_running() {
-                can_stop -= 1;
-            }
-        }
-    }
-
-    fn plan_daemon(&self, ctx: &Ctx, svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
-        let instances = self.ecs.cluster_instances(&ctx.scope(), &svc.cluster);
-        for i in instances {
-            let on: Vec<&Task> = tasks
-                .iter()
-                .filter(|t| {
-                    t.desired_status == "RUNNING"
-                        && t.container_instance_arn.as_deref() == Some(&i.arn)
-                })
-                .collect();
-            match i.status.as_str() {
-                "ACTIVE" if on.is_empty() && i.agent_connected => {
-                    actions.daemon_starts.push(i.arn.clone())
-                }
-                "DRAINING" | "INACTIVE" => {
-                    for t in on {
-                        actions.stop.push((
-                            t.arn.clone(),
-                            "ServiceSchedulerInitiated",
-                            "Container instance is draining".into(),
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
     fn apply(&self, ctx: &Ctx, key: &str, svc: &EcsService, tasks: &[Task], actions: Actions) {
-        let mut events: Vec<String> = actions.events.clone();
         let Some(primary) = svc.primary().cloned() else {
             return;
         };
-        // Stops.
-        let mut stopped = Vec::new();
-        for (arn, code, reason) in &actions.stop {
-            if stopped.contains(arn) {
+        let mut events = actions.events.clone();
+        events.extend(self.apply_stops(ctx, svc, tasks, &actions.stop));
+        events.extend(self.apply_starts(ctx, svc, &primary, &actions));
+        let outcome = Outcome::of(tasks, &actions.healthy);
+        let _ = self.ecs.services.record(|t| {
+            if let Some(s) = t.get_mut(key) {
+                if actions.inactive {
+                    retire(s);
+                }
+                record_deployments(s, &outcome, ctx.now, &mut events);
+                add_events(s, ctx.now, events);
+            }
+            Ok(())
+        });
+    }
+
+    /// Marks tasks for stopping; returns the events to write.
+    fn apply_stops(
+        &self,
+        ctx: &Ctx,
+        svc: &EcsService,
+        tasks: &[Task],
+        stops: &[Stop],
+    ) -> Vec<String> {
+        let mut events = Vec::new();
+        let mut stopped: Vec<&str> = Vec::new();
+        for stop in stops {
+            if stopped.contains(&stop.arn.as_str()) {
                 continue;
             }
-            let id = arn.rsplit('/').next().unwrap_or_default();
+            let id = stop.arn.rsplit('/').next().unwrap_or_default();
             let k = format!("{}{}/{}", ctx.scope(), svc.cluster, id);
             let done = self.ecs.tasks.transact(|t| {
                 Ok(match t.get_mut(&k) {
-                    Some(task) if task.desired_status == "RUNNING" => {
-                        mark_stopping(task, ctx.now, code, reason);
+                    Some(task) if task.wanted() => {
+                        mark_stopping(task, ctx.now, STOP_CODE, &stop.reason);
                         true
                     }
                     _ => false,
                 })
             });
             if done.unwrap_or(false) {
-                stopped.push(arn.clone());
+                stopped.push(&stop.arn);
             }
         }
         let deregistered = tasks
             .iter()
-            .filter(|t| stopped.contains(&t.arn) && !t.lb_targets.is_empty())
+            .filter(|t| stopped.contains(&t.arn.as_str()) && !t.lb_targets.is_empty())
             .count();
         if deregistered > 0 {
-            for lb in &svc.load_balancers {
-                let group = lb
-                    .get("targetGroupArn")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+            for group in target_groups(svc) {
                 events.push(format!(
                     "(service {}) deregistered {deregistered} targets in (target-group {group})",
                     svc.name
@@ -321,27 +193,34 @@ impl Scheduler {
         }
         if !stopped.is_empty() {
             self.ecs.wake_agent();
-            let list: String = stopped
-                .iter()
-                .map(|a| format!("(task {})", a.rsplit('/').next().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(" ");
             events.push(format!(
-                "(service {}) has stopped {} running tasks: {list}.",
+                "(service {}) has stopped {} running tasks: {}.",
                 svc.name,
-                stopped.len()
+                stopped.len(),
+                task_list(stopped.iter().copied())
             ));
         }
-        // Starts.
+        events
+    }
+
+    /// Launches the PRIMARY deployment's missing tasks and DAEMON tasks; returns the events.
+    fn apply_starts(
+        &self,
+        ctx: &Ctx,
+        svc: &EcsService,
+        primary: &Deployment,
+        actions: &Actions,
+    ) -> Vec<String> {
+        let mut events = Vec::new();
         let mut started: Vec<String> = Vec::new();
         let mut placement_failure = None;
         if actions.start > 0 {
-            let input = self.run_input(svc, &primary, actions.start);
-            match run_task(&self.ecs, ctx, input) {
-                Ok(out) => {
-                    started.extend(arns(&out["tasks"]));
+            let spec = launch_spec(svc, primary, actions.start, placement_target(svc));
+            match self.ecs.launch(ctx, &spec) {
+                Ok(launched) => {
+                    started.extend(launched.tasks.iter().map(|t| t.arn.clone()));
                     if started.is_empty() {
-                        placement_failure = Some(unplaceable(svc, &out["failures"]));
+                        placement_failure = Some(unplaceable(svc, launched.failures.first()));
                     }
                 }
                 Err(e) => {
@@ -353,159 +232,21 @@ impl Scheduler {
             }
         }
         for instance in &actions.daemon_starts {
-            let mut input = self.run_input(svc, &primary, 1);
-            input["containerInstances"] = json!([instance]);
-            if let Ok(out) = start_task(&self.ecs, ctx, input) {
-                started.extend(arns(&out["tasks"]));
+            let target = Target::Instances(vec![instance.clone()]);
+            if let Ok(launched) = self.ecs.launch(ctx, &launch_spec(svc, primary, 1, target)) {
+                started.extend(launched.tasks.iter().map(|t| t.arn.clone()));
             }
         }
         if !started.is_empty() {
-            let list: String = started
-                .iter()
-                .map(|a| format!("(task {})", a.rsplit('/').next().unwrap_or_default()))
-                .collect::<Vec<_>>()
-                .join(" ");
             events.push(format!(
-                "(service {}) has started {} tasks: {list}.",
+                "(service {}) has started {} tasks: {}.",
                 svc.name,
-                started.len()
+                started.len(),
+                task_list(started.iter().map(String::as_str))
             ));
         }
-        if let Some(e) = placement_failure {
-            events.push(e);
-        }
-
-        // Deployment bookkeeping from the tasks as they are now.
-        let now = ctx.now;
-        let failed_of = |d: &Deployment| {
-            tasks
-                .iter()
-                .filter(|t| t.started_by.as_deref() == Some(&d.id) && t.is_stopped())
-                .filter(|t| {
-                    t.started_at.is_none()
-                        || t.stopped_reason.as_deref()
-                            == Some("Task failed container health checks")
-                })
-                .count() as i64
-        };
-        let live_of = |d: &str| {
-            tasks
-                .iter()
-                .filter(|t| t.started_by.as_deref() == Some(d) && !t.is_stopped())
-                .count()
-        };
-        let running_of = |d: &str| {
-            tasks
-                .iter()
-                .filter(|t| t.started_by.as_deref() == Some(d) && actions.healthy.contains(&t.arn))
-                .count() as i64
-        };
-        let _ = self.ecs.services.record(|t| {
-            let Some(s) = t.get_mut(key) else {
-                return Ok(());
-            };
-            if actions.inactive {
-                s.status = "INACTIVE".into();
-                s.deployments
-                    .iter_mut()
-                    .for_each(|d| d.status = "INACTIVE".into());
-            }
-            let threshold = ((s.desired_count + 1) / 2).clamp(3, 200);
-            let breaker = s
-                .circuit_breaker
-                .as_ref()
-                .is_some_and(|c| c.get("enable").and_then(Value::as_bool) == Some(true));
-            let rollback = s
-                .circuit_breaker
-                .as_ref()
-                .is_some_and(|c| c.get("rollback").and_then(Value::as_bool) == Some(true));
-            let mut rollback_to: Option<Deployment> = None;
-            for d in s.deployments.iter_mut() {
-                let failed = failed_of(d);
-                if failed != d.failed_tasks {
-                    d.failed_tasks = failed;
-                    d.updated_at = now;
-                }
-                if d.status == "PRIMARY"
-                    && d.rollout_state == "IN_PROGRESS"
-                    && breaker
-                    && failed >= threshold
-                {
-                    d.rollout_state = "FAILED".into();
-                    d.rollout_state_reason =
-                        "ECS deployment circuit breaker: tasks failed to start.".into();
-                    d.updated_at = now;
-                    events.push(format!(
-                        "(service {}) (deployment {}) deployment failed: tasks failed to start.",
-                        s.name, d.id
-                    ));
-                    if rollback {
-                        rollback_to = Some(d.clone());
-                    }
-                }
-            }
-            // Rollback: a new PRIMARY from the last completed deployment.
-            if let Some(failed) = rollback_to {
-                let previous = s
-                    .deployments
-                    .iter()
-                    .find(|d| d.status == "ACTIVE" && d.rollout_state == "COMPLETED")
-                    .cloned();
-                if let Some(prev) = previous {
-                    for d in s.deployments.iter_mut().filter(|d| d.id == failed.id) {
-                        d.status = "ACTIVE".into();
-                    }
-                    let mut dep = prev.clone();
-                    dep.id = deployment_id();
-                    dep.status = "PRIMARY".into();
-                    dep.rollout_state = "IN_PROGRESS".into();
-                    dep.rollout_state_reason = format!("ECS deployment {} in progress.", dep.id);
-                    dep.failed_tasks = 0;
-                    dep.desired_count = s.desired_count;
-                    dep.created_at = now;
-                    dep.updated_at = now;
-                    s.task_definition = dep.task_definition.clone();
-                    events.push(format!(
-                        "(service {}) rolling back to deployment {}.",
-                        s.name, prev.id
-                    ));
-                    s.deployments.insert(0, dep);
-                }
-            }
-            // Old deployments without tasks are done.
-            s.deployments
-                .retain(|d| d.status == "PRIMARY" || live_of(&d.id) > 0);
-            let only_primary = s.deployments.len() == 1;
-            if let Some(p) = s.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
-                let steady = only_primary
-                    && running_of(&p.id) == s.desired_count
-                    && live_of(&p.id) as i64 == s.desired_count;
-                if steady && p.rollout_state == "IN_PROGRESS" {
-                    p.rollout_state = "COMPLETED".into();
-                    p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
-                    p.updated_at = now;
-                    events.push(format!(
-                        "(service {}) (deployment {}) deployment completed.",
-                        s.name, p.id
-                    ));
-                    events.push(format!("(service {}) has reached a steady state.", s.name));
-                }
-            }
-            for e in events.drain(..) {
-                // The same message within a minute is said once (ECS throttles repeats too).
-                let repeat = s.events.first().is_some_and(|last| {
-                    last.get("message").and_then(Value::as_str) == Some(e.as_str())
-                        && last
-                            .get("createdAt")
-                            .and_then(Value::as_f64)
-                            .is_some_and(|t| now - t < 60.0)
-                });
-                if !repeat {
-                    s.event(now, e);
-                }
-            }
-            Ok(())
-        });
+        events.extend(placement_failure);
+        events
     }
 
     /// Registers the targets of running tasks that have none yet (ECS registers after RUNNING).
@@ -520,7 +261,7 @@ impl Scheduler {
         let mut count = 0;
         for t in tasks
             .iter_mut()
-            .filter(|t| t.is_running() && t.desired_status == "RUNNING" && t.lb_targets.is_empty())
+            .filter(|t| t.is_running() && t.wanted() && t.lb_targets.is_empty())
         {
             let registered = lb_targets::register(elbv2, svc, t);
             if registered.is_empty() {
@@ -538,11 +279,7 @@ impl Scheduler {
             count += 1;
         }
         if count > 0 {
-            for lb in &svc.load_balancers {
-                let group = lb
-                    .get("targetGroupArn")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
+            for group in target_groups(svc) {
                 actions.events.push(format!(
                     "(service {}) registered {count} targets in (target-group {group})",
                     svc.name
@@ -550,92 +287,412 @@ impl Scheduler {
             }
         }
     }
+}
 
-    /// A RunTask input for `n` tasks of a deployment.
-    fn run_input(&self, svc: &EcsService, dep: &Deployment, n: i64) -> Value {
-        let mut input = json!({
-            "cluster": svc.cluster,
-            "taskDefinition": dep.task_definition,
-            "count": n,
-            "startedBy": dep.id,
-            "group": format!("service:{}", svc.name),
-            "enableExecuteCommand": svc.enable_execute_command,
-            "placementConstraints": svc.placement_constraints,
-            "placementStrategy": if svc.placement_strategy.is_empty() {
-                json!([{"type": "spread", "field": "attribute:ecs.availability-zone"}, {"type": "spread", "field": "instanceId"}])
-            } else {
-                json!(svc.placement_strategy)
-            },
-        });
-        if let Some(lt) = &svc.launch_type {
-            input["launchType"] = json!(lt);
-        } else if !svc.capacity_provider_strategy.is_empty() {
-            input["capacityProviderStrategy"] = json!(svc.capacity_provider_strategy);
-        }
-        if let Some(n) = dep
-            .network_configuration
-            .as_ref()
-            .or(svc.network_configuration.as_ref())
+fn target_groups(svc: &EcsService) -> impl Iterator<Item = &str> {
+    svc.load_balancers
+        .iter()
+        .map(|lb| lb.target_group_arn.as_deref().unwrap_or_default())
+}
+
+/// "(task a) (task b)" from task ARNs.
+fn task_list<'a>(arns: impl Iterator<Item = &'a str>) -> String {
+    arns.map(|a| format!("(task {})", a.rsplit('/').next().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Which running tasks are healthy; tasks failing their ELB health checks (after the grace
+/// period) are stopped with ECS's event.
+fn observe_health(
+    ctx: &Ctx,
+    svc: &EcsService,
+    tasks: &[Task],
+    lb: Option<&Elbv2>,
+    actions: &mut Actions,
+) {
+    let lb_health = lb
+        .map(|e| lb_targets::service_health(e, svc))
+        .unwrap_or_default();
+    let grace = svc.health_check_grace_period.unwrap_or(0) as f64;
+    for t in tasks {
+        let healthy = match lb_targets::task_health(&lb_health, t) {
+            Some(TaskLbHealth::Unhealthy { group, reason }) => {
+                // ELB results are ignored for healthCheckGracePeriodSeconds after RUNNING.
+                if t.wanted() && t.started_at.is_some_and(|s| ctx.now - s >= grace) {
+                    let port = t
+                        .lb_targets
+                        .iter()
+                        .find(|x| x.target_group_arn == group)
+                        .and_then(|x| x.port)
+                        .map(Value::from)
+                        .unwrap_or(Value::Null);
+                    actions.events.push(format!(
+                        "(service {}) (task {}) (port {port}) is unhealthy in (target-group {group}) due to (reason {reason}).",
+                        svc.name, t.id
+                    ));
+                    actions.stop(
+                        t,
+                        format!("Task failed ELB health checks in (target-group {group})"),
+                    );
+                }
+                false
+            }
+            Some(TaskLbHealth::Pending) => false,
+            Some(TaskLbHealth::Healthy) => true,
+            None => lb.is_none(),
+        };
+        if healthy && t.is_running() && t.wanted() && t.computed_health() != HealthStatus::Unhealthy
         {
-            input["networkConfiguration"] = n.clone();
+            actions.healthy.insert(t.arn.clone());
         }
-        match svc.propagate_tags.as_deref() {
-            Some("SERVICE") => input["tags"] = json!(svc.tags),
-            Some("TASK_DEFINITION") => input["propagateTags"] = json!("TASK_DEFINITION"),
-            _ => {}
-        }
-        if let Some(p) = &svc.platform_version {
-            input["platformVersion"] = json!(p);
-        }
-        input
     }
 }
 
-#[derive(Default)]
-struct Actions {
-    /// Running tasks that count as healthy (container and load balancer health).
-    healthy: std::collections::HashSet<String>,
-    events: Vec<String>,
-    start: i64,
-    daemon_starts: Vec<String>,
-    stop: Vec<(String, &'static str, String)>,
-    inactive: bool,
+/// A DRAINING service stops every task; once all are stopped it becomes INACTIVE.
+fn plan_draining(tasks: &[Task], actions: &mut Actions) {
+    for t in tasks.iter().filter(|t| t.wanted()) {
+        actions.stop(t, "Service deleted");
+    }
+    if tasks.iter().all(Task::is_stopped) {
+        actions.inactive = true;
+    }
 }
 
 fn scaling_reason(d: &Deployment) -> String {
     format!("Scaling activity initiated by (deployment {})", d.id)
 }
 
-fn arns(tasks: &Value) -> Vec<String> {
-    tasks
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|t| t.get("taskArn").and_then(Value::as_str).map(str::to_string))
-        .collect()
+fn plan_replica(svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
+    let Some(primary) = svc.primary() else { return };
+    let desired = svc.desired_count;
+    let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
+    let wanted: Vec<&Task> = live.iter().copied().filter(|t| t.wanted()).collect();
+    let of_primary = |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str());
+    let primary_wanted: Vec<&Task> = wanted.iter().copied().filter(of_primary).collect();
+    let others: Vec<&Task> = wanted.iter().copied().filter(|t| !of_primary(t)).collect();
+    let max_total = desired * svc.maximum_percent / 100;
+    let min_healthy = (desired * svc.minimum_healthy_percent + 99) / 100;
+
+    // Tasks whose container health checks failed are replaced.
+    for t in &wanted {
+        if t.is_running() && t.computed_health() == HealthStatus::Unhealthy {
+            actions.stop(t, "Task failed container health checks");
+        }
+    }
+    let healthy = wanted
+        .iter()
+        .filter(|t| actions.healthy.contains(&t.arn))
+        .count() as i64;
+
+    // Start the primary's missing tasks, within maximumPercent (a failed rollout stops starting).
+    if primary.rollout_state != RolloutState::Failed {
+        let need = desired - primary_wanted.len() as i64;
+        let room = if desired == 0 {
+            0
+        } else {
+            max_total.max(desired) - live.len() as i64
+        };
+        let n = need.min(room);
+        if n > 0 {
+            actions.start = n as usize;
+        } else if need > 0 && room <= 0 && !others.is_empty() && healthy <= min_healthy {
+            actions.events.push(format!(
+                "(service {}) was unable to stop or start tasks during a deployment because of the service deployment configuration. Update the minimumHealthyPercent or maximumPercent value and try again.",
+                svc.name
+            ));
+        }
+    }
+    // Scale in: the primary has more than desired (pending ones first).
+    let mut extra = primary_wanted.len() as i64 - desired;
+    let mut by_pending = primary_wanted.clone();
+    by_pending.sort_by_key(|t| t.is_running());
+    for t in by_pending {
+        if extra <= 0 {
+            break;
+        }
+        actions.stop(t, scaling_reason(primary));
+        extra -= 1;
+    }
+    // Old deployments drain while minimumHealthyPercent allows.
+    let mut can_stop = if desired == 0 {
+        i64::MAX
+    } else {
+        healthy - min_healthy
+    };
+    let mut old = others;
+    old.sort_by_key(|t| t.is_running());
+    for t in old {
+        if can_stop <= 0 && t.is_running() {
+            break;
+        }
+        let dep = svc
+            .deployments
+            .iter()
+            .find(|d| Some(d.id.as_str()) == t.started_by.as_deref());
+        actions.stop(t, scaling_reason(dep.unwrap_or(primary)));
+        if t.is_running() {
+            can_stop -= 1;
+        }
+    }
+}
+
+/// DAEMON: one task per ACTIVE instance with a connected agent; tasks on draining or
+/// deregistered instances stop.
+fn plan_daemon(
+    instances: &[crate::services::ecs::ContainerInstance],
+    tasks: &[Task],
+    actions: &mut Actions,
+) {
+    for i in instances {
+        let on: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.wanted() && t.container_instance_arn.as_deref() == Some(&i.arn))
+            .collect();
+        match i.status.as_str() {
+            "ACTIVE" if on.is_empty() && i.agent_connected => {
+                actions.daemon_starts.push(i.arn.clone())
+            }
+            "DRAINING" | "INACTIVE" => {
+                for t in on {
+                    actions.stop(t, "Container instance is draining");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the deployments' bookkeeping needs from the service's tasks.
+struct Outcome<'a> {
+    tasks: &'a [Task],
+    healthy: &'a HashSet<String>,
+}
+
+impl<'a> Outcome<'a> {
+    fn of(tasks: &'a [Task], healthy: &'a HashSet<String>) -> Outcome<'a> {
+        Outcome { tasks, healthy }
+    }
+
+    fn of_deployment(&self, id: &'a str) -> impl Iterator<Item = &'a Task> + 'a {
+        self.tasks
+            .iter()
+            .filter(move |t| t.started_by.as_deref() == Some(id))
+    }
+
+    /// Tasks that stopped before RUNNING or failed their container health checks.
+    fn failed(&self, id: &str) -> i64 {
+        self.of_deployment(id)
+            .filter(|t| t.is_stopped())
+            .filter(|t| {
+                t.started_at.is_none()
+                    || t.stopped_reason.as_deref() == Some("Task failed container health checks")
+            })
+            .count() as i64
+    }
+
+    fn live(&self, id: &str) -> i64 {
+        self.of_deployment(id).filter(|t| !t.is_stopped()).count() as i64
+    }
+
+    fn healthy(&self, id: &str) -> i64 {
+        let healthy = self.healthy;
+        self.of_deployment(id)
+            .filter(|t| healthy.contains(&t.arn))
+            .count() as i64
+    }
+}
+
+/// A DRAINING service whose tasks have stopped is INACTIVE.
+fn retire(s: &mut EcsService) {
+    s.status = ServiceStatus::Inactive;
+    for d in s.deployments.iter_mut() {
+        d.status = DeploymentStatus::Inactive;
+    }
+}
+
+/// Failed-task counts, the circuit breaker, rollback, finished deployments and completion.
+fn record_deployments(s: &mut EcsService, o: &Outcome<'_>, now: f64, events: &mut Vec<String>) {
+    if let Some(failed) = trip_breaker(s, o, now, events) {
+        if s.circuit_breaker.as_ref().is_some_and(|c| c.rollback) {
+            roll_back(s, &failed, now, events);
+        }
+    }
+    // Old deployments without tasks are done.
+    s.deployments
+        .retain(|d| d.status == DeploymentStatus::Primary || o.live(&d.id) > 0);
+    complete_rollout(s, o, now, events);
+}
+
+/// Updates failedTasks; returns the PRIMARY deployment when the breaker trips on it.
+fn trip_breaker(
+    s: &mut EcsService,
+    o: &Outcome<'_>,
+    now: f64,
+    events: &mut Vec<String>,
+) -> Option<Deployment> {
+    let threshold = ((s.desired_count + 1) / 2).clamp(3, 200);
+    let enabled = s.circuit_breaker.as_ref().is_some_and(|c| c.enable);
+    let mut tripped = None;
+    for d in s.deployments.iter_mut() {
+        let failed = o.failed(&d.id);
+        if failed != d.failed_tasks {
+            d.failed_tasks = failed;
+            d.updated_at = now;
+        }
+        if d.status == DeploymentStatus::Primary
+            && d.rollout_state == RolloutState::InProgress
+            && enabled
+            && failed >= threshold
+        {
+            d.rollout_state = RolloutState::Failed;
+            d.rollout_state_reason =
+                "ECS deployment circuit breaker: tasks failed to start.".into();
+            d.updated_at = now;
+            events.push(format!(
+                "(service {}) (deployment {}) deployment failed: tasks failed to start.",
+                s.name, d.id
+            ));
+            tripped = Some(d.clone());
+        }
+    }
+    tripped
+}
+
+/// A new PRIMARY deployment from the last completed one; the failed one stays ACTIVE while its
+/// tasks drain (ECS keeps it in deployments[]).
+fn roll_back(s: &mut EcsService, failed: &Deployment, now: f64, events: &mut Vec<String>) {
+    let Some(prev) = s
+        .deployments
+        .iter()
+        .find(|d| {
+            d.status == DeploymentStatus::Active && d.rollout_state == RolloutState::Completed
+        })
+        .cloned()
+    else {
+        return;
+    };
+    for d in s.deployments.iter_mut().filter(|d| d.id == failed.id) {
+        d.status = DeploymentStatus::Active;
+    }
+    let mut dep = prev.clone();
+    dep.id = deployment_id();
+    dep.status = DeploymentStatus::Primary;
+    dep.rollout_state = RolloutState::InProgress;
+    dep.rollout_state_reason = format!("ECS deployment {} in progress.", dep.id);
+    dep.failed_tasks = 0;
+    dep.desired_count = s.desired_count;
+    dep.created_at = now;
+    dep.updated_at = now;
+    s.task_definition = dep.task_definition.clone();
+    events.push(format!(
+        "(service {}) rolling back to deployment {}.",
+        s.name, prev.id
+    ));
+    s.deployments.insert(0, dep);
+}
+
+/// The PRIMARY deployment completes once it alone runs the desired count, all healthy.
+fn complete_rollout(s: &mut EcsService, o: &Outcome<'_>, now: f64, events: &mut Vec<String>) {
+    let only_primary = s.deployments.len() == 1;
+    let desired = s.desired_count;
+    let name = s.name.clone();
+    let Some(p) = s
+        .deployments
+        .iter_mut()
+        .find(|d| d.status == DeploymentStatus::Primary)
+    else {
+        return;
+    };
+    let steady = only_primary && o.healthy(&p.id) == desired && o.live(&p.id) == desired;
+    if steady && p.rollout_state == RolloutState::InProgress {
+        p.rollout_state = RolloutState::Completed;
+        p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
+        p.updated_at = now;
+        events.push(format!(
+            "(service {name}) (deployment {}) deployment completed.",
+            p.id
+        ));
+        events.push(format!("(service {name}) has reached a steady state."));
+    }
+}
+
+/// Writes events, newest first; the same message within a minute is said once (ECS throttles
+/// repeats too).
+fn add_events(s: &mut EcsService, now: f64, events: Vec<String>) {
+    for e in events {
+        let repeat = s.events.first().is_some_and(|last| {
+            last.get("message").and_then(Value::as_str) == Some(e.as_str())
+                && last
+                    .get("createdAt")
+                    .and_then(Value::as_f64)
+                    .is_some_and(|t| now - t < 60.0)
+        });
+        if !repeat {
+            s.event(now, e);
+        }
+    }
+}
+
+/// Where a REPLICA service's tasks go: its constraints, and its strategy (ECS's default: spread
+/// by AZ, then by instance).
+fn placement_target(svc: &EcsService) -> Target {
+    let strategy = if svc.placement_strategy.is_empty() {
+        vec![
+            PlacementStrategy::new("spread", "attribute:ecs.availability-zone"),
+            PlacementStrategy::new("spread", "instanceId"),
+        ]
+    } else {
+        svc.placement_strategy.clone()
+    };
+    Target::Place {
+        constraints: svc.placement_constraints.clone(),
+        strategy,
+    }
+}
+
+/// The launch of `count` tasks of a deployment.
+fn launch_spec(svc: &EcsService, dep: &Deployment, count: usize, target: Target) -> LaunchSpec {
+    let (launch_type, capacity_provider_strategy) = match &svc.launch_type {
+        Some(lt) => (Some(lt.clone()), Vec::new()),
+        None => (None, svc.capacity_provider_strategy.clone()),
+    };
+    LaunchSpec {
+        cluster: Some(svc.cluster.clone()),
+        task_definition: dep.task_definition.clone(),
+        count,
+        target,
+        started_by: Some(dep.id.clone()),
+        group: Some(format!("service:{}", svc.name)),
+        launch_type,
+        capacity_provider_strategy,
+        network_configuration: dep
+            .network_configuration
+            .clone()
+            .or_else(|| svc.network_configuration.clone()),
+        tags: if svc.propagate_tags == Some(PropagateTags::Service) {
+            svc.tags.clone()
+        } else {
+            Vec::new()
+        },
+        propagate_tags: svc
+            .propagate_tags
+            .filter(|p| *p == PropagateTags::TaskDefinition),
+        enable_execute_command: svc.enable_execute_command,
+        platform_version: svc.platform_version.clone(),
+        ..Default::default()
+    }
 }
 
 /// The event ECS writes when no instance can take a task, naming the closest instance's shortfall.
-fn unplaceable(svc: &EcsService, failures: &Value) -> String {
-    let first = failures
-        .as_array()
-        .and_then(|f| f.first())
-        .cloned()
-        .unwrap_or(Value::Null);
+fn unplaceable(svc: &EcsService, first: Option<&Failure>) -> String {
     let instance = first
-        .get("arn")
-        .and_then(Value::as_str)
-        .and_then(|a| a.rsplit('/').next())
-        .unwrap_or_default()
-        .to_string();
-    let what = match first
-        .get("reason")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-    {
-        "RESOURCE:MEMORY" => "has insufficient memory available".to_string(),
-        "RESOURCE:CPU" => "has insufficient CPU units available".to_string(),
-        "RESOURCE:PORTS" | "RESOURCE:PORTS_UDP" => {
+        .and_then(|f| f.arn.rsplit('/').next())
+        .unwrap_or_default();
+    let what = match first.map(|f| f.reason.as_str()).unwrap_or_default() {
+        placement::REASON_MEMORY => "has insufficient memory available".to_string(),
+        placement::REASON_CPU => "has insufficient CPU units available".to_string(),
+        placement::REASON_PORTS | placement::REASON_PORTS_UDP => {
             "is already using a port required by your task".to_string()
         }
         other => format!("encountered error \"{other}\""),

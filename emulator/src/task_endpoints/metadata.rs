@@ -231,6 +231,7 @@ impl View<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ecs::model::{ContainerStatus, DesiredStatus, HealthStatus, TaskStatus};
 
     fn sample() -> (Task, TaskDef, HashMap<String, ContainerState>) {
         let task = Task {
@@ -241,8 +242,8 @@ mod tests {
             family: "web".into(),
             revision: 3,
             launch_type: "EC2".into(),
-            last_status: "RUNNING".into(),
-            desired_status: "RUNNING".into(),
+            last_status: TaskStatus::Running,
+            desired_status: DesiredStatus::Running,
             network_mode: "bridge".into(),
             cpu: Some("512".into()),
             memory: Some("1024".into()),
@@ -255,11 +256,11 @@ mod tests {
                 arn: "arn:aws:ecs:us-east-1:000000000000:container/c/abc/123".into(),
                 image: "busybox".into(),
                 runtime_id: Some("d0cker".into()),
-                last_status: "RUNNING".into(),
+                last_status: ContainerStatus::Running,
                 network_bindings: vec![
                     json!({"bindIP": "127.20.0.5", "containerPort": 80, "hostPort": 32768, "protocol": "tcp"}),
                 ],
-                health_status: Some("HEALTHY".into()),
+                health_status: Some(HealthStatus::Healthy),
                 cpu: 10,
                 memory: Some(128),
                 created_at: Some(1_601_597_707.0),

@@ -15,7 +15,6 @@ pub mod metadata;
 use crate::clock::Clock;
 use crate::runtime::{ContainerRuntime, ContainerState};
 use crate::services::ecs::{Ecs, Task};
-use crate::services::input::Input;
 use crate::services::sts::{IssuedCredentials, Sts};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -237,14 +236,8 @@ impl TaskEndpoints {
 
     /// The task role: the RunTask override, else the task definition's.
     fn task_role(&self, task: &Task) -> Option<String> {
-        if let Some(r) = task.overrides.str("taskRoleArn").filter(|r| !r.is_empty()) {
-            return Some(r.to_string());
-        }
-        let def = self.ecs.task_definition_by_arn(&task.task_definition_arn)?;
-        def.body
-            .str("taskRoleArn")
-            .filter(|r| !r.is_empty())
-            .map(str::to_string)
+        // Planned at launch (the override, else the definition's).
+        task.task_role_arn.clone().filter(|r| !r.is_empty())
     }
 
     /// Whether `source` is one of the task's containers. Host-network tasks share the host's
@@ -404,6 +397,7 @@ fn router(
 mod tests {
     use super::*;
     use crate::runtime::{ContainerSpec, ImageInfo, RegistryAuth, RuntimeError, RuntimeEvent};
+    use crate::services::ecs::model::{ContainerStatus, DesiredStatus, TaskStatus};
     use crate::services::ecs::TaskContainer;
     use async_trait::async_trait;
     use futures::stream::BoxStream;
@@ -506,18 +500,15 @@ mod tests {
             id: "abc".into(),
             family: "web".into(),
             revision: 1,
-            last_status: "RUNNING".into(),
-            desired_status: "RUNNING".into(),
+            last_status: TaskStatus::Running,
+            desired_status: DesiredStatus::Running,
             network_mode: network_mode.into(),
             endpoint_id: "0f1e-22".into(),
-            overrides: match role {
-                Some(r) => json!({"taskRoleArn": r}),
-                None => json!({}),
-            },
+            task_role_arn: role.map(str::to_string),
             containers: vec![TaskContainer {
                 name: "my-app".into(),
                 runtime_id: Some("d0c".into()),
-                last_status: "RUNNING".into(),
+                last_status: ContainerStatus::Running,
                 ..Default::default()
             }],
             ..Default::default()

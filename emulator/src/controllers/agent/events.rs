@@ -4,6 +4,7 @@
 use super::spec::TASK_KEY_LABEL;
 use super::Agent;
 use crate::runtime::RuntimeEvent;
+use crate::services::ecs::model::{ContainerStatus, HealthStatus};
 use crate::services::ecs::tasks::mark_stopping;
 use futures::StreamExt;
 use std::sync::Arc;
@@ -68,13 +69,11 @@ async fn handle(agent: &Arc<Agent>, event: RuntimeEvent) {
         RuntimeEvent::Health { id, status } => {
             if let Some(key) = task_key(agent, &id).await {
                 let health = match status.as_str() {
-                    "healthy" => "HEALTHY",
-                    "unhealthy" => "UNHEALTHY",
-                    _ => "UNKNOWN",
+                    "healthy" => HealthStatus::Healthy,
+                    "unhealthy" => HealthStatus::Unhealthy,
+                    _ => HealthStatus::Unknown,
                 };
-                set_container(agent, &key, &id, |c| {
-                    c.health_status = Some(health.to_string())
-                });
+                set_container(agent, &key, &id, |c| c.health_status = Some(health));
             }
         }
         RuntimeEvent::Destroyed { id } => {
@@ -140,7 +139,7 @@ pub async fn container_exited(
         if c.last_status == "STOPPED" {
             return Ok(());
         }
-        c.last_status = "STOPPED".into();
+        c.last_status = ContainerStatus::Stopped;
         c.exit_code = exit_code;
         c.finished_at = Some(now);
         if oom {
@@ -187,7 +186,7 @@ pub async fn container_removed(agent: &Arc<Agent>, key: &str, id: &str) {
             return Ok(());
         };
         if c.last_status != "STOPPED" {
-            c.last_status = "STOPPED".into();
+            c.last_status = ContainerStatus::Stopped;
             c.finished_at = Some(now);
             c.reason.get_or_insert_with(|| {
                 "DockerContainerRemoved: the container was removed outside of ECS".to_string()

@@ -23,15 +23,11 @@ fn first_host(cidr: &str) -> Option<String> {
 }
 
 pub async fn awsvpc_network(agent: &Agent, task: &Task) -> Result<AwsvpcNetwork, String> {
-    let conf = task
+    let subnet_id = task
         .network_configuration
-        .get("awsvpcConfiguration")
-        .cloned()
-        .unwrap_or(Value::Null);
-    let subnet_id = conf
-        .string_list("subnets")
-        .into_iter()
-        .next()
+        .as_ref()
+        .and_then(|n| n.awsvpc_configuration.as_ref())
+        .and_then(|c| c.subnets.first().cloned())
         .ok_or("awsvpcConfiguration has no subnets")?;
     let (account, region) = scope_of(&task.arn);
     let ec2 = agent.ecs.ec2.get().ok_or("EC2 is not available")?;

@@ -2,7 +2,7 @@
 
 use crate::runtime::{ContainerSpec, HealthSpec, PortSpec, OWNER_LABEL};
 use crate::services::ecs::task_definitions::{parse_cpu, parse_memory};
-use crate::services::ecs::{Task, TaskDef};
+use crate::services::ecs::{Task, TaskContainer, TaskDef};
 use crate::services::input::Input;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -23,7 +23,10 @@ pub struct SpecInput<'a> {
     pub task_key: &'a str,
     pub task: &'a Task,
     pub def: &'a TaskDef,
+    /// The container's definition.
     pub container: &'a Value,
+    /// The container as planned at launch (overrides applied).
+    pub planned: &'a TaskContainer,
     pub owner: &'a str,
     pub region: &'a str,
     pub image: String,
@@ -66,73 +69,53 @@ pub fn docker_name(task: &Task, container: &str) -> String {
     )
 }
 
-pub fn build(input: SpecInput<'_>) -> ContainerSpec {
-    let c = input.container;
+/// Environment: the planned one (definition, then overrides), the secrets, then what ECS injects.
+fn environment(input: &SpecInput<'_>, name: &str) -> Vec<String> {
     let task = input.task;
-    let name = c.str("name").unwrap_or_default().to_string();
-    let overrides = task
-        .overrides
-        .get("containerOverrides")
-        .and_then(Value::as_array)
-        .and_then(|o| o.iter().find(|o| o.str("name") == Some(&name)))
-        .cloned()
-        .unwrap_or(Value::Null);
-    let get_i = |k: &str| overrides.i64(k).or(c.i64(k));
-
-    // Environment: the definition's, then the override's, then what ECS injects.
     let mut env: Vec<(String, String)> = Vec::new();
-    let set = |k: &str, v: String, env: &mut Vec<(String, String)>| {
+    let mut set = |k: &str, v: String| {
         env.retain(|(x, _)| x != k);
         env.push((k.to_string(), v));
     };
-    for source in [c.get("environment"), overrides.get("environment")] {
-        for e in source.and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(k), Some(v)) = (e.str("name"), e.str("value")) {
-                set(k, v.to_string(), &mut env);
-            }
+    for e in &input.planned.environment {
+        if let (Some(k), Some(v)) = (&e.name, &e.value) {
+            set(k, v.clone());
         }
     }
-    for (k, v) in input.secrets {
-        set(&k, v, &mut env);
+    for (k, v) in &input.secrets {
+        set(k, v.clone());
     }
-    set("AWS_REGION", input.region.to_string(), &mut env);
-    set("AWS_DEFAULT_REGION", input.region.to_string(), &mut env);
+    set("AWS_REGION", input.region.to_string());
+    set("AWS_DEFAULT_REGION", input.region.to_string());
     let exec_env = if task.launch_type == "FARGATE" {
         "AWS_ECS_FARGATE"
     } else {
         "AWS_ECS_EC2"
     };
-    set("AWS_EXECUTION_ENV", exec_env.to_string(), &mut env);
+    set("AWS_EXECUTION_ENV", exec_env.to_string());
     if let Some(endpoint) = &input.endpoints.aws_endpoint {
-        set("AWS_ENDPOINT_URL", endpoint.clone(), &mut env);
+        set("AWS_ENDPOINT_URL", endpoint.clone());
     }
     if let Some(base) = &input.endpoints.task_endpoint {
         let id = format!("{}-{}", task.endpoint_id, name);
-        set(
-            "ECS_CONTAINER_METADATA_URI",
-            format!("{base}/v3/{id}"),
-            &mut env,
-        );
-        set(
-            "ECS_CONTAINER_METADATA_URI_V4",
-            format!("{base}/v4/{id}"),
-            &mut env,
-        );
-        set("ECS_AGENT_URI", format!("{base}/api/{id}"), &mut env);
-        let role = task
-            .overrides
-            .str("taskRoleArn")
-            .or(input.def.body.str("taskRoleArn"));
-        if role.is_some() {
+        set("ECS_CONTAINER_METADATA_URI", format!("{base}/v3/{id}"));
+        set("ECS_CONTAINER_METADATA_URI_V4", format!("{base}/v4/{id}"));
+        set("ECS_AGENT_URI", format!("{base}/api/{id}"));
+        if task.task_role_arn.is_some() {
             set(
                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                 format!("/v2/credentials/{}", task.endpoint_id),
-                &mut env,
             );
         }
     }
+    env.into_iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
 
-    let mut labels: HashMap<String, String> = c
+/// The definition's dockerLabels, the ECS agent's labels and the emulator's ownership labels.
+fn labels(input: &SpecInput<'_>, name: &str) -> HashMap<String, String> {
+    let task = input.task;
+    let mut labels: HashMap<String, String> = input
+        .container
         .get("dockerLabels")
         .and_then(Value::as_object)
         .map(|m| {
@@ -142,7 +125,7 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
         })
         .unwrap_or_default();
     labels.insert("com.amazonaws.ecs.task-arn".into(), task.arn.clone());
-    labels.insert("com.amazonaws.ecs.container-name".into(), name.clone());
+    labels.insert("com.amazonaws.ecs.container-name".into(), name.to_string());
     labels.insert(
         "com.amazonaws.ecs.task-definition-family".into(),
         task.family.clone(),
@@ -154,30 +137,21 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
     labels.insert("com.amazonaws.ecs.cluster".into(), task.cluster.clone());
     labels.insert(OWNER_LABEL.into(), input.owner.to_string());
     labels.insert(TASK_KEY_LABEL.into(), input.task_key.to_string());
+    labels
+}
 
-    // Resources: cpu → CpuShares (min 2); memory → hard limit; memoryReservation → soft limit.
-    // Task-level cpu and memory cap every container of the task (Docker has no task cgroup here).
-    let cpu = get_i("cpu").unwrap_or(0);
-    let task_cpu = task.cpu.as_deref().and_then(parse_cpu);
-    let task_memory = task.memory.as_deref().and_then(parse_memory);
-    let memory = get_i("memory").or(task_memory);
-    let reservation = get_i("memoryReservation");
-    const MIB: i64 = 1024 * 1024;
-
-    let network_mode = task.network_mode.as_str();
-    let mut ports = Vec::new();
-    if network_mode == "bridge" {
-        for p in c
-            .get("portMappings")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let Some(container_port) = p.i64("containerPort").and_then(|x| u16::try_from(x).ok())
-            else {
-                continue;
-            };
-            ports.push(PortSpec {
+/// Bridge-mode port mappings, published on the instance's own loopback address.
+fn ports(c: &Value, task: &Task) -> Vec<PortSpec> {
+    if task.network_mode != "bridge" {
+        return Vec::new();
+    }
+    c.get("portMappings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let container_port = p.i64("containerPort").and_then(|x| u16::try_from(x).ok())?;
+            Some(PortSpec {
                 container_port,
                 protocol: p.str("protocol").unwrap_or("tcp").to_string(),
                 host_ip: task.host_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
@@ -185,29 +159,15 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
                     .i64("hostPort")
                     .filter(|h| *h > 0)
                     .and_then(|h| u16::try_from(h).ok()),
-            });
-        }
-    }
-    let (docker_network, ipv4) = match (network_mode, &input.awsvpc) {
-        ("awsvpc", Some((net, ip))) => (net.clone(), Some(ip.clone())),
-        ("awsvpc", None) => ("none".to_string(), None),
-        (mode, _) => (mode.to_string(), None),
-    };
+            })
+        })
+        .collect()
+}
 
-    let health = c.get("healthCheck").map(|h| HealthSpec {
-        test: strings(h.get("command")).unwrap_or_default(),
-        interval_s: h.i64("interval").unwrap_or(30),
-        timeout_s: h.i64("timeout").unwrap_or(5),
-        retries: h.i64("retries").unwrap_or(3),
-        start_period_s: h.i64("startPeriod").unwrap_or(0),
-    });
-    let linux = c.get("linuxParameters").cloned().unwrap_or(Value::Null);
-    let caps = linux.get("capabilities").cloned().unwrap_or(Value::Null);
-
-    // Volumes: host.sourcePath → bind mount; others → a Docker volume named for the task (or the
-    // shared name for dockerVolumeConfiguration scope "shared").
-    let volumes = input
-        .def
+/// Volumes: host.sourcePath → bind mount; others → a Docker volume named for the task (or the
+/// shared name for dockerVolumeConfiguration scope "shared").
+fn binds(c: &Value, def: &TaskDef, task: &Task) -> Vec<String> {
+    let volumes = def
         .body
         .get("volumes")
         .and_then(Value::as_array)
@@ -243,76 +203,118 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
         };
         binds.push(format!("{src}:{path}{ro}"));
     }
+    binds
+}
 
-    let links = strings(c.get("links"))
+/// "name:alias" names a container of this task; Docker needs its Docker name, which the agent
+/// fills in (see start.rs) — here the alias defaults to the name.
+fn links(c: &Value) -> Vec<String> {
+    strings(c.get("links"))
         .unwrap_or_default()
         .into_iter()
         .map(|l| {
-            // "name:alias" names a container of this task; Docker needs its Docker name, which the
-            // agent fills in (see start.rs) — here the alias defaults to the name.
             let (n, alias) = l
                 .split_once(':')
                 .map(|(a, b)| (a.to_string(), b.to_string()))
                 .unwrap_or((l.clone(), l.clone()));
             format!("{n}:{alias}")
         })
-        .collect();
+        .collect()
+}
 
+fn health(c: &Value) -> Option<HealthSpec> {
+    c.get("healthCheck").map(|h| HealthSpec {
+        test: strings(h.get("command")).unwrap_or_default(),
+        interval_s: h.i64("interval").unwrap_or(30),
+        timeout_s: h.i64("timeout").unwrap_or(5),
+        retries: h.i64("retries").unwrap_or(3),
+        start_period_s: h.i64("startPeriod").unwrap_or(0),
+    })
+}
+
+fn ulimits(c: &Value) -> Vec<(String, i64, i64)> {
+    c.get("ulimits")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|u| {
+            Some((
+                u.str("name")?.to_string(),
+                u.i64("softLimit")?,
+                u.i64("hardLimit")?,
+            ))
+        })
+        .collect()
+}
+
+fn extra_hosts(c: &Value) -> Vec<String> {
+    c.get("extraHosts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|h| Some(format!("{}:{}", h.str("hostname")?, h.str("ipAddress")?)))
+        .collect()
+}
+
+fn sysctls(c: &Value) -> HashMap<String, String> {
+    c.get("systemControls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| Some((s.str("namespace")?.to_string(), s.str("value")?.to_string())))
+        .collect()
+}
+
+pub fn build(input: SpecInput<'_>) -> ContainerSpec {
+    let c = input.container;
+    let task = input.task;
+    let planned = input.planned;
+    let name = planned.name.clone();
+    // Resources (the plan, after overrides): cpu → CpuShares (min 2); memory → hard limit;
+    // memoryReservation → soft limit. Task-level cpu and memory cap every container of the task
+    // (Docker has no task cgroup here).
+    let task_cpu = task.cpu.as_deref().and_then(parse_cpu);
+    let task_memory = task.memory.as_deref().and_then(parse_memory);
+    let memory = planned.memory.or(task_memory);
+    const MIB: i64 = 1024 * 1024;
+    let (docker_network, ipv4) = match (task.network_mode.as_str(), &input.awsvpc) {
+        ("awsvpc", Some((net, ip))) => (net.clone(), Some(ip.clone())),
+        ("awsvpc", None) => ("none".to_string(), None),
+        (mode, _) => (mode.to_string(), None),
+    };
+    let linux = c.get("linuxParameters").cloned().unwrap_or(Value::Null);
+    let caps = linux.get("capabilities").cloned().unwrap_or(Value::Null);
     ContainerSpec {
         name: docker_name(task, &name),
-        image: input.image,
+        image: input.image.clone(),
         entrypoint: strings(c.get("entryPoint")),
-        command: strings(overrides.get("command")).or_else(|| strings(c.get("command"))),
-        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-        labels,
+        command: planned.command.clone(),
+        env: environment(&input, &name),
+        labels: labels(&input, &name),
         working_dir: c.str("workingDirectory").map(str::to_string),
         user: c.str("user").map(str::to_string),
         hostname: c.str("hostname").map(str::to_string),
-        cpu_shares: Some(cpu.clamp(2, 262_144)),
+        cpu_shares: Some(planned.cpu.clamp(2, 262_144)),
         nano_cpus: task_cpu.map(|units| units * 1_000_000_000 / 1024),
         memory_bytes: memory.map(|m| m * MIB),
-        memory_reservation_bytes: reservation.map(|m| m * MIB),
+        memory_reservation_bytes: planned.memory_reservation.map(|m| m * MIB),
         network_mode: docker_network,
         ipv4_address: ipv4,
-        ports,
-        links,
-        binds,
-        ulimits: c
-            .get("ulimits")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|u| {
-                Some((
-                    u.str("name")?.to_string(),
-                    u.i64("softLimit")?,
-                    u.i64("hardLimit")?,
-                ))
-            })
-            .collect(),
-        health,
+        ports: ports(c, task),
+        links: links(c),
+        binds: binds(c, input.def, task),
+        ulimits: ulimits(c),
+        health: health(c),
         readonly_rootfs: c.bool("readonlyRootFilesystem").unwrap_or(false),
         privileged: c.bool("privileged").unwrap_or(false),
         init: linux.bool("initProcessEnabled").unwrap_or(false),
         cap_add: strings(caps.get("add")).unwrap_or_default(),
         cap_drop: strings(caps.get("drop")).unwrap_or_default(),
-        extra_hosts: c
-            .get("extraHosts")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|h| Some(format!("{}:{}", h.str("hostname")?, h.str("ipAddress")?)))
-            .collect(),
+        extra_hosts: extra_hosts(c),
         dns: strings(c.get("dnsServers")).unwrap_or_default(),
         dns_search: strings(c.get("dnsSearchDomains")).unwrap_or_default(),
         stop_timeout_s: c.i64("stopTimeout"),
-        sysctls: c
-            .get("systemControls")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| Some((s.str("namespace")?.to_string(), s.str("value")?.to_string())))
-            .collect(),
+        sysctls: sysctls(c),
         security_opt: strings(c.get("dockerSecurityOptions")).unwrap_or_default(),
     }
 }
@@ -320,6 +322,7 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::ecs::model::KeyValuePair;
     use serde_json::json;
 
     #[test]
@@ -342,7 +345,7 @@ mod tests {
             host_ip: Some("127.20.0.5".into()),
             launch_type: "EC2".into(),
             endpoint_id: "eid".into(),
-            overrides: json!({"containerOverrides": [{"name": "app", "environment": [{"name": "B", "value": "over"}]}]}),
+            task_role_arn: Some("arn:aws:iam::0:role/r".into()),
             ..Default::default()
         };
         let container = json!({
@@ -354,6 +357,21 @@ mod tests {
             "dockerLabels": {"team": "x"},
             "linuxParameters": {"initProcessEnabled": true, "capabilities": {"add": ["NET_ADMIN"]}}
         });
+        // The plan computed at launch: the definition's environment, then the override's.
+        let planned = TaskContainer {
+            name: "app".into(),
+            cpu: 0,
+            memory: Some(128),
+            memory_reservation: Some(64),
+            environment: [("A", "1"), ("B", "over")]
+                .iter()
+                .map(|(k, v)| KeyValuePair {
+                    name: Some(k.to_string()),
+                    value: Some(v.to_string()),
+                })
+                .collect(),
+            ..Default::default()
+        };
         let endpoints = Endpoints {
             aws_endpoint: Some("http://172.17.0.1:4566".into()),
             task_endpoint: Some("http://169.254.170.2".into()),
@@ -363,6 +381,7 @@ mod tests {
             task: &task,
             def: &def,
             container: &container,
+            planned: &planned,
             owner: "o",
             region: "us-east-1",
             image: "busybox".into(),

@@ -6,6 +6,7 @@ use super::resources;
 use super::spec::{self, SpecInput};
 use super::Agent;
 use crate::runtime::RegistryAuth;
+use crate::services::ecs::model::{ContainerStatus, HealthStatus, TaskStatus};
 use crate::services::ecs::tasks::mark_stopping;
 use crate::services::ecs::{Task, TaskDef};
 use crate::services::input::Input;
@@ -148,7 +149,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
         }
     }
     if task.last_status == "PROVISIONING" {
-        update(agent, key, |t| t.last_status = "PENDING".into());
+        update(agent, key, |t| t.last_status = TaskStatus::Pending);
     }
     let region = task
         .arn
@@ -239,11 +240,15 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
                 }
             }
         };
+        let Some(planned) = current.containers.iter().find(|c| &c.name == name) else {
+            continue;
+        };
         let mut container_spec = spec::build(SpecInput {
             task_key: key,
             task: &current,
             def,
             container: cdef,
+            planned,
             owner: &agent.owner,
             region: &region,
             image,
@@ -333,7 +338,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
                 c.started_at = Some(started_at);
                 // A container that already exited keeps the status the events loop gave it.
                 if c.last_status == "PENDING" {
-                    c.last_status = "RUNNING".into();
+                    c.last_status = ContainerStatus::Running;
                 }
                 if let Some(s) = &state {
                     c.network_bindings = s
@@ -359,7 +364,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
     let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
             if task.desired_status == "RUNNING" && task.is_pending() {
-                task.last_status = "RUNNING".into();
+                task.last_status = TaskStatus::Running;
                 task.started_at = Some(now);
                 task.connectivity_at = Some(now);
                 task.version += 1;
@@ -465,7 +470,7 @@ async fn wait_for_dependencies(
                     }
                     c.last_status == "STOPPED"
                 }
-                "HEALTHY" => c.health_status.as_deref() == Some("HEALTHY"),
+                "HEALTHY" => c.health_status == Some(HealthStatus::Healthy),
                 _ => true,
             };
             all &= ok;

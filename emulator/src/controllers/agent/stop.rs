@@ -3,6 +3,7 @@
 
 use super::Agent;
 use crate::controllers::lb_targets;
+use crate::services::ecs::model::{ContainerStatus, TaskStatus};
 use crate::services::ecs::Task;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ async fn drain_targets(agent: &Arc<Agent>, key: &str, task: &Task) {
     }
     let _ = agent.ecs.tasks.record(|t| {
         if let Some(task) = t.get_mut(key) {
-            task.last_status = "DEACTIVATING".into();
+            task.last_status = TaskStatus::Deactivating;
             task.version += 1;
         }
         Ok(())
@@ -52,7 +53,7 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
                 || task.last_status == "DEACTIVATING"
                 || task.is_pending()
             {
-                task.last_status = "STOPPING".into();
+                task.last_status = TaskStatus::Stopping;
                 task.stopping_at.get_or_insert(now);
                 task.version += 1;
             }
@@ -106,7 +107,7 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
         for c in task.containers.iter_mut() {
             if let Some((_, state)) = results.iter().find(|(n, _)| n == &c.name) {
                 if c.last_status != "STOPPED" {
-                    c.last_status = "STOPPED".into();
+                    c.last_status = ContainerStatus::Stopped;
                     if let Some(s) = state {
                         c.exit_code = c.exit_code.or(s.exit_code);
                         if s.oom_killed && c.reason.is_none() {
@@ -117,10 +118,10 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
                     }
                 }
             } else if c.last_status != "STOPPED" {
-                c.last_status = "STOPPED".into();
+                c.last_status = ContainerStatus::Stopped;
             }
         }
-        task.last_status = "STOPPED".into();
+        task.last_status = TaskStatus::Stopped;
         task.stopped_at = Some(now);
         task.execution_stopped_at.get_or_insert(now);
         task.version += 1;

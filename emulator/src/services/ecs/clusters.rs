@@ -17,7 +17,7 @@ pub struct Cluster {
     /// ACTIVE, or INACTIVE once deleted (still describable, as in ECS).
     pub status: String,
     #[serde(default)]
-    pub tags: Vec<Value>,
+    pub tags: Vec<super::model::Tag>,
     #[serde(default)]
     pub settings: Vec<Value>,
     #[serde(default)]
@@ -134,11 +134,7 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             arn: cluster_arn(ctx, &name),
             name: name.clone(),
             status: "ACTIVE".into(),
-            tags: input
-                .get("tags")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default(),
+            tags: input.member("tags")?.unwrap_or_default(),
             settings,
             configuration: input.get("configuration").cloned(),
             capacity_providers: providers.clone(),

@@ -304,6 +304,19 @@ impl Ecs {
             .collect()
     }
 
+    /// The tasks of a service (group `service:<name>`), stopped ones included.
+    pub fn service_tasks(&self, scope: &str, cluster: &str, service: &str) -> Vec<Task> {
+        let prefix = format!("{scope}{cluster}/");
+        let group = format!("service:{service}");
+        self.tasks.read(|rows| {
+            rows.range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, t)| t.group == group)
+                .map(|(_, t)| t.clone())
+                .collect()
+        })
+    }
+
     /// Unstopped tasks of a cluster (what instance accounting needs).
     pub fn live_tasks(&self, scope: &str, cluster: &str) -> Vec<Task> {
         self.tasks

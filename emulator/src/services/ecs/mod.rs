@@ -4,6 +4,8 @@ mod arns;
 mod clusters;
 pub mod instance_types;
 pub mod instances;
+pub mod launch;
+pub mod model;
 pub mod placement;
 pub mod services;
 mod tags;
@@ -14,6 +16,7 @@ pub mod tasks;
 pub use arns::ResourceArn;
 pub use clusters::Cluster;
 pub use instances::{ContainerInstance, InstanceLaunch};
+pub use launch::{LaunchSpec, Launched, Target};
 pub use services::{Deployment, EcsService};
 pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
@@ -111,6 +114,7 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     tasks::register(r, &ecs);
     services::register(r, &ecs);
     tags::register(r, &ecs);
+    ecs.migrate_task_plans();
     r.provide(ecs);
 }
 
@@ -120,4 +124,134 @@ pub(crate) fn for_tests() -> Arc<Ecs> {
     let mut r = Registry::default();
     register(&mut r, &deps);
     r.handle::<Ecs>().expect("ecs handle")
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::model::{DeploymentStatus, HealthStatus, RolloutState, TaskStatus};
+    use super::*;
+    use crate::clock::Clock;
+    use crate::config::Config;
+    use crate::store::Store;
+    use serde_json::{json, Value};
+
+    /// Rows as the version before typed shapes wrote them (dumped from a data dir it wrote:
+    /// a cluster, a task definition, a container instance, a service with a load balancer and a
+    /// circuit breaker, a RunTask task with overrides and a service task), plus a RUNNING task
+    /// with the load balancer targets and health that version stored.
+    fn old_rows() -> Value {
+        let mut rows: Value =
+            serde_json::from_str(include_str!("testdata/rows-v0.json")).expect("fixture");
+        let tasks = rows["ecs.tasks"].as_object_mut().expect("tasks");
+        let (_, service_task) = tasks
+            .iter()
+            .find(|(_, t)| t["group"] == "service:svc")
+            .expect("a service task");
+        let mut running = service_task.clone();
+        running["id"] = json!("0000running");
+        running["last_status"] = json!("RUNNING");
+        running["desired_status"] = json!("RUNNING");
+        running["health_status"] = json!("HEALTHY");
+        running["containers"][0]["health_status"] = json!("HEALTHY");
+        running["containers"][0]["last_status"] = json!("RUNNING");
+        running["lb_targets"] = json!([{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/old-tg/0123456789abcdef", "id": "i-0123456789abcdef0", "port": 32768}]);
+        running["network_configuration"] = Value::Null;
+        running["overrides"] = Value::Null;
+        tasks.insert("000000000000/us-east-1/old/0000running".into(), running);
+        rows
+    }
+
+    #[test]
+    fn a_data_dir_of_the_previous_version_loads_and_tasks_get_their_plan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        for (table, rows) in old_rows().as_object().expect("tables") {
+            let writes: Vec<(String, Option<Vec<u8>>)> = rows
+                .as_object()
+                .expect("rows")
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(serde_json::to_vec(v).expect("json"))))
+                .collect();
+            store.commit(table, &writes).expect("commit");
+        }
+        let deps = Deps {
+            store,
+            clock: Clock::new(1.0),
+            config: Config::for_tests(),
+        };
+        let mut r = Registry::default();
+        register(&mut r, &deps);
+        let ecs = r.handle::<Ecs>().expect("ecs");
+        assert_eq!(ecs.clusters.len(), 1);
+        assert_eq!(ecs.task_definitions.len(), 1);
+        assert_eq!(ecs.instances.len(), 1);
+        assert_eq!(ecs.services.len(), 1);
+        assert_eq!(ecs.tasks.len(), 3, "every old task row loads");
+
+        let tasks: Vec<Task> = ecs.tasks.scan("").into_iter().map(|(_, t)| t).collect();
+        assert!(
+            tasks.iter().all(|t| t.planned),
+            "plans are filled in at start"
+        );
+        let run = tasks
+            .iter()
+            .find(|t| t.started_by.as_deref() == Some("me"))
+            .expect("the RunTask task");
+        assert_eq!(run.last_status, TaskStatus::Stopped);
+        assert_eq!(
+            run.task_role_arn.as_deref(),
+            Some("arn:aws:iam::000000000000:role/over")
+        );
+        let app = &run.containers[0];
+        assert_eq!(
+            app.command,
+            Some(vec!["sleep".to_string(), "2".to_string()])
+        );
+        let env: Vec<String> = app
+            .environment
+            .iter()
+            .map(|e| {
+                format!(
+                    "{}={}",
+                    e.name.as_deref().unwrap_or_default(),
+                    e.value.as_deref().unwrap_or_default()
+                )
+            })
+            .collect();
+        assert_eq!(env, vec!["A=1", "B=2"]);
+        assert_eq!(run.tags[0].key.as_deref(), Some("t"));
+        let running = tasks
+            .iter()
+            .find(|t| t.id == "0000running")
+            .expect("running");
+        assert_eq!(running.health_status, Some(HealthStatus::Healthy));
+        assert_eq!(running.lb_targets[0].port, Some(32768));
+        assert!(running.overrides.container_overrides.is_empty());
+        assert_eq!(
+            running.describe(false)["overrides"],
+            json!({"containerOverrides": []})
+        );
+
+        let (_, svc) = ecs.services.scan("").pop().expect("service");
+        let cb = svc.circuit_breaker.as_ref().expect("circuit breaker");
+        assert!(cb.enable && cb.rollback);
+        assert_eq!(svc.load_balancers[0].container_port, Some(80));
+        assert_eq!(svc.placement_strategy[0].field.as_deref(), Some("memory"));
+        assert_eq!(svc.deployments[0].status, DeploymentStatus::Primary);
+        assert_eq!(
+            svc.deployments[0].rollout_state,
+            RolloutState::Failed,
+            "the breaker tripped in that run"
+        );
+        let shown = ecs.describe_service(&svc, true);
+        assert_eq!(
+            shown["deploymentConfiguration"],
+            json!({"maximumPercent": 200, "minimumHealthyPercent": 50, "deploymentCircuitBreaker": {"enable": true, "rollback": true}})
+        );
+        assert_eq!(
+            shown["placementConstraints"],
+            json!([{"type": "distinctInstance"}])
+        );
+        assert_eq!(shown["tags"], json!([{"key": "s", "value": "1"}]));
+    }
 }

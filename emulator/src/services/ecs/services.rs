@@ -2,6 +2,11 @@
 //! These record what the service wants; the service scheduler (controllers/scheduler.rs) keeps
 //! the desired count running and rolls deployments out.
 
+use super::model::{
+    CapacityProviderStrategyItem, DeploymentCircuitBreaker, DeploymentStatus, LoadBalancer,
+    NetworkConfiguration, PlacementConstraint, PlacementStrategy, PropagateTags, RolloutState,
+    SchedulingStrategy, ServiceStatus, Tag,
+};
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
@@ -17,21 +22,19 @@ pub const MAX_EVENTS: usize = 100;
 pub struct Deployment {
     /// ecs-svc/<19 digits>
     pub id: String,
-    /// PRIMARY, ACTIVE or INACTIVE.
-    pub status: String,
+    pub status: DeploymentStatus,
     pub task_definition: String,
     pub desired_count: i64,
     #[serde(default)]
     pub failed_tasks: i64,
     pub created_at: f64,
     pub updated_at: f64,
-    /// IN_PROGRESS, COMPLETED or FAILED.
-    pub rollout_state: String,
+    pub rollout_state: RolloutState,
     pub rollout_state_reason: String,
     #[serde(default)]
     pub launch_type: Option<String>,
     #[serde(default)]
-    pub network_configuration: Option<Value>,
+    pub network_configuration: Option<NetworkConfiguration>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -40,39 +43,37 @@ pub struct EcsService {
     pub arn: String,
     pub cluster: String,
     pub cluster_arn: String,
-    /// ACTIVE, DRAINING, INACTIVE.
-    pub status: String,
+    pub status: ServiceStatus,
     pub desired_count: i64,
     pub task_definition: String,
     #[serde(default)]
     pub launch_type: Option<String>,
     #[serde(default)]
-    pub capacity_provider_strategy: Vec<Value>,
-    /// REPLICA or DAEMON.
-    pub scheduling_strategy: String,
+    pub capacity_provider_strategy: Vec<CapacityProviderStrategyItem>,
+    pub scheduling_strategy: SchedulingStrategy,
     pub maximum_percent: i64,
     pub minimum_healthy_percent: i64,
     #[serde(default)]
-    pub circuit_breaker: Option<Value>,
+    pub circuit_breaker: Option<DeploymentCircuitBreaker>,
     #[serde(default)]
     pub deployments: Vec<Deployment>,
     #[serde(default)]
     pub events: Vec<Value>,
     #[serde(default)]
-    pub placement_constraints: Vec<Value>,
+    pub placement_constraints: Vec<PlacementConstraint>,
     #[serde(default)]
-    pub placement_strategy: Vec<Value>,
+    pub placement_strategy: Vec<PlacementStrategy>,
     #[serde(default)]
-    pub network_configuration: Option<Value>,
+    pub network_configuration: Option<NetworkConfiguration>,
     #[serde(default)]
-    pub load_balancers: Vec<Value>,
+    pub load_balancers: Vec<LoadBalancer>,
     #[serde(default)]
     pub health_check_grace_period: Option<i64>,
     pub created_at: f64,
     #[serde(default)]
-    pub tags: Vec<Value>,
+    pub tags: Vec<Tag>,
     #[serde(default)]
-    pub propagate_tags: Option<String>,
+    pub propagate_tags: Option<PropagateTags>,
     #[serde(default)]
     pub enable_execute_command: bool,
     #[serde(default)]
@@ -83,7 +84,22 @@ pub struct EcsService {
 
 impl EcsService {
     pub fn primary(&self) -> Option<&Deployment> {
-        self.deployments.iter().find(|d| d.status == "PRIMARY")
+        self.deployments
+            .iter()
+            .find(|d| d.status == DeploymentStatus::Primary)
+    }
+
+    /// The desired count, which the PRIMARY deployment follows.
+    pub fn set_desired_count(&mut self, desired: i64, now: f64) {
+        self.desired_count = desired;
+        if let Some(p) = self
+            .deployments
+            .iter_mut()
+            .find(|d| d.status == DeploymentStatus::Primary)
+        {
+            p.desired_count = desired;
+            p.updated_at = now;
+        }
     }
 
     /// Adds an event (newest first).
@@ -129,13 +145,13 @@ fn new_deployment(svc: &EcsService, now: f64) -> Deployment {
     Deployment {
         rollout_state_reason: format!("ECS deployment {id} in progress."),
         id,
-        status: "PRIMARY".into(),
+        status: DeploymentStatus::Primary,
         task_definition: svc.task_definition.clone(),
         desired_count: svc.desired_count,
         failed_tasks: 0,
         created_at: now,
         updated_at: now,
-        rollout_state: "IN_PROGRESS".into(),
+        rollout_state: RolloutState::InProgress,
         launch_type: svc.launch_type.clone(),
         network_configuration: svc.network_configuration.clone(),
     }
@@ -162,10 +178,10 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
     if let Some(min) = conf.i64("minimumHealthyPercent") {
         svc.minimum_healthy_percent = min;
     }
-    if let Some(cb) = conf.get("deploymentCircuitBreaker") {
-        svc.circuit_breaker = Some(cb.clone());
+    if let Some(cb) = conf.member("deploymentCircuitBreaker")? {
+        svc.circuit_breaker = Some(cb);
     }
-    if svc.maximum_percent < 100 && svc.scheduling_strategy == "REPLICA" {
+    if svc.maximum_percent < 100 && svc.scheduling_strategy == SchedulingStrategy::Replica {
         return Err(invalid(
             "maximumPercent must be at least 100 for the REPLICA scheduling strategy.",
         ));
@@ -175,7 +191,7 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
     }
     if svc.minimum_healthy_percent >= svc.maximum_percent
         && svc.desired_count > 0
-        && svc.scheduling_strategy == "REPLICA"
+        && svc.scheduling_strategy == SchedulingStrategy::Replica
     {
         return Err(invalid(
             "The maximumPercent must be greater than the minimumHealthyPercent.",
@@ -188,18 +204,18 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
 fn check_load_balancers(
     ecs: &Ecs,
     ctx: &Ctx,
-    lbs: &[Value],
+    lbs: &[LoadBalancer],
     def: &super::TaskDef,
 ) -> Result<(), AwsError> {
     let network_mode = def.body.str("networkMode").unwrap_or("bridge");
     for lb in lbs {
-        let Some(tg) = lb.str("targetGroupArn") else {
+        let Some(tg) = lb.target_group_arn.as_deref() else {
             return Err(invalid(
                 "Classic load balancers are not supported for services yet; use a targetGroupArn.",
             ));
         };
-        let container = lb.str("containerName").unwrap_or_default();
-        let port = lb.i64("containerPort");
+        let container = lb.container_name.as_deref().unwrap_or_default();
+        let port = lb.container_port;
         let c = def
             .body
             .get("containerDefinitions")
@@ -257,12 +273,9 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             "TaskDefinition is inactive",
         ));
     }
-    let scheduling = input
-        .str("schedulingStrategy")
-        .unwrap_or("REPLICA")
-        .to_string();
-    let desired = match scheduling.as_str() {
-        "DAEMON" => {
+    let scheduling: SchedulingStrategy = input.member("schedulingStrategy")?.unwrap_or_default();
+    let desired = match scheduling {
+        SchedulingStrategy::Daemon => {
             if input.i64("desiredCount").is_some() {
                 return Err(invalid(
                     "The daemon scheduling strategy does not support a desired count for services.",
@@ -276,7 +289,8 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         return Err(invalid("Desired count must be a positive number."));
     }
     let network_mode = def.body.str("networkMode").unwrap_or("bridge");
-    let network_configuration = input.get("networkConfiguration").cloned();
+    let network_configuration: Option<NetworkConfiguration> =
+        input.member("networkConfiguration")?;
     if network_mode == "awsvpc" && network_configuration.is_none() {
         return Err(invalid(
             "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
@@ -292,22 +306,14 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             "Specifying both a launch type and capacity provider strategy is not supported.",
         ));
     }
-    for c in input
-        .get("placementConstraints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        super::placement::Constraint::parse(c.str("type").unwrap_or_default(), c.str("expression"))
-            .map_err(invalid)?;
-    }
-    super::tasks::parse_strategies(input.get("placementStrategy"))?;
-    let lbs = input
-        .get("loadBalancers")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    check_load_balancers(ecs, ctx, &lbs, &def)?;
+    let placement_constraints: Vec<PlacementConstraint> =
+        input.member("placementConstraints")?.unwrap_or_default();
+    check_constraints(&placement_constraints)?;
+    let placement_strategy: Vec<PlacementStrategy> =
+        input.member("placementStrategy")?.unwrap_or_default();
+    super::launch::parse_strategies(&placement_strategy)?;
+    let load_balancers: Vec<LoadBalancer> = input.member("loadBalancers")?.unwrap_or_default();
+    check_load_balancers(ecs, ctx, &load_balancers, &def)?;
     let scope = ctx.scope();
     let k = key(&scope, &cluster.name, &name);
     let mut svc = EcsService {
@@ -315,7 +321,7 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         name: name.clone(),
         cluster: cluster.name.clone(),
         cluster_arn: cluster.arn.clone(),
-        status: "ACTIVE".into(),
+        status: ServiceStatus::Active,
         desired_count: desired,
         task_definition: def.arn.clone(),
         launch_type: input.str("launchType").map(str::to_string).or_else(|| {
@@ -325,40 +331,30 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
                 .then(|| "EC2".to_string())
         }),
         capacity_provider_strategy: input
-            .get("capacityProviderStrategy")
-            .and_then(Value::as_array)
-            .cloned()
+            .member("capacityProviderStrategy")?
             .unwrap_or_default(),
-        scheduling_strategy: scheduling.clone(),
-        maximum_percent: if scheduling == "DAEMON" { 100 } else { 200 },
-        minimum_healthy_percent: if scheduling == "DAEMON" { 0 } else { 100 },
+        scheduling_strategy: scheduling,
+        maximum_percent: if scheduling == SchedulingStrategy::Daemon {
+            100
+        } else {
+            200
+        },
+        minimum_healthy_percent: if scheduling == SchedulingStrategy::Daemon {
+            0
+        } else {
+            100
+        },
         circuit_breaker: None,
         deployments: Vec::new(),
         events: Vec::new(),
-        placement_constraints: input
-            .get("placementConstraints")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        placement_strategy: input
-            .get("placementStrategy")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        placement_constraints,
+        placement_strategy,
         network_configuration,
-        load_balancers: input
-            .get("loadBalancers")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
+        load_balancers,
         health_check_grace_period: input.i64("healthCheckGracePeriodSeconds"),
         created_at: ctx.now,
-        tags: input
-            .get("tags")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default(),
-        propagate_tags: input.str("propagateTags").map(str::to_string),
+        tags: input.member("tags")?.unwrap_or_default(),
+        propagate_tags: input.member("propagateTags")?,
         enable_execute_command: input.bool("enableExecuteCommand").unwrap_or(false),
         platform_version: input.str("platformVersion").map(str::to_string),
         role_arn: input.str("role").map(str::to_string),
@@ -367,7 +363,9 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let first = new_deployment(&svc, ctx.now);
     svc.deployments.push(first);
     let created = ecs.services.transact(|t| {
-        if t.get(&k).is_some_and(|s| s.status != "INACTIVE") {
+        if t.get(&k)
+            .is_some_and(|s| s.status != ServiceStatus::Inactive)
+        {
             return Err(invalid("Creation of service was not idempotent."));
         }
         t.put(&k, svc.clone());
@@ -440,7 +438,7 @@ impl Ecs {
         let tasks: Vec<super::Task> = self
             .live_tasks(&scope, &svc.cluster)
             .into_iter()
-            .filter(|t| t.group == group && t.desired_status == "RUNNING")
+            .filter(|t| t.group == group && t.wanted())
             .collect();
         let count = |dep: Option<&str>, running: bool| {
             tasks
@@ -476,14 +474,14 @@ impl Ecs {
                     v["launchType"] = json!(lt);
                 }
                 if let Some(n) = &d.network_configuration {
-                    v["networkConfiguration"] = n.clone();
+                    v["networkConfiguration"] = json!(n);
                 }
                 v
             })
             .collect();
         let mut dc = json!({"maximumPercent": svc.maximum_percent, "minimumHealthyPercent": svc.minimum_healthy_percent});
         if let Some(cb) = &svc.circuit_breaker {
-            dc["deploymentCircuitBreaker"] = cb.clone();
+            dc["deploymentCircuitBreaker"] = json!(cb);
         }
         let mut v = json!({
             "serviceArn": svc.arn,
@@ -516,7 +514,7 @@ impl Ecs {
             v["capacityProviderStrategy"] = json!(svc.capacity_provider_strategy);
         }
         if let Some(n) = &svc.network_configuration {
-            v["networkConfiguration"] = n.clone();
+            v["networkConfiguration"] = json!(n);
         }
         if let Some(g) = svc.health_check_grace_period {
             v["healthCheckGracePeriodSeconds"] = json!(g);
@@ -532,6 +530,70 @@ impl Ecs {
         }
         v
     }
+}
+
+impl Ecs {
+    /// Sets a service's desired count, as `UpdateService --desired-count` does (for Application
+    /// Auto Scaling): the PRIMARY deployment follows and the scheduler is woken.
+    pub fn set_desired_count(
+        &self,
+        account: &str,
+        region: &str,
+        cluster: &str,
+        service: &str,
+        desired: i64,
+        now: f64,
+    ) -> Result<EcsService, AwsError> {
+        let ctx = Ctx {
+            account: account.to_string(),
+            region: region.to_string(),
+            request_id: "ecs-set-desired-count".into(),
+            now,
+            access_key: None,
+        };
+        let cluster = self.active_cluster(&ctx, Some(cluster))?;
+        let (k, current) = self
+            .service(&ctx, &cluster.name, service)
+            .ok_or_else(not_found)?;
+        if current.status != "ACTIVE" {
+            return Err(AwsError::new(
+                "ServiceNotActiveException",
+                "Service was not ACTIVE.",
+            ));
+        }
+        check_desired_count(&current, desired)?;
+        let updated = self.services.transact(|t| {
+            let svc = t.get_mut(&k).ok_or_else(not_found)?;
+            svc.set_desired_count(desired, now);
+            Ok(svc.clone())
+        })?;
+        self.wake_scheduler();
+        Ok(updated)
+    }
+}
+
+fn check_desired_count(svc: &EcsService, desired: i64) -> Result<(), AwsError> {
+    if svc.scheduling_strategy == SchedulingStrategy::Daemon {
+        return Err(invalid(
+            "The daemon scheduling strategy does not support a desired count for services.",
+        ));
+    }
+    if desired < 0 {
+        return Err(invalid("Desired count must be a positive number."));
+    }
+    Ok(())
+}
+
+/// Placement constraints as CreateService and UpdateService check them.
+fn check_constraints(constraints: &[PlacementConstraint]) -> Result<(), AwsError> {
+    for c in constraints {
+        super::placement::Constraint::parse(
+            c.kind.as_deref().unwrap_or_default(),
+            c.expression.as_deref(),
+        )
+        .map_err(invalid)?;
+    }
+    Ok(())
 }
 
 fn describe_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -566,7 +628,7 @@ fn list_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .scan(&format!("{}{}/", ctx.scope(), cluster.name))
         .into_iter()
         .map(|(_, s)| s)
-        .filter(|s| s.status == "ACTIVE" || s.status == "DRAINING")
+        .filter(|s| s.status == ServiceStatus::Active || s.status == ServiceStatus::Draining)
         .filter(|s| {
             input
                 .str("launchType")
@@ -608,34 +670,21 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         None => None,
     };
     if let Some(d) = input.i64("desiredCount") {
-        if current.scheduling_strategy == "DAEMON" {
-            return Err(invalid(
-                "The daemon scheduling strategy does not support a desired count for services.",
-            ));
-        }
-        if d < 0 {
-            return Err(invalid("Desired count must be a positive number."));
-        }
+        check_desired_count(&current, d)?;
     }
-    for c in input
-        .get("placementConstraints")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        super::placement::Constraint::parse(c.str("type").unwrap_or_default(), c.str("expression"))
-            .map_err(invalid)?;
-    }
-    super::tasks::parse_strategies(input.get("placementStrategy"))?;
+    let placement_constraints: Option<Vec<PlacementConstraint>> =
+        input.member("placementConstraints")?;
+    check_constraints(placement_constraints.as_deref().unwrap_or_default())?;
+    let placement_strategy: Option<Vec<PlacementStrategy>> = input.member("placementStrategy")?;
+    super::launch::parse_strategies(placement_strategy.as_deref().unwrap_or_default())?;
+    let network_configuration: Option<NetworkConfiguration> =
+        input.member("networkConfiguration")?;
+    let load_balancers: Option<Vec<LoadBalancer>> = input.member("loadBalancers")?;
     let updated = ecs.services.transact(|t| {
         let svc = t.get_mut(&k).ok_or_else(not_found)?;
         let mut new_deployment_needed = input.bool("forceNewDeployment").unwrap_or(false);
         if let Some(d) = input.i64("desiredCount") {
-            svc.desired_count = d;
-            if let Some(p) = svc.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
-                p.desired_count = svc.desired_count;
-                p.updated_at = ctx.now;
-            }
+            svc.set_desired_count(d, ctx.now);
         }
         if let Some(arn) = &new_def {
             if *arn != svc.task_definition {
@@ -643,20 +692,20 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
                 new_deployment_needed = true;
             }
         }
-        if let Some(n) = input.get("networkConfiguration") {
+        if let Some(n) = &network_configuration {
             svc.network_configuration = Some(n.clone());
             new_deployment_needed = true;
         }
-        if let Some(p) = input.get("placementConstraints").and_then(Value::as_array) {
+        if let Some(p) = &placement_constraints {
             svc.placement_constraints = p.clone();
         }
-        if let Some(p) = input.get("placementStrategy").and_then(Value::as_array) {
+        if let Some(p) = &placement_strategy {
             svc.placement_strategy = p.clone();
         }
         if let Some(g) = input.i64("healthCheckGracePeriodSeconds") {
             svc.health_check_grace_period = Some(g);
         }
-        if let Some(lbs) = input.get("loadBalancers").and_then(Value::as_array) {
+        if let Some(lbs) = &load_balancers {
             svc.load_balancers = lbs.clone();
             new_deployment_needed = true;
         }
@@ -665,8 +714,12 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         deployment_settings(&input, svc)?;
         if new_deployment_needed {
-            for d in svc.deployments.iter_mut().filter(|d| d.status == "PRIMARY") {
-                d.status = "ACTIVE".into();
+            for d in svc
+                .deployments
+                .iter_mut()
+                .filter(|d| d.status == DeploymentStatus::Primary)
+            {
+                d.status = DeploymentStatus::Active;
                 d.updated_at = ctx.now;
             }
             let dep = new_deployment(svc, ctx.now);
@@ -684,21 +737,24 @@ fn delete_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let (k, current) = ecs
         .service(ctx, &cluster.name, reference)
         .ok_or_else(not_found)?;
-    if current.status == "INACTIVE" {
+    if current.status == ServiceStatus::Inactive {
         return Err(AwsError::new(
             "ServiceNotActiveException",
             "Service was not ACTIVE.",
         ));
     }
     let force = input.bool("force").unwrap_or(false);
-    if current.desired_count > 0 && current.scheduling_strategy == "REPLICA" && !force {
+    if current.desired_count > 0
+        && current.scheduling_strategy == SchedulingStrategy::Replica
+        && !force
+    {
         return Err(invalid(
             "The service cannot be stopped while it is scaled above 0. Set desiredCount to 0 or use force.",
         ));
     }
     let updated = ecs.services.transact(|t| {
         let svc = t.get_mut(&k).ok_or_else(not_found)?;
-        svc.status = "DRAINING".into();
+        svc.status = ServiceStatus::Draining;
         svc.desired_count = 0;
         for d in svc.deployments.iter_mut() {
             d.desired_count = 0;

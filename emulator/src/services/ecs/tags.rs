@@ -1,6 +1,7 @@
 //! TagResource, UntagResource, ListTagsForResource over every taggable ECS resource.
 
 use super::arns::ResourceArn;
+use super::model::Tag;
 use super::Ecs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
@@ -42,7 +43,7 @@ fn with_tags<R>(
     ecs: &Ecs,
     ctx: &Ctx,
     arn: &str,
-    f: impl FnOnce(&mut Vec<Value>) -> R,
+    f: impl FnOnce(&mut Vec<Tag>) -> R,
 ) -> Result<R, AwsError> {
     let r = target(ctx, arn)?;
     match r.kind.as_str() {
@@ -83,7 +84,15 @@ fn with_tags<R>(
                     .get_mut(&key)
                     .filter(|i| i.status != "INACTIVE")
                     .ok_or_else(|| not_found(arn))?;
-                Ok(f(&mut i.tags))
+                // Container instances keep their tags untyped (their row belongs with EC2's).
+                let mut tags: Vec<Tag> = i
+                    .tags
+                    .iter()
+                    .filter_map(|t| serde_json::from_value(t.clone()).ok())
+                    .collect();
+                let r = f(&mut tags);
+                i.tags = tags.iter().map(|t| json!(t)).collect();
+                Ok(r)
             })
         }
         "task-definition" => {
@@ -101,13 +110,10 @@ fn with_tags<R>(
 
 fn tag_resource(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("resourceArn").unwrap_or_default().to_string();
-    let new_tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let new_tags: Vec<Tag> = input.member("tags")?.unwrap_or_default();
     for t in &new_tags {
-        if t.str("key")
+        if t.key
+            .as_deref()
             .unwrap_or_default()
             .to_ascii_lowercase()
             .starts_with("aws:")
@@ -120,8 +126,7 @@ fn tag_resource(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     }
     let too_many = with_tags(ecs, ctx, &arn, |tags| {
         for t in new_tags {
-            let key = t.str("key").unwrap_or_default().to_string();
-            tags.retain(|x| x.str("key") != Some(&key));
+            tags.retain(|x| x.key != t.key);
             tags.push(t);
         }
         tags.len() > 50
@@ -139,7 +144,7 @@ fn untag_resource(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("resourceArn").unwrap_or_default().to_string();
     let keys = input.string_list("tagKeys");
     with_tags(ecs, ctx, &arn, |tags| {
-        tags.retain(|t| !keys.iter().any(|k| t.str("key") == Some(k)))
+        tags.retain(|t| !keys.iter().any(|k| t.key.as_ref() == Some(k)))
     })?;
     Ok(json!({}))
 }

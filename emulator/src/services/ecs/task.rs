@@ -1,5 +1,9 @@
 //! The task record: what RunTask asked for and what the agent has observed.
 
+use super::model::{
+    null_as_default, ContainerStatus, DesiredStatus, HealthStatus, KeyValuePair, LbTarget,
+    NetworkConfiguration, Tag, TaskOverride, TaskStatus,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -13,7 +17,7 @@ pub struct TaskContainer {
     /// The Docker container id.
     #[serde(default)]
     pub runtime_id: Option<String>,
-    pub last_status: String,
+    pub last_status: ContainerStatus,
     #[serde(default)]
     pub exit_code: Option<i64>,
     #[serde(default)]
@@ -21,7 +25,7 @@ pub struct TaskContainer {
     #[serde(default)]
     pub network_bindings: Vec<Value>,
     #[serde(default)]
-    pub health_status: Option<String>,
+    pub health_status: Option<HealthStatus>,
     pub essential: bool,
     pub cpu: i64,
     #[serde(default)]
@@ -34,6 +38,12 @@ pub struct TaskContainer {
     pub started_at: Option<f64>,
     #[serde(default)]
     pub finished_at: Option<f64>,
+    /// The command it runs: the override's, else the definition's (the plan, computed at launch).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Its environment: the definition's, then the override's (the plan, computed at launch).
+    #[serde(default)]
+    pub environment: Vec<KeyValuePair>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -55,8 +65,8 @@ pub struct Task {
     pub launch_type: String,
     #[serde(default)]
     pub capacity_provider_name: Option<String>,
-    pub last_status: String,
-    pub desired_status: String,
+    pub last_status: TaskStatus,
+    pub desired_status: DesiredStatus,
     pub created_at: f64,
     #[serde(default)]
     pub started_at: Option<f64>,
@@ -94,11 +104,18 @@ pub struct Task {
     pub network_mode: String,
     /// RunTask's networkConfiguration (awsvpc).
     #[serde(default)]
-    pub network_configuration: Value,
+    pub network_configuration: Option<NetworkConfiguration>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub overrides: TaskOverride,
+    /// The task role: the override's, else the definition's (the plan, computed at launch).
     #[serde(default)]
-    pub overrides: Value,
+    pub task_role_arn: Option<String>,
+    /// Whether the per-container plan (command, environment) and the task role are stored;
+    /// rows written before they were are completed at start (`Ecs::migrate_task_plans`).
     #[serde(default)]
-    pub tags: Vec<Value>,
+    pub planned: bool,
+    #[serde(default)]
+    pub tags: Vec<Tag>,
     #[serde(default)]
     pub attachments: Vec<Value>,
     #[serde(default)]
@@ -113,16 +130,20 @@ pub struct Task {
     #[serde(default)]
     pub endpoint_id: String,
     #[serde(default)]
-    pub health_status: Option<String>,
-    /// Load balancer targets the service scheduler registered for this task:
-    /// {"targetGroupArn", "id", "port"}.
+    pub health_status: Option<HealthStatus>,
+    /// Load balancer targets the service scheduler registered for this task.
     #[serde(default)]
-    pub lb_targets: Vec<Value>,
+    pub lb_targets: Vec<LbTarget>,
 }
 
 impl Task {
     pub fn is_stopped(&self) -> bool {
-        self.last_status == "STOPPED"
+        self.last_status == TaskStatus::Stopped
+    }
+
+    /// Should run (desiredStatus RUNNING).
+    pub fn wanted(&self) -> bool {
+        self.desired_status == DesiredStatus::Running
     }
 
     /// Holds its reservation on the instance: anything not yet STOPPED.
@@ -131,26 +152,23 @@ impl Task {
     }
 
     pub fn is_running(&self) -> bool {
-        self.last_status == "RUNNING"
+        self.last_status == TaskStatus::Running
     }
 
     pub fn is_pending(&self) -> bool {
-        matches!(
-            self.last_status.as_str(),
-            "PROVISIONING" | "PENDING" | "ACTIVATING"
-        )
+        self.last_status.is_pending()
     }
 
     /// Task health: HEALTHY when every essential container with a health check is healthy,
     /// UNHEALTHY when any essential one is unhealthy, else UNKNOWN.
-    pub fn computed_health(&self) -> String {
+    pub fn computed_health(&self) -> HealthStatus {
         let essential: Vec<&TaskContainer> =
             self.containers.iter().filter(|c| c.essential).collect();
         if essential
             .iter()
-            .any(|c| c.health_status.as_deref() == Some("UNHEALTHY"))
+            .any(|c| c.health_status == Some(HealthStatus::Unhealthy))
         {
-            return "UNHEALTHY".into();
+            return HealthStatus::Unhealthy;
         }
         let checked: Vec<&&TaskContainer> = essential
             .iter()
@@ -159,11 +177,11 @@ impl Task {
         if !checked.is_empty()
             && checked
                 .iter()
-                .all(|c| c.health_status.as_deref() == Some("HEALTHY"))
+                .all(|c| c.health_status == Some(HealthStatus::Healthy))
         {
-            return "HEALTHY".into();
+            return HealthStatus::Healthy;
         }
-        "UNKNOWN".into()
+        HealthStatus::Unknown
     }
 
     /// The Task structure as DescribeTasks shows it.
@@ -178,11 +196,11 @@ impl Task {
             "createdAt": self.created_at,
             "group": self.group,
             "version": self.version,
-            "overrides": if self.overrides.is_null() { json!({"containerOverrides": []}) } else { self.overrides.clone() },
+            "overrides": self.overrides,
             "containers": self.containers.iter().map(|c| self.describe_container(c)).collect::<Vec<_>>(),
             "attachments": self.attachments,
             "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
-            "healthStatus": self.health_status.clone().unwrap_or_else(|| self.computed_health()),
+            "healthStatus": self.health_status.unwrap_or_else(|| self.computed_health()),
             "enableExecuteCommand": self.enable_execute_command,
             "tags": if include_tags { json!(self.tags) } else { json!([]) },
         });
@@ -265,7 +283,7 @@ impl Task {
             "lastStatus": c.last_status,
             "networkBindings": c.network_bindings,
             "networkInterfaces": self.network_interfaces(),
-            "healthStatus": c.health_status.clone().unwrap_or_else(|| "UNKNOWN".into()),
+            "healthStatus": c.health_status.unwrap_or(HealthStatus::Unknown),
             "cpu": c.cpu.to_string(),
         });
         if let Some(d) = &c.image_digest {
@@ -314,24 +332,27 @@ mod tests {
 
     #[test]
     fn health_rolls_up_from_essential_containers() {
-        let c = |essential: bool, h: Option<&str>| TaskContainer {
+        let c = |essential: bool, h: Option<HealthStatus>| TaskContainer {
             essential,
-            health_status: h.map(str::to_string),
+            health_status: h,
             ..Default::default()
         };
         let mut t = Task {
-            containers: vec![c(true, Some("HEALTHY")), c(false, Some("UNHEALTHY"))],
+            containers: vec![
+                c(true, Some(HealthStatus::Healthy)),
+                c(false, Some(HealthStatus::Unhealthy)),
+            ],
             ..Default::default()
         };
-        assert_eq!(t.computed_health(), "HEALTHY");
+        assert_eq!(t.computed_health(), HealthStatus::Healthy);
         t.containers.push(c(true, None));
-        assert_eq!(t.computed_health(), "HEALTHY");
-        t.containers.push(c(true, Some("UNHEALTHY")));
-        assert_eq!(t.computed_health(), "UNHEALTHY");
+        assert_eq!(t.computed_health(), HealthStatus::Healthy);
+        t.containers.push(c(true, Some(HealthStatus::Unhealthy)));
+        assert_eq!(t.computed_health(), HealthStatus::Unhealthy);
         let none = Task {
             containers: vec![c(true, None)],
             ..Default::default()
         };
-        assert_eq!(none.computed_health(), "UNKNOWN");
+        assert_eq!(none.computed_health(), HealthStatus::Unknown);
     }
 }

@@ -21,7 +21,7 @@ pub struct TaskDef {
     pub status: String,
     pub body: Value,
     #[serde(default)]
-    pub tags: Vec<Value>,
+    pub tags: Vec<super::model::Tag>,
 }
 
 impl TaskDef {
@@ -321,11 +321,7 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
     }
     let containers = normalize_containers(&input, &network_mode, memory, fargate)?;
     let scope = ctx.scope();
-    let tags = input
-        .get("tags")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let tags: Vec<super::model::Tag> = input.member("tags")?.unwrap_or_default();
     let def = ecs.task_definitions.transact(|t| {
         let prefix = format!("{scope}{family}:");
         let revision = t
