@@ -392,7 +392,10 @@ impl Ecs {
     pub fn desired_count(&self, scope: &str, cluster: &str, service: &str) -> Option<i64> {
         self.services
             .get(&key(scope, cluster, service))
-            .filter(|s| s.status == "ACTIVE" && s.scheduling_strategy == "REPLICA")
+            .filter(|s| {
+                s.status == ServiceStatus::Active
+                    && s.scheduling_strategy == SchedulingStrategy::Replica
+            })
             .map(|s| s.desired_count)
     }
 
@@ -416,11 +419,7 @@ impl Ecs {
                 ));
             }
             let previous = svc.desired_count;
-            svc.desired_count = count.max(0);
-            if let Some(p) = svc.deployments.iter_mut().find(|d| d.status == "PRIMARY") {
-                p.desired_count = svc.desired_count;
-                p.updated_at = now;
-            }
+            svc.set_desired_count(count.max(0), now);
             Ok(previous)
         })?;
         self.wake_scheduler();
@@ -529,46 +528,6 @@ impl Ecs {
             v["roleArn"] = json!(r);
         }
         v
-    }
-}
-
-impl Ecs {
-    /// Sets a service's desired count, as `UpdateService --desired-count` does (for Application
-    /// Auto Scaling): the PRIMARY deployment follows and the scheduler is woken.
-    pub fn set_desired_count(
-        &self,
-        account: &str,
-        region: &str,
-        cluster: &str,
-        service: &str,
-        desired: i64,
-        now: f64,
-    ) -> Result<EcsService, AwsError> {
-        let ctx = Ctx {
-            account: account.to_string(),
-            region: region.to_string(),
-            request_id: "ecs-set-desired-count".into(),
-            now,
-            access_key: None,
-        };
-        let cluster = self.active_cluster(&ctx, Some(cluster))?;
-        let (k, current) = self
-            .service(&ctx, &cluster.name, service)
-            .ok_or_else(not_found)?;
-        if current.status != "ACTIVE" {
-            return Err(AwsError::new(
-                "ServiceNotActiveException",
-                "Service was not ACTIVE.",
-            ));
-        }
-        check_desired_count(&current, desired)?;
-        let updated = self.services.transact(|t| {
-            let svc = t.get_mut(&k).ok_or_else(not_found)?;
-            svc.set_desired_count(desired, now);
-            Ok(svc.clone())
-        })?;
-        self.wake_scheduler();
-        Ok(updated)
     }
 }
 
