@@ -28,6 +28,8 @@ pub struct App {
     pub runtime: OnceLock<Arc<dyn ContainerRuntime>>,
     /// The load balancer data plane (listener sockets, proxy, health checks).
     pub lb: Option<Arc<crate::lb::Lb>>,
+    /// Cloud Map's DNS server.
+    pub dns: Option<Arc<crate::dns::DnsServer>>,
 }
 
 impl App {
@@ -56,6 +58,9 @@ impl App {
         Ok(Arc::new(App {
             owner,
             lb: crate::lb::Lb::new(&registry, clock.clone()),
+            dns: registry
+                .handle::<crate::services::servicediscovery::CloudMap>()
+                .map(crate::dns::DnsServer::new),
             runtime: OnceLock::new(),
             config,
             store,
@@ -73,6 +78,14 @@ impl App {
         // Load balancer listeners serve whether or not Docker is reachable.
         if let Some(lb) = &self.lb {
             tokio::spawn(lb.clone().run());
+        }
+        // The DNS server answers people and tests on loopback whether or not Docker is reachable.
+        if let Some(dns) = &self.dns {
+            match dns.listen(self.config.dns_listen).await {
+                Ok(addr) => eprintln!("ecs-emulator DNS server on {addr} (udp, tcp)"),
+                Err(e) => tracing::warn!(error = %e, "the DNS server cannot listen"),
+            }
+            tokio::spawn(dns.clone().refresh());
         }
         // EC2 instances register with ECS whether or not Docker is reachable.
         if let (Some(ec2), Some(ecs)) =
@@ -138,6 +151,11 @@ impl App {
                     tracing::warn!(error = %e, %gateway, "containers cannot reach the emulator")
                 }
             }
+        }
+        if let (Some(dns), Some(gateway)) = (&self.dns, runtime.bridge_gateway().await) {
+            endpoints.containers.dns = dns
+                .listen_for_containers(&gateway, self.config.dns_container_ip)
+                .await;
         }
         let Some(ecs) = self.registry.handle::<Ecs>() else {
             return;

@@ -101,6 +101,21 @@ pub struct Config {
     )]
     pub task_endpoint_ip: std::net::Ipv4Addr,
 
+    /// Loopback address of the DNS server that answers Cloud Map's DNS namespaces (UDP and TCP;
+    /// a free port when this one is taken; the address is logged and in GET /_emulator/state).
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_DNS_LISTEN",
+        default_value = "127.0.0.1:8053",
+        global = true
+    )]
+    pub dns_listen: SocketAddr,
+
+    /// Link-local address (port 53, on the Docker bridge) task containers use as their DNS
+    /// server. Default: the first of 169.254.53.1, .2, … that no other emulator holds.
+    #[arg(long, env = "ECS_EMULATOR_DNS_CONTAINER_IP", global = true)]
+    pub dns_container_ip: Option<std::net::Ipv4Addr>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }

@@ -53,6 +53,7 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
             .registry
             .handle::<crate::services::elbv2::Elbv2>()
             .map(|e| e.bound.read().clone()),
+        "dnsServers": app.dns.as_ref().map(|d| d.addresses()),
     }))
     .into_response()
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod controllers;
+pub mod dns;
 pub mod lb;
 pub mod operations_doc;
 pub mod protocol;

@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod alarms;
+pub mod discovery;
 pub mod instance_agent;
 pub mod lb_targets;
 pub mod scheduler;

@@ -118,6 +118,7 @@ impl Scheduler {
         if let Some(elbv2) = &lb {
             self.register_targets(&ctx, &svc, &mut tasks, elbv2, &mut actions);
         }
+        super::discovery::sync(&self.ecs, &svc, &tasks, ctx.now);
         observe_health(&ctx, &svc, &tasks, lb.as_deref(), &mut actions);
         if svc.status == ServiceStatus::Draining {
             plan_draining(&tasks, &mut actions);

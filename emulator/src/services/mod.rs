@@ -14,6 +14,7 @@ pub mod iam;
 pub mod input;
 pub mod logs;
 pub mod page;
+pub mod servicediscovery;
 pub mod ssm;
 pub mod sts;
 
@@ -204,6 +205,7 @@ pub fn build(deps: &Deps) -> Registry {
     ecs::register(&mut r, deps);
     ecr::register(&mut r, deps);
     ec2::register(&mut r, deps);
+    servicediscovery::register(&mut r, deps);
     elbv2::register(&mut r, deps);
     elb::register(&mut r, deps);
     cloudwatch::register(&mut r, deps);
@@ -224,6 +226,12 @@ pub fn build(deps: &Deps) -> Registry {
         r.handle::<cloudwatch::CloudWatch>(),
     ) {
         application_autoscaling::wire(&aas, &cw, r.handle::<ecs::Ecs>());
+    }
+    if let (Some(ecs), Some(cm)) = (
+        r.handle::<ecs::Ecs>(),
+        r.handle::<servicediscovery::CloudMap>(),
+    ) {
+        let _ = ecs.cloudmap.set(cm);
     }
     r
 }

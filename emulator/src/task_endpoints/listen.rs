@@ -179,7 +179,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 }
 
 /// The interface holding `gateway` (the Docker bridge, normally docker0).
-fn interface_of(gateway: &str) -> Option<String> {
+pub(crate) fn interface_of(gateway: &str) -> Option<String> {
     let out = std::process::Command::new("ip")
         .args(["-o", "-4", "addr", "show"])
         .output()
@@ -196,7 +196,7 @@ fn interface_of(gateway: &str) -> Option<String> {
 }
 
 /// Adds `ip`/32 to the bridge interface (nothing to do when it is there already).
-fn add_address(ip: Ipv4Addr, dev: &str) -> Result<(), String> {
+pub(crate) fn add_address(ip: Ipv4Addr, dev: &str) -> Result<(), String> {
     let out = std::process::Command::new("ip")
         .args(["addr", "add", &format!("{ip}/32"), "dev", dev])
         .output()

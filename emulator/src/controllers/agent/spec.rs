@@ -17,6 +17,8 @@ pub struct Endpoints {
     pub aws_endpoint: Option<String>,
     /// Base of the task metadata and credentials endpoints, e.g. http://169.254.170.2.
     pub task_endpoint: Option<String>,
+    /// Cloud Map's DNS server for containers (their resolver unless dnsServers names others).
+    pub dns: Option<std::net::Ipv4Addr>,
 }
 
 pub struct SpecInput<'a> {
@@ -311,7 +313,10 @@ pub fn build(input: SpecInput<'_>) -> ContainerSpec {
         cap_add: strings(caps.get("add")).unwrap_or_default(),
         cap_drop: strings(caps.get("drop")).unwrap_or_default(),
         extra_hosts: extra_hosts(c),
-        dns: strings(c.get("dnsServers")).unwrap_or_default(),
+        dns: strings(c.get("dnsServers"))
+            .filter(|d| !d.is_empty())
+            .or_else(|| input.endpoints.dns.map(|ip| vec![ip.to_string()]))
+            .unwrap_or_default(),
         dns_search: strings(c.get("dnsSearchDomains")).unwrap_or_default(),
         stop_timeout_s: c.i64("stopTimeout"),
         sysctls: sysctls(c),
@@ -375,6 +380,7 @@ mod tests {
         let endpoints = Endpoints {
             aws_endpoint: Some("http://172.17.0.1:4566".into()),
             task_endpoint: Some("http://169.254.170.2".into()),
+            dns: Some(std::net::Ipv4Addr::new(169, 254, 53, 1)),
         };
         let spec = build(SpecInput {
             task_key: "k",

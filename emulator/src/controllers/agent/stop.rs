@@ -45,6 +45,7 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
     if task.is_stopped() {
         return;
     }
+    crate::controllers::discovery::deregister_task(&agent.ecs, &task, agent.clock.now());
     drain_targets(agent, key, &task).await;
     let now = agent.clock.now();
     let _ = agent.ecs.tasks.record(|t| {

@@ -7,6 +7,7 @@ pub mod instances;
 pub mod launch;
 pub mod model;
 pub mod placement;
+pub mod service_registries;
 pub mod services;
 mod tags;
 pub mod task;
@@ -47,6 +48,8 @@ pub struct Ecs {
     pub ec2: OnceLock<Arc<Ec2>>,
     /// ELBv2, for services' load balancer targets (wired after every service is built).
     pub elbv2: OnceLock<Arc<Elbv2>>,
+    /// Cloud Map, for services' serviceRegistries (wired after every service is built).
+    pub cloudmap: OnceLock<Arc<super::servicediscovery::CloudMap>>,
 }
 
 impl Ecs {
@@ -107,6 +110,7 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         scheduler_wakeup: Notify::new(),
         ec2: OnceLock::new(),
         elbv2: OnceLock::new(),
+        cloudmap: OnceLock::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);

@@ -67,6 +67,9 @@ pub struct EcsService {
     pub network_configuration: Option<NetworkConfiguration>,
     #[serde(default)]
     pub load_balancers: Vec<LoadBalancer>,
+    /// Cloud Map registries: {registryArn, port, containerName, containerPort}.
+    #[serde(default)]
+    pub service_registries: Vec<Value>,
     #[serde(default)]
     pub health_check_grace_period: Option<i64>,
     pub created_at: f64,
@@ -314,6 +317,14 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     super::launch::parse_strategies(&placement_strategy)?;
     let load_balancers: Vec<LoadBalancer> = input.member("loadBalancers")?.unwrap_or_default();
     check_load_balancers(ecs, ctx, &load_balancers, &def)?;
+    let registries = super::service_registries::normalized(
+        input
+            .get("serviceRegistries")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default(),
+    );
+    super::service_registries::check(ecs, ctx, &registries, &def)?;
     let scope = ctx.scope();
     let k = key(&scope, &cluster.name, &name);
     let mut svc = EcsService {
@@ -351,6 +362,7 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         placement_strategy,
         network_configuration,
         load_balancers,
+        service_registries: registries,
         health_check_grace_period: input.i64("healthCheckGracePeriodSeconds"),
         created_at: ctx.now,
         tags: input.member("tags")?.unwrap_or_default(),
@@ -487,7 +499,7 @@ impl Ecs {
             "serviceName": svc.name,
             "clusterArn": svc.cluster_arn,
             "loadBalancers": svc.load_balancers,
-            "serviceRegistries": [],
+            "serviceRegistries": svc.service_registries,
             "status": svc.status,
             "desiredCount": svc.desired_count,
             "runningCount": count(None, true),
@@ -639,6 +651,16 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let network_configuration: Option<NetworkConfiguration> =
         input.member("networkConfiguration")?;
     let load_balancers: Option<Vec<LoadBalancer>> = input.member("loadBalancers")?;
+    let registries = match input.get("serviceRegistries").and_then(Value::as_array) {
+        Some(entries) => {
+            let registries = super::service_registries::normalized(entries);
+            let def =
+                ecs.task_definition(ctx, new_def.as_deref().unwrap_or(&current.task_definition))?;
+            super::service_registries::check(ecs, ctx, &registries, &def)?;
+            Some(registries)
+        }
+        None => None,
+    };
     let updated = ecs.services.transact(|t| {
         let svc = t.get_mut(&k).ok_or_else(not_found)?;
         let mut new_deployment_needed = input.bool("forceNewDeployment").unwrap_or(false);
@@ -666,6 +688,10 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         if let Some(lbs) = &load_balancers {
             svc.load_balancers = lbs.clone();
+            new_deployment_needed = true;
+        }
+        if let Some(r) = &registries {
+            svc.service_registries = r.clone();
             new_deployment_needed = true;
         }
         if let Some(e) = input.bool("enableExecuteCommand") {
