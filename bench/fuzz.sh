@@ -21,7 +21,7 @@ COMMIT=${COMMIT:-HEAD}
 root=$(pwd)
 export RUSTC_BOOTSTRAP=1
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_json fuzz_cbor fuzz_query fuzz_restjson fuzz_request)
+((${#targets[@]})) || targets=(fuzz_json fuzz_cbor fuzz_query fuzz_restjson fuzz_request fuzz_dns)
 command -v cargo-fuzz >/dev/null || { echo "missing cargo-fuzz (cargo install cargo-fuzz)" >&2; exit 1; }
 
 # Seed corpora (fuzz/corpus is git-ignored): a few valid inputs per target so that mutation starts
@@ -87,6 +87,15 @@ q = [
 ]
 for i, (sel, body) in enumerate(q):
     put("fuzz_query", f"{i}", bytes([sel]) + body.encode())
+def dnsq(name, qtype, edns=None):  # a DNS query: header, one question, an optional OPT record
+    q = b"".join(bytes([len(l)]) + l.encode() for l in name.split(".") if l) + b"\0"
+    q += struct.pack(">HH", qtype, 1)
+    opt = b"\0" + struct.pack(">HHIH", 41, edns, 0, 0) if edns else b""
+    return struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 1 if edns else 0) + q + opt
+for i, (n, t, e) in enumerate([("api.prod.local", 1, None), ("api.prod.local", 33, 1232),
+        ("alias.prod.local", 1, None), ("nope.prod.local", 28, 4096), ("prod.local", 6, None),
+        ("0" * 31 + "1.api.prod.local", 255, 512), ("example.com", 1, None)]):
+    put("fuzz_dns", f"{i}", dnsq(n, t, e))
 PY
 
 if [[ $SOURCE == head ]]; then
