@@ -110,6 +110,18 @@ impl App {
                 self.clock.clone(),
             ));
         }
+        if let Some(asg) = self
+            .registry
+            .handle::<crate::services::autoscaling::AutoScaling>()
+        {
+            tokio::spawn(
+                crate::controllers::autoscaling::AutoScalingController::new(
+                    asg,
+                    self.clock.clone(),
+                )
+                .run(),
+            );
+        }
         if let Some(ecr) = self.registry.handle::<Ecr>() {
             tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }

@@ -4,6 +4,7 @@
 //! member names) and returns the output the same way, or an [`AwsError`] naming a model error.
 
 pub mod application_autoscaling;
+pub mod autoscaling;
 pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
@@ -214,6 +215,7 @@ pub fn build(deps: &Deps) -> Registry {
     iam::register(&mut r, deps);
     ssm::register(&mut r, deps);
     application_autoscaling::register(&mut r, deps);
+    autoscaling::register(&mut r, deps);
     // Late links between services (each needs the other built first).
     if let (Some(ecs), Some(ec2)) = (r.handle::<ecs::Ecs>(), r.handle::<ec2::Ec2>()) {
         let _ = ecs.ec2.set(ec2);
@@ -226,6 +228,14 @@ pub fn build(deps: &Deps) -> Registry {
         r.handle::<cloudwatch::CloudWatch>(),
     ) {
         application_autoscaling::wire(&aas, &cw, r.handle::<ecs::Ecs>());
+    }
+    if let Some(asg) = r.handle::<autoscaling::AutoScaling>() {
+        autoscaling::wire(
+            &asg,
+            r.handle::<ec2::Ec2>(),
+            r.handle::<elbv2::Elbv2>(),
+            r.handle::<cloudwatch::CloudWatch>(),
+        );
     }
     if let (Some(ecs), Some(cm)) = (
         r.handle::<ecs::Ecs>(),

@@ -25,6 +25,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+/// Shared with EC2 Auto Scaling, whose policies compute capacities the same way.
+pub(crate) use scaling::{adjust, step_adjustment, tracking_capacity};
 pub use scheduled::run_scheduler;
 
 const SVC: &str = "application-autoscaling";

@@ -85,6 +85,46 @@ impl Ec2 {
         self.state.all_instances(now)
     }
 
+    /// Launches instances as RunInstances does (LaunchTemplate, SubnetId, TagSpecifications,
+    /// InstanceMarketOptions …), for EC2 Auto Scaling. Errors are EC2's.
+    pub fn launch(
+        &self,
+        ctx: &crate::services::Ctx,
+        input: serde_json::Value,
+        system_tags: &super::filters::Tags,
+    ) -> Result<Vec<Instance>, AwsError> {
+        super::instances::launch(&self.state, ctx, input, system_tags)
+    }
+
+    /// Terminates instances (already terminating or terminated ones are left as they are).
+    pub fn terminate(&self, ctx: &crate::services::Ctx, ids: &[String]) -> Result<(), AwsError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        super::instances::terminate_instances(
+            &self.state,
+            ctx,
+            serde_json::json!({ "InstanceIds": ids }),
+        )
+        .map(|_| ())
+    }
+
+    /// The instances of an (account, region) at `now`.
+    pub fn instances(&self, account: &str, region: &str, now: f64) -> Vec<Instance> {
+        self.state.instances(account, region, now)
+    }
+
+    /// A launch template by id or name, with EC2's errors.
+    pub fn launch_template(
+        &self,
+        account: &str,
+        region: &str,
+        id: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<super::launch_templates::LaunchTemplate, AwsError> {
+        self.state.find_launch_template(account, region, id, name)
+    }
+
     /// Wakes a waiter when instances are launched, stopped, started or terminated.
     pub fn instance_events(&self) -> &tokio::sync::Notify {
         &self.state.instance_events

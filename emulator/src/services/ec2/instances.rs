@@ -11,7 +11,8 @@ use super::filters::{
     dry_run, err, filter_all, invalid_value, not_found_ids, paginate, parse_filters, tags_json,
     validate_tag_key, Filterable, Tags,
 };
-use super::images::find_ami;
+use super::images::{find_ami, ECS_OPTIMIZED_AMIS};
+use super::launch_templates::{merge_into_run_input, LaunchTemplateRef};
 use super::regions::zones;
 use super::state::{new_id, scope, subnet_key, Row, State, Subnet};
 use crate::protocol::AwsError;
@@ -79,6 +80,15 @@ pub struct Instance {
     pub transition_reason: String,
     #[serde(default)]
     pub tags: Tags,
+    /// MetadataOptions as requested (RunInstances or the launch template); None: EC2's defaults.
+    #[serde(default)]
+    pub metadata_options: Option<Value>,
+    /// "spot" for Spot instances (InstanceMarketOptions), None for On-Demand.
+    #[serde(default)]
+    pub instance_lifecycle: Option<String>,
+    /// The launch template and version the instance was launched from.
+    #[serde(default)]
+    pub launch_template: Option<LaunchTemplateRef>,
 }
 
 pub fn state_code(name: &str) -> i64 {
@@ -137,6 +147,25 @@ impl Instance {
         self.state == "terminated" && now - self.state_since > TERMINATED_RETENTION_S
     }
 
+    /// MetadataOptions as DescribeInstances shows them: the requested members over EC2's
+    /// defaults (IMDSv2 required, hop limit 2, as for AL2023 AMIs).
+    pub fn metadata_options_json(&self) -> Value {
+        let mut m = json!({
+            "State": "applied",
+            "HttpTokens": "required",
+            "HttpPutResponseHopLimit": 2,
+            "HttpEndpoint": "enabled",
+            "HttpProtocolIpv6": "disabled",
+            "InstanceMetadataTags": "disabled",
+        });
+        if let Some(req) = self.metadata_options.as_ref().and_then(Value::as_object) {
+            for (k, v) in req {
+                m[k.as_str()] = v.clone();
+            }
+        }
+        m
+    }
+
     fn private_dns(&self) -> String {
         let host = format!("ip-{}", self.private_ip.replace('.', "-"));
         if self.region == "us-east-1" {
@@ -192,14 +221,7 @@ impl Instance {
             },
             "PlatformDetails": "Linux/UNIX",
             "UsageOperation": "RunInstances",
-            "MetadataOptions": {
-                "State": "applied",
-                "HttpTokens": "required",
-                "HttpPutResponseHopLimit": 2,
-                "HttpEndpoint": "enabled",
-                "HttpProtocolIpv6": "disabled",
-                "InstanceMetadataTags": "disabled",
-            },
+            "MetadataOptions": self.metadata_options_json(),
             "BootMode": "uefi-preferred",
             "CurrentInstanceBootMode": "legacy-bios",
         });
@@ -244,6 +266,9 @@ impl Instance {
         }
         if let Some(k) = &self.key_name {
             v["KeyName"] = json!(k);
+        }
+        if let Some(l) = &self.instance_lifecycle {
+            v["InstanceLifecycle"] = json!(l);
         }
         if matches!(
             self.state.as_str(),
@@ -323,6 +348,7 @@ impl Filterable for Instance {
             "network-interface.network-interface-id" => one(&self.network_interface_id),
             "root-device-type" => one("ebs"),
             "tenancy" => one("default"),
+            "instance-lifecycle" => Some(self.instance_lifecycle.iter().cloned().collect()),
             "virtualization-type" => one("hvm"),
             "platform-details" => one("Linux/UNIX"),
             _ => None,
@@ -480,8 +506,42 @@ fn random_profile_id() -> String {
 }
 
 pub fn run_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
+    dry_run(&input)?;
+    let launched = launch(state, ctx, input, &Tags::new())?;
+    Ok(reservation_json(ctx, &launched))
+}
+
+/// An AMI id from an image id or `resolve:ssm:<ECS-optimized AMI parameter>`.
+fn resolve_image_id(region: &str, image_id: &str) -> String {
+    let Some(path) = image_id.strip_prefix("resolve:ssm:") else {
+        return image_id.to_string();
+    };
+    let path = path.trim_end_matches("/image_id");
+    ECS_OPTIMIZED_AMIS
+        .iter()
+        .find(|a| a.ssm_path == path)
+        .map(|a| a.image_id(region))
+        .unwrap_or_else(|| image_id.to_string())
+}
+
+/// RunInstances without the reservation around it: the launched instances (for EC2 Auto
+/// Scaling through the [`Ec2`](super::Ec2) handle too). `system_tags` are added to the
+/// instances' tags unchecked (EC2 Auto Scaling's `aws:autoscaling:groupName`).
+pub fn launch(
+    state: &State,
+    ctx: &Ctx,
+    input: Value,
+    system_tags: &Tags,
+) -> Result<Vec<Instance>, AwsError> {
     let (account, region) = (&ctx.account, &ctx.region);
     state.ensure_defaults(account, region)?;
+    let (input, template) = match input.get("LaunchTemplate").filter(|v| v.is_object()) {
+        Some(spec) => {
+            let (data, r) = state.resolve_launch_template(account, region, spec)?;
+            (merge_into_run_input(&input, &data), Some(r))
+        }
+        None => (input, None),
+    };
     // Idempotency: the same ClientToken returns the original reservation.
     let client_token = input
         .str("ClientToken")
@@ -494,10 +554,10 @@ pub fn run_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
             .filter(|i| i.client_token.as_ref() == Some(token))
             .collect();
         if !same.is_empty() {
-            return Ok(reservation_json(ctx, &same));
+            return Ok(same);
         }
     }
-    let image_id = input.str("ImageId").unwrap_or_default().to_string();
+    let image_id = resolve_image_id(region, input.str("ImageId").unwrap_or_default());
     if image_id.is_empty() {
         return Err(err(
             "MissingParameter",
@@ -662,7 +722,25 @@ pub fn run_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         },
         None => None,
     };
-    let tags = instance_tags(&input)?;
+    let mut tags = instance_tags(&input)?;
+    tags.extend(system_tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(t) = &template {
+        // EC2 tags instances launched from a template with the template's id and version.
+        tags.insert("aws:ec2launchtemplate:id".into(), t.id.clone());
+        tags.insert(
+            "aws:ec2launchtemplate:version".into(),
+            t.version.to_string(),
+        );
+    }
+    let metadata_options = input
+        .get("MetadataOptions")
+        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
+        .cloned();
+    let instance_lifecycle = input
+        .get("InstanceMarketOptions")
+        .and_then(|m| m.str("MarketType"))
+        .filter(|m| *m == "spot")
+        .map(str::to_string);
     let key_name = input.str("KeyName").map(str::to_string);
     let requested_ip = input.str("PrivateIpAddress").map(str::to_string);
     if requested_ip.is_some() && max > 1 {
@@ -761,6 +839,9 @@ pub fn run_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
                 state_since: ctx.now,
                 transition_reason: String::new(),
                 tags: tags.clone(),
+                metadata_options: metadata_options.clone(),
+                instance_lifecycle: instance_lifecycle.clone(),
+                launch_template: template.clone(),
             };
             t.put(
                 &instance_key(account, region, &i.instance_id),
@@ -773,7 +854,7 @@ pub fn run_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         Ok(out)
     })?;
     state.instances_changed();
-    Ok(reservation_json(ctx, &launched))
+    Ok(launched)
 }
 
 pub fn describe_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {

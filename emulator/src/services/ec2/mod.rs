@@ -9,6 +9,7 @@ pub mod filters;
 pub mod handle;
 pub mod images;
 pub mod instances;
+pub mod launch_templates;
 pub mod regions;
 pub mod security_groups;
 pub mod state;
@@ -104,4 +105,5 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     r.sync("ec2", "DeleteTags", s, tags::delete_tags);
     r.sync("ec2", "DescribeTags", s, tags::describe_tags);
     instances::register(r, s);
+    launch_templates::register(r, s);
 }

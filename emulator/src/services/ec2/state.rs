@@ -79,6 +79,7 @@ pub enum Row {
     SecurityGroup(SecurityGroup),
     Defaults(Defaults),
     Instance(Box<Instance>),
+    LaunchTemplate(Box<super::launch_templates::LaunchTemplate>),
 }
 
 pub fn scope(account: &str, region: &str) -> String {

@@ -20,6 +20,8 @@ fn locate(account: &str, region: &str, id: &str) -> Result<(String, &'static str
         ("sg", "security-group")
     } else if id.starts_with("i-") {
         ("instance", "instance")
+    } else if id.starts_with("lt-") {
+        ("lt", "launch-template")
     } else {
         return Err(err("InvalidID", format!("The ID '{id}' is not valid")));
     };
@@ -42,6 +44,11 @@ fn not_found(id: &str) -> AwsError {
             "InvalidInstanceID.NotFound",
             format!("The instance ID '{id}' does not exist"),
         )
+    } else if id.starts_with("lt-") {
+        err(
+            "InvalidLaunchTemplateId.NotFound",
+            format!("The specified launch template, with template ID {id}, does not exist."),
+        )
     } else {
         err(
             "InvalidGroup.NotFound",
@@ -56,6 +63,7 @@ fn tags_mut(row: &mut Row) -> Option<&mut Tags> {
         Row::Subnet(s) => Some(&mut s.tags),
         Row::SecurityGroup(g) => Some(&mut g.tags),
         Row::Instance(i) => Some(&mut i.tags),
+        Row::LaunchTemplate(t) => Some(&mut t.tags),
         Row::Defaults(_) => None,
     }
 }
@@ -183,6 +191,7 @@ pub fn describe_tags(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
             Row::Subnet(s) => (s.subnet_id, "subnet", s.tags),
             Row::SecurityGroup(g) => (g.group_id, "security-group", g.tags),
             Row::Instance(i) => (i.instance_id, "instance", i.tags),
+            Row::LaunchTemplate(t) => (t.id, "launch-template", t.tags),
             Row::Defaults(_) => continue,
         };
         for (key, value) in tags {

@@ -1,0 +1,529 @@
+//! Groups, the controller's passes and policies against real EC2 state (no Docker needed).
+
+use super::*;
+use crate::clock::Clock;
+use crate::controllers::autoscaling::AutoScalingController;
+use crate::services::{Ctx, Deps, HandlerResult};
+use serde_json::{json, Value};
+
+struct Env {
+    asg: Arc<AutoScaling>,
+    ec2: Arc<Ec2>,
+    registry: crate::services::Registry,
+    ctx: Ctx,
+}
+
+fn env() -> Env {
+    let deps = Deps::for_tests();
+    let registry = crate::services::build(&deps);
+    let asg = registry.handle::<AutoScaling>().expect("asg");
+    let ec2 = registry.handle::<Ec2>().expect("ec2");
+    Env {
+        asg,
+        ec2,
+        registry,
+        ctx: Ctx::for_tests(),
+    }
+}
+
+impl Env {
+    fn call(&self, service: &str, op: &str, input: Value) -> HandlerResult {
+        match self.registry.get(service, op) {
+            Some(crate::services::Handler::Sync(f)) => f(&self.ctx, input),
+            _ => panic!("no sync handler {service}:{op}"),
+        }
+    }
+    fn asg(&self, op: &str, input: Value) -> HandlerResult {
+        self.call("autoscaling", op, input)
+    }
+    fn later(&mut self, dt: f64) {
+        self.ctx.now += dt;
+    }
+    fn pass(&self) {
+        AutoScalingController::new(self.asg.clone(), Clock::new(1.0)).pass(self.ctx.now);
+    }
+    fn template(&self) -> String {
+        let ami = crate::services::ec2::ECS_OPTIMIZED_AMIS[0].image_id(&self.ctx.region);
+        let out = self
+            .call(
+                "ec2",
+                "CreateLaunchTemplate",
+                json!({"LaunchTemplateName": "lt", "LaunchTemplateData": {"ImageId": ami, "InstanceType": "m5.large"}}),
+            )
+            .expect("template");
+        out["LaunchTemplate"]["LaunchTemplateId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+    fn subnets(&self) -> Vec<String> {
+        self.ec2
+            .default_subnets(&self.ctx.account, &self.ctx.region)
+            .expect("subnets")
+            .into_iter()
+            .map(|s| s.subnet_id)
+            .collect()
+    }
+    fn group(&self, name: &str) -> Value {
+        let d = self
+            .asg(
+                "DescribeAutoScalingGroups",
+                json!({"AutoScalingGroupNames": [name]}),
+            )
+            .expect("describe");
+        d["AutoScalingGroups"][0].clone()
+    }
+    fn states(&self, name: &str) -> Vec<String> {
+        self.group(name)["Instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["LifecycleState"].as_str().map(str::to_string))
+            .collect()
+    }
+    fn activities(&self, name: &str) -> Vec<Value> {
+        self.asg(
+            "DescribeScalingActivities",
+            json!({"AutoScalingGroupName": name}),
+        )
+        .expect("activities")["Activities"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+fn code(r: HandlerResult) -> String {
+    r.err()
+        .map(|e| format!("{}: {}", e.code, e.message))
+        .unwrap_or_default()
+}
+
+#[test]
+fn group_launches_balances_and_shrinks() {
+    let mut e = env();
+    let lt = e.template();
+    let subnets = e.subnets();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "web", "MinSize": 0, "MaxSize": 4, "DesiredCapacity": 3,
+               "LaunchTemplate": {"LaunchTemplateId": lt},
+               "VPCZoneIdentifier": subnets[..2].join(","),
+               "Tags": [{"Key": "team", "Value": "a", "PropagateAtLaunch": true}]}),
+    )
+    .expect("create");
+    e.pass();
+    let g = e.group("web");
+    assert_eq!(g["Instances"].as_array().map(Vec::len), Some(3));
+    assert_eq!(g["VPCZoneIdentifier"], subnets[..2].join(",").as_str());
+    let zones: Vec<&str> = g["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["AvailabilityZone"].as_str())
+        .collect();
+    assert!(
+        zones.contains(&"us-east-1a") && zones.contains(&"us-east-1b"),
+        "{zones:?}"
+    );
+    assert!(e.states("web").iter().all(|s| s == "Pending"));
+    // The EC2 instances are real rows: tagged, from the template.
+    let ec2 = e.ec2.instances(&e.ctx.account, &e.ctx.region, e.ctx.now);
+    assert_eq!(ec2.len(), 3);
+    assert!(ec2
+        .iter()
+        .all(|i| i.tags.get("aws:autoscaling:groupName").map(String::as_str) == Some("web")));
+    assert!(ec2
+        .iter()
+        .all(|i| i.tags.get("team").map(String::as_str) == Some("a")));
+    e.later(1.0);
+    e.pass();
+    assert!(
+        e.states("web").iter().all(|s| s == "InService"),
+        "{:?}",
+        e.states("web")
+    );
+    let acts = e.activities("web");
+    assert_eq!(acts.len(), 3);
+    assert!(acts.iter().all(|a| a["StatusCode"] == "Successful"));
+    let d = acts[0]["Description"].as_str().unwrap_or_default();
+    assert!(d.starts_with("Launching a new EC2 instance: i-"), "{d}");
+    let c = acts[0]["Cause"].as_str().unwrap_or_default();
+    assert!(c.contains("a user request created an AutoScalingGroup changing the desired capacity from 0 to 3.  At "), "{c}");
+    assert!(c.ends_with("an instance was started in response to a difference between desired and actual capacity, increasing the capacity from 0 to 3."), "{c}");
+
+    // Scale in to 1: two terminate (one per zone first), protected instances stay.
+    let ids: Vec<String> = e.group("web")["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["InstanceId"].as_str().map(str::to_string))
+        .collect();
+    e.asg("SetInstanceProtection", json!({"AutoScalingGroupName": "web", "InstanceIds": [ids[0]], "ProtectedFromScaleIn": true})).expect("protect");
+    e.asg(
+        "UpdateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "web", "DesiredCapacity": 1}),
+    )
+    .expect("update");
+    e.pass();
+    let g = e.group("web");
+    assert_eq!(g["DesiredCapacity"], 1);
+    let kept: Vec<&Value> = g["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["LifecycleState"] == "InService")
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0]["InstanceId"], ids[0].as_str());
+    let acts = e.activities("web");
+    let term = acts
+        .iter()
+        .find(|a| {
+            a["Description"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("Terminating EC2 instance: "))
+        })
+        .expect("terminate activity");
+    let c = term["Cause"].as_str().unwrap_or_default();
+    assert!(c.contains("a user request update of AutoScalingGroup constraints to min: 0, max: 4, desired: 1 changing the desired capacity from 3 to 1."), "{c}");
+    assert!(c.contains("shrinking the capacity from 3 to 1."), "{c}");
+    e.later(0.5);
+    e.pass();
+    e.later(2.0);
+    e.pass();
+    assert_eq!(e.states("web"), vec!["InService".to_string()]);
+    let ec2 = e.ec2.instances(&e.ctx.account, &e.ctx.region, e.ctx.now);
+    assert_eq!(ec2.iter().filter(|i| i.state == "terminated").count(), 2);
+
+    // An instance terminated behind the group's back is replaced.
+    e.ec2
+        .terminate(&e.ctx, std::slice::from_ref(&ids[0]))
+        .expect("terminate");
+    e.later(2.0);
+    e.pass();
+    e.later(0.5);
+    e.pass();
+    e.later(2.0);
+    e.pass();
+    let g = e.group("web");
+    assert_eq!(g["Instances"].as_array().map(Vec::len), Some(1));
+    assert_ne!(g["Instances"][0]["InstanceId"], ids[0].as_str());
+    let acts = e.activities("web");
+    assert!(acts
+        .iter()
+        .any(|a| a["Cause"].as_str().is_some_and(|c| c.contains(
+            "in response to an EC2 health check indicating it has been terminated or stopped"
+        ))));
+
+    // Delete with instances needs ForceDelete; then the group goes once they are gone.
+    assert!(code(e.asg(
+        "DeleteAutoScalingGroup",
+        json!({"AutoScalingGroupName": "web"})
+    ))
+    .starts_with("ResourceInUse"));
+    e.asg(
+        "DeleteAutoScalingGroup",
+        json!({"AutoScalingGroupName": "web", "ForceDelete": true}),
+    )
+    .expect("force");
+    for _ in 0..4 {
+        e.later(1.0);
+        e.pass();
+    }
+    assert!(e.group("web").is_null());
+}
+
+#[test]
+fn bad_input_is_refused_whole() {
+    let e = env();
+    let lt = e.template();
+    let base = |extra: Value| {
+        let mut v = json!({"AutoScalingGroupName": "g", "MinSize": 1, "MaxSize": 2, "LaunchTemplate": {"LaunchTemplateId": lt}, "AvailabilityZones": ["us-east-1a"]});
+        if let (Some(o), Some(x)) = (v.as_object_mut(), extra.as_object()) {
+            for (k, val) in x {
+                o.insert(k.clone(), val.clone());
+            }
+        }
+        v
+    };
+    assert_eq!(
+        code(e.asg("CreateAutoScalingGroup", base(json!({"MinSize": 3})))),
+        "ValidationError: Max bound, 2, must be greater than or equal to min bound, 3"
+    );
+    assert_eq!(code(e.asg("CreateAutoScalingGroup", base(json!({"DesiredCapacity": 5})))), "ValidationError: Desired capacity:5 must be between the specified min size:1 and max size:2");
+    assert!(code(e.asg(
+        "CreateAutoScalingGroup",
+        base(json!({"LaunchTemplate": {"LaunchTemplateName": "nope"}}))
+    ))
+    .contains("does not exist"));
+    assert!(code(e.asg(
+        "CreateAutoScalingGroup",
+        base(json!({"LaunchTemplate": {"LaunchTemplateId": lt, "Version": "9"}}))
+    ))
+    .starts_with("ValidationError: You must use a valid fully-formed launch template."));
+    // Subnets of two VPCs.
+    let vpc = e
+        .call("ec2", "CreateVpc", json!({"CidrBlock": "10.0.0.0/16"}))
+        .expect("vpc");
+    let vpc_id = vpc["Vpc"]["VpcId"].as_str().unwrap_or_default();
+    let sn = e
+        .call(
+            "ec2",
+            "CreateSubnet",
+            json!({"VpcId": vpc_id, "CidrBlock": "10.0.1.0/24", "AvailabilityZone": "us-east-1a"}),
+        )
+        .expect("subnet");
+    let other = sn["Subnet"]["SubnetId"].as_str().unwrap_or_default();
+    let default = &e.subnets()[0];
+    assert!(code(e.asg(
+        "CreateAutoScalingGroup",
+        base(json!({"AvailabilityZones": [], "VPCZoneIdentifier": format!("{default},{other}")}))
+    ))
+    .contains("different VPCs"));
+    assert!(code(e.asg(
+        "CreateAutoScalingGroup",
+        base(json!({"AvailabilityZones": [], "VPCZoneIdentifier": "subnet-0123456789abcdef0"}))
+    ))
+    .contains("does not exist"));
+    // Nothing half-created.
+    assert!(
+        e.asg("DescribeAutoScalingGroups", json!({})).expect("d")["AutoScalingGroups"]
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    e.asg("CreateAutoScalingGroup", base(json!({})))
+        .expect("create");
+    assert!(code(e.asg("CreateAutoScalingGroup", base(json!({})))).starts_with("AlreadyExists"));
+    assert!(code(e.asg(
+        "SetDesiredCapacity",
+        json!({"AutoScalingGroupName": "g", "DesiredCapacity": 3})
+    ))
+    .contains("above max value 2"));
+    assert!(code(e.asg(
+        "SetDesiredCapacity",
+        json!({"AutoScalingGroupName": "nope", "DesiredCapacity": 1})
+    ))
+    .starts_with("ValidationError"));
+}
+
+#[test]
+fn lifecycle_hooks_hold_instances() {
+    let mut e = env();
+    let lt = e.template();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "h", "MinSize": 0, "MaxSize": 2, "DesiredCapacity": 0,
+               "LaunchTemplate": {"LaunchTemplateId": lt}, "AvailabilityZones": ["us-east-1a"]}),
+    )
+    .expect("create");
+    e.asg("PutLifecycleHook", json!({"AutoScalingGroupName": "h", "LifecycleHookName": "boot", "LifecycleTransition": "autoscaling:EC2_INSTANCE_LAUNCHING", "HeartbeatTimeout": 60, "DefaultResult": "ABANDON"})).expect("hook");
+    let hooks = e
+        .asg(
+            "DescribeLifecycleHooks",
+            json!({"AutoScalingGroupName": "h"}),
+        )
+        .expect("hooks");
+    assert_eq!(hooks["LifecycleHooks"][0]["GlobalTimeout"], 6000);
+    e.asg(
+        "SetDesiredCapacity",
+        json!({"AutoScalingGroupName": "h", "DesiredCapacity": 2}),
+    )
+    .expect("desired");
+    e.pass();
+    e.later(1.0);
+    e.pass();
+    assert_eq!(
+        e.states("h"),
+        vec!["Pending:Wait".to_string(), "Pending:Wait".to_string()]
+    );
+    e.later(10.0);
+    e.pass();
+    assert_eq!(
+        e.states("h"),
+        vec!["Pending:Wait".to_string(), "Pending:Wait".to_string()]
+    );
+    let ids: Vec<String> = e.group("h")["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["InstanceId"].as_str().map(str::to_string))
+        .collect();
+    assert!(code(e.asg("CompleteLifecycleAction", json!({"AutoScalingGroupName": "h", "LifecycleHookName": "boot", "LifecycleActionResult": "CONTINUE", "InstanceId": "i-0123456789abcdef0"}))).contains("No active Lifecycle Action found with instance ID"));
+    e.asg("CompleteLifecycleAction", json!({"AutoScalingGroupName": "h", "LifecycleHookName": "boot", "LifecycleActionResult": "CONTINUE", "InstanceId": ids[0]})).expect("complete");
+    e.asg(
+        "RecordLifecycleActionHeartbeat",
+        json!({"AutoScalingGroupName": "h", "LifecycleHookName": "boot", "InstanceId": ids[1]}),
+    )
+    .expect("heartbeat");
+    e.pass();
+    let g = e.group("h");
+    let state = |id: &str| {
+        g["Instances"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|i| i["InstanceId"] == id)
+            .map(|i| i["LifecycleState"].clone())
+    };
+    assert_eq!(state(&ids[0]), Some(json!("InService")));
+    assert_eq!(state(&ids[1]), Some(json!("Pending:Wait")));
+    // The heartbeat gave it 60 s more; after that the default result (ABANDON) applies and the
+    // group replaces it.
+    e.later(61.0);
+    e.pass();
+    let g = e.group("h");
+    let gone = g["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|i| i["InstanceId"] == ids[1].as_str())
+        .map(|i| i["LifecycleState"].clone());
+    assert!(
+        gone.as_ref()
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.starts_with("Terminating")),
+        "{gone:?}"
+    );
+    assert_eq!(
+        g["Instances"].as_array().map(Vec::len),
+        Some(3),
+        "a replacement is launching"
+    );
+}
+
+#[test]
+fn policies_and_scheduled_actions() {
+    let mut e = env();
+    let lt = e.template();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "p", "MinSize": 1, "MaxSize": 5, "DesiredCapacity": 1,
+               "LaunchTemplate": {"LaunchTemplateId": lt}, "AvailabilityZones": ["us-east-1a", "us-east-1b"]}),
+    )
+    .expect("create");
+    let out = e.asg("PutScalingPolicy", json!({"AutoScalingGroupName": "p", "PolicyName": "up", "PolicyType": "SimpleScaling", "AdjustmentType": "ChangeInCapacity", "ScalingAdjustment": 2})).expect("simple");
+    let arn = out["PolicyARN"].as_str().unwrap_or_default().to_string();
+    assert!(
+        arn.contains(":scalingPolicy:") && arn.ends_with(":autoScalingGroupName/p:policyName/up"),
+        "{arn}"
+    );
+    e.asg(
+        "ExecutePolicy",
+        json!({"AutoScalingGroupName": "p", "PolicyName": "up"}),
+    )
+    .expect("execute");
+    assert_eq!(e.group("p")["DesiredCapacity"], 3);
+    // Through an alarm: the AlarmActionTarget path.
+    let ev = crate::services::cloudwatch::AlarmEvent {
+        account: e.ctx.account.clone(),
+        region: e.ctx.region.clone(),
+        alarm_name: "high".into(),
+        alarm_arn: String::new(),
+        state: crate::services::cloudwatch::AlarmState::Alarm,
+        previous_state: crate::services::cloudwatch::AlarmState::Ok,
+        transition: true,
+        threshold: Some(50.0),
+        value: Some(90.0),
+        statistic: None,
+        now: e.ctx.now + 1000.0,
+    };
+    assert!(e.asg.owns(&arn));
+    e.asg.invoke(&arn, &ev).expect("invoke");
+    let g = e.group("p");
+    assert_eq!(g["DesiredCapacity"], 5, "clamped to max");
+    e.pass();
+    let acts = e.activities("p");
+    assert!(acts.iter().any(|a| a["Cause"].as_str().is_some_and(|c| c.contains("a monitor alarm high in state ALARM triggered policy up changing the desired capacity from 3 to 5."))));
+    // Target tracking creates its alarms with CloudWatch.
+    let out = e.asg("PutScalingPolicy", json!({"AutoScalingGroupName": "p", "PolicyName": "cpu", "PolicyType": "TargetTrackingScaling", "TargetTrackingConfiguration": {"PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"}, "TargetValue": 50.0}})).expect("tt");
+    assert_eq!(out["Alarms"].as_array().map(Vec::len), Some(2));
+    let names: Vec<String> = out["Alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["AlarmName"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        names[0].starts_with("TargetTracking-p-AlarmHigh-"),
+        "{names:?}"
+    );
+    let alarms = e
+        .call("cloudwatch", "DescribeAlarms", json!({"AlarmNames": names}))
+        .expect("alarms");
+    assert_eq!(alarms["MetricAlarms"].as_array().map(Vec::len), Some(2));
+    assert_eq!(alarms["MetricAlarms"][0]["Namespace"], "AWS/EC2");
+    let d = e
+        .asg("DescribePolicies", json!({"AutoScalingGroupName": "p"}))
+        .expect("policies");
+    assert_eq!(d["ScalingPolicies"].as_array().map(Vec::len), Some(2));
+    e.asg(
+        "DeletePolicy",
+        json!({"AutoScalingGroupName": "p", "PolicyName": "cpu"}),
+    )
+    .expect("delete");
+    let alarms = e
+        .call("cloudwatch", "DescribeAlarms", json!({"AlarmNames": names}))
+        .expect("alarms");
+    assert_eq!(alarms["MetricAlarms"].as_array().map(Vec::len), Some(0));
+    // A scheduled action (cron in a time zone) runs on the clock.
+    e.asg("PutScheduledUpdateGroupAction", json!({"AutoScalingGroupName": "p", "ScheduledActionName": "night", "Recurrence": "0 2 * * *", "TimeZone": "Europe/Paris", "MinSize": 1, "MaxSize": 2, "DesiredCapacity": 1})).expect("scheduled");
+    let d = e
+        .asg(
+            "DescribeScheduledActions",
+            json!({"AutoScalingGroupName": "p"}),
+        )
+        .expect("d");
+    let start = d["ScheduledUpdateGroupActions"][0]["StartTime"]
+        .as_f64()
+        .unwrap_or_default();
+    assert!(start > e.ctx.now);
+    e.ctx.now = start + 1.0;
+    e.pass();
+    let g = e.group("p");
+    assert_eq!(
+        (
+            g["MinSize"].clone(),
+            g["MaxSize"].clone(),
+            g["DesiredCapacity"].clone()
+        ),
+        (json!(1), json!(2), json!(1))
+    );
+    assert_eq!(code(e.asg("PutScheduledUpdateGroupAction", json!({"AutoScalingGroupName": "p", "ScheduledActionName": "x", "Recurrence": "bogus", "MinSize": 1}))), "ValidationError: Given recurrence string: bogus is invalid");
+}
+
+#[test]
+fn mixed_instances_split_on_demand_and_spot() {
+    let mut e = env();
+    let lt = e.template();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "m", "MinSize": 0, "MaxSize": 10, "DesiredCapacity": 4,
+               "MixedInstancesPolicy": {
+                   "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": lt}, "Overrides": [{"InstanceType": "m5.large"}, {"InstanceType": "c5.large"}]},
+                   "InstancesDistribution": {"OnDemandBaseCapacity": 1, "OnDemandPercentageAboveBaseCapacity": 0}},
+               "AvailabilityZones": ["us-east-1a", "us-east-1b", "us-east-1c"]}),
+    )
+    .expect("create");
+    e.pass();
+    let ec2 = e.ec2.instances(&e.ctx.account, &e.ctx.region, e.ctx.now);
+    assert_eq!(ec2.len(), 4);
+    assert_eq!(
+        ec2.iter()
+            .filter(|i| i.instance_lifecycle.as_deref() == Some("spot"))
+            .count(),
+        3
+    );
+    let g = e.group("m");
+    assert_eq!(
+        g["MixedInstancesPolicy"]["InstancesDistribution"]["SpotAllocationStrategy"],
+        "lowest-price"
+    );
+    e.later(1.0);
+    e.pass();
+    let d = e
+        .asg("DescribeAutoScalingInstances", json!({}))
+        .expect("instances");
+    assert_eq!(d["AutoScalingInstances"].as_array().map(Vec::len), Some(4));
+    assert_eq!(d["AutoScalingInstances"][0]["AutoScalingGroupName"], "m");
+}

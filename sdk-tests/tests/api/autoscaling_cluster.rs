@@ -1,0 +1,605 @@
+//! EC2 Auto Scaling through aws-sdk-autoscaling against the running binary: groups launch real
+//! virtual EC2 instances from launch templates, the instances join the ECS cluster their user
+//! data names and run real containers (busybox from fixtures/build-images.sh); lifecycle hooks
+//! hold instances in Pending:Wait; ELB health checks replace instances; boto3 and the AWS CLI.
+
+use aws_sdk_autoscaling::types::{
+    LaunchTemplateSpecification, LifecycleHookSpecification, LifecycleState,
+};
+use aws_sdk_ec2::types::{Filter, RequestLaunchTemplateData};
+use aws_sdk_ecs::error::ProvideErrorMetadata;
+use aws_sdk_ecs::types::ContainerDefinition;
+use sdk_tests::{crate_dir, Emulator};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "ecs-emulator-test/busybox:latest";
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn ensure_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let script = sdk_tests::workspace_dir().join("fixtures/build-images.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .output()
+            .expect("run fixtures/build-images.sh");
+        assert!(
+            out.status.success(),
+            "building the test image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+async fn ecs_ami(ec2: &aws_sdk_ec2::Client) -> String {
+    ec2.describe_images()
+        .owners("amazon")
+        .filters(
+            Filter::builder()
+                .name("name")
+                .values("al2023-ami-ecs-hvm-*-x86_64")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeImages")
+        .images()
+        .first()
+        .and_then(|i| i.image_id())
+        .expect("an ECS-optimized AMI")
+        .to_string()
+}
+
+/// A launch template whose instances join `cluster`.
+async fn template(ec2: &aws_sdk_ec2::Client, name: &str, cluster: &str) -> String {
+    let ami = ecs_ami(ec2).await;
+    let user_data = format!("#!/bin/bash\necho ECS_CLUSTER={cluster} >> /etc/ecs/ecs.config");
+    ec2.create_launch_template()
+        .launch_template_name(name)
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(ami)
+                .instance_type(aws_sdk_ec2::types::InstanceType::M5Large)
+                .user_data(base64(user_data.as_bytes()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateLaunchTemplate")
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .expect("template id")
+        .to_string()
+}
+
+async fn default_subnets(ec2: &aws_sdk_ec2::Client) -> Vec<String> {
+    let mut subnets: Vec<(String, String)> = ec2
+        .describe_subnets()
+        .filters(
+            Filter::builder()
+                .name("default-for-az")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("DescribeSubnets")
+        .subnets()
+        .iter()
+        .map(|s| {
+            (
+                s.availability_zone().unwrap_or_default().to_string(),
+                s.subnet_id().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    subnets.sort();
+    subnets.into_iter().map(|(_, s)| s).collect()
+}
+
+async fn group(
+    asg: &aws_sdk_autoscaling::Client,
+    name: &str,
+) -> Option<aws_sdk_autoscaling::types::AutoScalingGroup> {
+    asg.describe_auto_scaling_groups()
+        .auto_scaling_group_names(name)
+        .send()
+        .await
+        .expect("DescribeAutoScalingGroups")
+        .auto_scaling_groups()
+        .first()
+        .cloned()
+}
+
+async fn states(asg: &aws_sdk_autoscaling::Client, name: &str) -> Vec<LifecycleState> {
+    group(asg, name)
+        .await
+        .map(|g| {
+            g.instances()
+                .iter()
+                .filter_map(|i| i.lifecycle_state().cloned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Polls `check` every 50 ms until it holds, at most `limit`.
+macro_rules! wait_until {
+    ($limit:expr, $what:expr, $emu:expr, $check:expr) => {{
+        let deadline = Instant::now() + $limit;
+        loop {
+            if $check {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} within {:?}; log:\n{}",
+                $what,
+                $limit,
+                $emu.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }};
+}
+
+#[tokio::test]
+async fn group_instances_join_the_cluster_run_tasks_and_leave() {
+    ensure_image();
+    let emu = Emulator::start();
+    let (ec2, ecs, asg) = (emu.ec2(), emu.ecs(), emu.autoscaling());
+    ecs.create_cluster()
+        .cluster_name("asg-demo")
+        .send()
+        .await
+        .expect("CreateCluster");
+    let lt = template(&ec2, "asg-demo", "asg-demo").await;
+    let subnets = default_subnets(&ec2).await;
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("asg-demo")
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(2)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .version("$Latest")
+                .build(),
+        )
+        .vpc_zone_identifier(subnets[..2].join(","))
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+
+    // Two instances, one per zone, InService and registered with the cluster.
+    wait_until!(
+        Duration::from_secs(10),
+        "two instances InService",
+        emu,
+        states(&asg, "asg-demo").await == vec![LifecycleState::InService; 2]
+    );
+    let g = group(&asg, "asg-demo").await.expect("group");
+    let mut zones: Vec<String> = g
+        .instances()
+        .iter()
+        .filter_map(|i| i.availability_zone().map(str::to_string))
+        .collect();
+    zones.sort();
+    assert_eq!(zones, vec!["us-east-1a", "us-east-1b"]);
+    let ids: Vec<String> = g
+        .instances()
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_string))
+        .collect();
+    wait_until!(
+        Duration::from_secs(10),
+        "two container instances",
+        emu,
+        ecs.list_container_instances()
+            .cluster("asg-demo")
+            .send()
+            .await
+            .expect("ListContainerInstances")
+            .container_instance_arns()
+            .len()
+            == 2
+    );
+    let described = ec2
+        .describe_instances()
+        .set_instance_ids(Some(ids.clone()))
+        .send()
+        .await
+        .expect("DescribeInstances");
+    for i in described.reservations().iter().flat_map(|r| r.instances()) {
+        let tag = |k: &str| {
+            i.tags()
+                .iter()
+                .find(|t| t.key() == Some(k))
+                .and_then(|t| t.value())
+                .map(str::to_string)
+        };
+        assert_eq!(
+            tag("aws:autoscaling:groupName").as_deref(),
+            Some("asg-demo")
+        );
+        assert_eq!(tag("aws:ec2launchtemplate:id"), Some(lt.clone()));
+    }
+
+    // A real container runs on the group's instances.
+    ecs.register_task_definition()
+        .family("sleeper")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("main")
+                .image(IMAGE)
+                .memory(32)
+                .stop_timeout(2)
+                .set_command(Some(vec!["sleep".into(), "3600".into()]))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let run = ecs
+        .run_task()
+        .cluster("asg-demo")
+        .task_definition("sleeper")
+        .send()
+        .await
+        .expect("RunTask");
+    assert!(run.failures().is_empty(), "{:?}", run.failures());
+    let task = run.tasks()[0].task_arn().expect("task").to_string();
+    let last_status = || async {
+        ecs.describe_tasks()
+            .cluster("asg-demo")
+            .tasks(&task)
+            .send()
+            .await
+            .expect("DescribeTasks")
+            .tasks()
+            .first()
+            .and_then(|t| t.last_status().map(str::to_string))
+            .unwrap_or_default()
+    };
+    wait_until!(
+        Duration::from_secs(60),
+        "the task RUNNING",
+        emu,
+        last_status().await == "RUNNING"
+    );
+
+    // Scale to zero: instances terminate, leave the cluster, the task stops.
+    asg.set_desired_capacity()
+        .auto_scaling_group_name("asg-demo")
+        .desired_capacity(0)
+        .send()
+        .await
+        .expect("SetDesiredCapacity");
+    wait_until!(
+        Duration::from_secs(30),
+        "the group empty",
+        emu,
+        group(&asg, "asg-demo")
+            .await
+            .is_some_and(|g| g.instances().is_empty())
+    );
+    wait_until!(
+        Duration::from_secs(30),
+        "the task STOPPED",
+        emu,
+        last_status().await == "STOPPED"
+    );
+    let acts = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name("asg-demo")
+        .send()
+        .await
+        .expect("DescribeScalingActivities");
+    let descriptions: Vec<&str> = acts
+        .activities()
+        .iter()
+        .filter_map(|a| a.description())
+        .collect();
+    assert_eq!(descriptions.len(), 4, "{descriptions:?}");
+    assert!(descriptions[..2]
+        .iter()
+        .all(|d| d.starts_with("Terminating EC2 instance: i-")));
+    let cause = acts.activities()[0].cause().unwrap_or_default();
+    assert!(
+        cause.contains("a user request explicitly set group desired capacity changing the desired capacity from 2 to 0.")
+            && cause.contains("shrinking the capacity from 2 to 0."),
+        "{cause}"
+    );
+
+    // Bad input: AWS's code, message and status, nothing created.
+    let err = asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("bad")
+        .min_size(5)
+        .max_size(2)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .build(),
+        )
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .expect_err("min > max");
+    assert_eq!(err.code(), Some("ValidationError"));
+    assert_eq!(
+        err.message(),
+        Some("Max bound, 2, must be greater than or equal to min bound, 5")
+    );
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    let err = asg
+        .create_auto_scaling_group()
+        .auto_scaling_group_name("bad")
+        .min_size(0)
+        .max_size(2)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_name("no-such-template")
+                .build(),
+        )
+        .availability_zones("us-east-1a")
+        .send()
+        .await
+        .expect_err("unknown template");
+    assert_eq!(err.code(), Some("ValidationError"));
+    assert!(group(&asg, "bad").await.is_none());
+}
+
+#[tokio::test]
+async fn lifecycle_hook_holds_a_new_instance_until_completed() {
+    let emu = Emulator::start();
+    let (ec2, asg) = (emu.ec2(), emu.autoscaling());
+    let lt = template(&ec2, "hooked", "nowhere").await;
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("hooked")
+        .min_size(0)
+        .max_size(2)
+        .desired_capacity(1)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .build(),
+        )
+        .availability_zones("us-east-1a")
+        .lifecycle_hook_specification_list(
+            LifecycleHookSpecification::builder()
+                .lifecycle_hook_name("warmup")
+                .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
+                .heartbeat_timeout(3600)
+                .default_result("ABANDON")
+                .build()
+                .expect("hook"),
+        )
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    wait_until!(
+        Duration::from_secs(10),
+        "the instance in Pending:Wait",
+        emu,
+        states(&asg, "hooked").await == vec![LifecycleState::PendingWait]
+    );
+    // It stays there (the heartbeat is an hour).
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            states(&asg, "hooked").await,
+            vec![LifecycleState::PendingWait]
+        );
+    }
+    let id = group(&asg, "hooked").await.expect("group").instances()[0]
+        .instance_id()
+        .expect("id")
+        .to_string();
+    let acts = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name("hooked")
+        .send()
+        .await
+        .expect("activities");
+    assert_eq!(
+        acts.activities()[0].status_code().map(|s| s.as_str()),
+        Some("MidLifecycleAction")
+    );
+    asg.complete_lifecycle_action()
+        .auto_scaling_group_name("hooked")
+        .lifecycle_hook_name("warmup")
+        .instance_id(&id)
+        .lifecycle_action_result("CONTINUE")
+        .send()
+        .await
+        .expect("CompleteLifecycleAction");
+    wait_until!(
+        Duration::from_secs(10),
+        "the instance InService",
+        emu,
+        states(&asg, "hooked").await == vec![LifecycleState::InService]
+    );
+    let err = asg
+        .complete_lifecycle_action()
+        .auto_scaling_group_name("hooked")
+        .lifecycle_hook_name("warmup")
+        .instance_id(&id)
+        .lifecycle_action_result("CONTINUE")
+        .send()
+        .await
+        .expect_err("no action left");
+    assert_eq!(err.code(), Some("ValidationError"));
+    assert_eq!(
+        err.message().map(str::to_string),
+        Some(format!(
+            "No active Lifecycle Action found with instance ID {id}"
+        ))
+    );
+}
+
+#[tokio::test]
+async fn elb_health_checks_replace_an_instance() {
+    let emu = Emulator::start_with(&["--time-scale", "20"]);
+    let (ec2, asg, elb) = (emu.ec2(), emu.autoscaling(), emu.elbv2());
+    let lt = template(&ec2, "lb", "nowhere").await;
+    let vpc = ec2
+        .describe_vpcs()
+        .send()
+        .await
+        .expect("DescribeVpcs")
+        .vpcs()[0]
+        .vpc_id()
+        .expect("vpc")
+        .to_string();
+    let tg = elb
+        .create_target_group()
+        .name("asg-tg")
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(vpc)
+        .health_check_interval_seconds(5)
+        .healthy_threshold_count(2)
+        .unhealthy_threshold_count(2)
+        .send()
+        .await
+        .expect("CreateTargetGroup")
+        .target_groups()[0]
+        .target_group_arn()
+        .expect("arn")
+        .to_string();
+    let subnets = default_subnets(&ec2).await;
+    let lb = elb
+        .create_load_balancer()
+        .name("asg-lb")
+        .set_subnets(Some(subnets[..2].to_vec()))
+        .send()
+        .await
+        .expect("CreateLoadBalancer")
+        .load_balancers()[0]
+        .load_balancer_arn()
+        .expect("lb")
+        .to_string();
+    elb.create_listener()
+        .load_balancer_arn(&lb)
+        .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                .target_group_arn(&tg)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateListener");
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("lb")
+        .min_size(1)
+        .max_size(2)
+        .desired_capacity(1)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .build(),
+        )
+        .vpc_zone_identifier(subnets[0].clone())
+        .target_group_arns(&tg)
+        .health_check_type("ELB")
+        .health_check_grace_period(0)
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    wait_until!(
+        Duration::from_secs(10),
+        "the instance InService",
+        emu,
+        states(&asg, "lb").await == vec![LifecycleState::InService]
+    );
+    let first = group(&asg, "lb").await.expect("group").instances()[0]
+        .instance_id()
+        .expect("id")
+        .to_string();
+    // Registered in the target group by the group.
+    wait_until!(
+        Duration::from_secs(10),
+        "the instance registered",
+        emu,
+        elb.describe_target_health()
+            .target_group_arn(&tg)
+            .send()
+            .await
+            .expect("DescribeTargetHealth")
+            .target_health_descriptions()
+            .iter()
+            .any(|d| d.target().and_then(|t| t.id()) == Some(first.as_str()))
+    );
+    // Nothing listens on port 8080 of the instance: its target turns unhealthy and the group
+    // replaces the instance.
+    wait_until!(
+        Duration::from_secs(30),
+        "the instance replaced",
+        emu,
+        group(&asg, "lb").await.is_some_and(|g| g
+            .instances()
+            .iter()
+            .any(|i| i.instance_id() != Some(first.as_str())))
+    );
+    let acts = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name("lb")
+        .send()
+        .await
+        .expect("activities");
+    assert!(
+        acts.activities().iter().any(|a| a.description()
+            == Some(&format!("Terminating EC2 instance: {first}"))
+            && a.cause().is_some_and(|c| c.contains(
+                "was taken out of service in response to an ELB system health check failure."
+            ))),
+        "{:?}",
+        acts.activities()
+    );
+}
+
+#[test]
+fn boto3_paginators_and_the_aws_cli() {
+    let emu = Emulator::start();
+    let script = crate_dir().join("python").join("autoscaling.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(emu.endpoint())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is not available ({e}): run .ci/run"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("AUTOSCALING OK"),
+        "autoscaling.py failed ({}):\n{stdout}\n{stderr}\nemulator log:\n{}",
+        out.status,
+        emu.log()
+    );
+}
