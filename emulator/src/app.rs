@@ -122,6 +122,22 @@ impl App {
                 .run(),
             );
         }
+        if let (Some(ecs), Some(asg)) = (
+            self.registry.handle::<Ecs>(),
+            self.registry
+                .handle::<crate::services::autoscaling::AutoScaling>(),
+        ) {
+            tokio::spawn(
+                crate::controllers::capacity::CapacityController::new(
+                    ecs,
+                    asg,
+                    self.registry
+                        .handle::<crate::services::cloudwatch::CloudWatch>(),
+                    self.clock.clone(),
+                )
+                .run(),
+            );
+        }
         if let Some(ecr) = self.registry.handle::<Ecr>() {
             tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }

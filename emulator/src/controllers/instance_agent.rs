@@ -264,6 +264,7 @@ impl InstanceAgent {
                 .iter()
                 .map(|(k, v)| json!({"key": k, "value": v}))
                 .collect(),
+            autoscaling_group: i.tags.get("aws:autoscaling:groupName").cloned(),
         };
         match self.ecs.register_instance(&ctx, launch) {
             Ok(c) => {

@@ -4,6 +4,7 @@
 pub mod agent;
 pub mod alarms;
 pub mod autoscaling;
+pub mod capacity;
 pub mod discovery;
 pub mod instance_agent;
 pub mod lb_targets;

@@ -229,6 +229,12 @@ pub fn build(deps: &Deps) -> Registry {
     ) {
         application_autoscaling::wire(&aas, &cw, r.handle::<ecs::Ecs>());
     }
+    if let (Some(ecs), Some(asg)) = (
+        r.handle::<ecs::Ecs>(),
+        r.handle::<autoscaling::AutoScaling>(),
+    ) {
+        let _ = ecs.autoscaling.set(asg);
+    }
     if let Some(asg) = r.handle::<autoscaling::AutoScaling>() {
         autoscaling::wire(
             &asg,

@@ -393,8 +393,7 @@ async fn lifecycle_hook_holds_a_new_instance_until_completed() {
                 .lifecycle_transition("autoscaling:EC2_INSTANCE_LAUNCHING")
                 .heartbeat_timeout(3600)
                 .default_result("ABANDON")
-                .build()
-                .expect("hook"),
+                .build(),
         )
         .send()
         .await
@@ -479,7 +478,8 @@ async fn elb_health_checks_replace_an_instance() {
         .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
         .port(8080)
         .vpc_id(vpc)
-        .health_check_interval_seconds(5)
+        .health_check_interval_seconds(6)
+        .health_check_timeout_seconds(2)
         .healthy_threshold_count(2)
         .unhealthy_threshold_count(2)
         .send()
@@ -601,5 +601,202 @@ fn boto3_paginators_and_the_aws_cli() {
         "autoscaling.py failed ({}):\n{stdout}\n{stderr}\nemulator log:\n{}",
         out.status,
         emu.log()
+    );
+}
+
+/// The acceptance scenario of cluster auto scaling: a cluster whose default capacity provider
+/// wraps a group (min 0, max 4, m5.large); a service of 6 tasks needing 3 instances makes the
+/// group grow from 0, the tasks go PROVISIONING → RUNNING as instances join; setting the
+/// service to 0 shrinks the group back to 0 after the scale-in alarm's 15 minutes.
+#[tokio::test]
+async fn capacity_provider_grows_and_shrinks_the_group_with_a_service() {
+    use aws_sdk_ecs::types::{
+        AutoScalingGroupProvider, CapacityProviderStrategyItem, ManagedScaling,
+        ManagedScalingStatus, ManagedTerminationProtection,
+    };
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", "60"]);
+    let (ec2, ecs, asg, cw) = (emu.ec2(), emu.ecs(), emu.autoscaling(), emu.cloudwatch());
+    let lt = template(&ec2, "cp", "cp-demo").await;
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("cp-asg")
+        .min_size(0)
+        .max_size(4)
+        .desired_capacity(0)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .build(),
+        )
+        .availability_zones("us-east-1a")
+        .availability_zones("us-east-1b")
+        .new_instances_protected_from_scale_in(true)
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    let group_arn = group(&asg, "cp-asg")
+        .await
+        .and_then(|g| g.auto_scaling_group_arn().map(str::to_string))
+        .expect("group ARN");
+
+    // Bad input first: ECS's errors, nothing created.
+    let err = ecs
+        .create_capacity_provider()
+        .name("ecs-cp")
+        .auto_scaling_group_provider(
+            AutoScalingGroupProvider::builder()
+                .auto_scaling_group_arn(&group_arn)
+                .build()
+                .expect("provider"),
+        )
+        .send()
+        .await
+        .expect_err("reserved prefix");
+    assert_eq!(err.code(), Some("ClientException"));
+
+    ecs.create_capacity_provider()
+        .name("cp")
+        .auto_scaling_group_provider(
+            AutoScalingGroupProvider::builder()
+                .auto_scaling_group_arn(&group_arn)
+                .managed_scaling(
+                    ManagedScaling::builder()
+                        .status(ManagedScalingStatus::Enabled)
+                        .target_capacity(100)
+                        .build(),
+                )
+                .managed_termination_protection(ManagedTerminationProtection::Enabled)
+                .build()
+                .expect("provider"),
+        )
+        .send()
+        .await
+        .expect("CreateCapacityProvider");
+    ecs.create_cluster()
+        .cluster_name("cp-demo")
+        .capacity_providers("cp")
+        .default_capacity_provider_strategy(
+            CapacityProviderStrategyItem::builder()
+                .capacity_provider("cp")
+                .weight(1)
+                .build()
+                .expect("strategy"),
+        )
+        .send()
+        .await
+        .expect("CreateCluster");
+    // ECS put its target tracking policy on the group.
+    let policies = asg
+        .describe_policies()
+        .auto_scaling_group_name("cp-asg")
+        .send()
+        .await
+        .expect("DescribePolicies");
+    let policy = &policies.scaling_policies()[0];
+    assert!(policy
+        .policy_name()
+        .is_some_and(|n| n.starts_with("ECSManagedAutoScalingPolicy-")));
+    assert_eq!(policy.alarms().len(), 2);
+
+    ecs.register_task_definition()
+        .family("web")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("main")
+                .image(IMAGE)
+                .cpu(1024)
+                .memory(256)
+                .stop_timeout(2)
+                .set_command(Some(vec!["sleep".into(), "3600".into()]))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    ecs.create_service()
+        .cluster("cp-demo")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(6)
+        .send()
+        .await
+        .expect("CreateService");
+    let tasks = || async {
+        let arns = ecs
+            .list_tasks()
+            .cluster("cp-demo")
+            .send()
+            .await
+            .expect("ListTasks")
+            .task_arns()
+            .to_vec();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        ecs.describe_tasks()
+            .cluster("cp-demo")
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .expect("DescribeTasks")
+            .tasks()
+            .to_vec()
+    };
+    // The tasks wait in PROVISIONING: the group has no instance.
+    wait_until!(Duration::from_secs(10), "six PROVISIONING tasks", emu, {
+        let t = tasks().await;
+        t.len() == 6 && t.iter().all(|t| t.last_status() == Some("PROVISIONING"))
+    });
+    assert!(tasks()
+        .await
+        .iter()
+        .all(|t| t.capacity_provider_name() == Some("cp")));
+    // The reservation metric drives the group to 3 instances and the tasks run on them.
+    wait_until!(Duration::from_secs(120), "six RUNNING tasks", emu, {
+        let t = tasks().await;
+        t.len() == 6 && t.iter().all(|t| t.last_status() == Some("RUNNING"))
+    });
+    let g = group(&asg, "cp-asg").await.expect("group");
+    assert_eq!(g.desired_capacity(), Some(3), "{g:?}");
+    assert!(g
+        .instances()
+        .iter()
+        .all(|i| i.protected_from_scale_in() == Some(true)));
+    let stats = cw
+        .list_metrics()
+        .namespace("AWS/ECS/ManagedScaling")
+        .send()
+        .await
+        .expect("ListMetrics");
+    assert!(stats
+        .metrics()
+        .iter()
+        .any(|m| m.metric_name() == Some("CapacityProviderReservation")));
+    let acts = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name("cp-asg")
+        .send()
+        .await
+        .expect("activities");
+    assert!(acts.activities().iter().any(|a| a.cause().is_some_and(|c| c
+        .contains("a monitor alarm TargetTracking-cp-asg-AlarmHigh-")
+        && c.contains("in state ALARM triggered policy ECSManagedAutoScalingPolicy-"))));
+
+    // Service to 0: the tasks stop, protection goes, and after the low alarm the group shrinks
+    // to 0.
+    ecs.update_service()
+        .cluster("cp-demo")
+        .service("web")
+        .desired_count(0)
+        .send()
+        .await
+        .expect("UpdateService");
+    wait_until!(
+        Duration::from_secs(180),
+        "the group back to 0 instances",
+        emu,
+        group(&asg, "cp-asg")
+            .await
+            .is_some_and(|g| g.desired_capacity() == Some(0) && g.instances().is_empty())
     );
 }

@@ -109,6 +109,10 @@ impl Agent {
                 self.forget(&key, &task, now);
                 continue;
             }
+            // Waiting for capacity: no instance runs it yet.
+            if task.awaiting_capacity && task.desired_status != "STOPPED" {
+                continue;
+            }
             if !self.claim(&key) {
                 continue;
             }

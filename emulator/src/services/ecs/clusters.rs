@@ -69,10 +69,16 @@ fn valid_name(name: &str) -> bool {
 
 const BUILTIN_PROVIDERS: &[&str] = &["FARGATE", "FARGATE_SPOT"];
 
-fn check_providers(providers: &[String], strategy: &[Value]) -> Result<(), AwsError> {
+fn check_providers(
+    ecs: &Ecs,
+    ctx: &Ctx,
+    providers: &[String],
+    strategy: &[Value],
+) -> Result<(), AwsError> {
     for p in providers {
-        // Auto Scaling group capacity providers arrive with the EC2 Auto Scaling work.
-        if !BUILTIN_PROVIDERS.contains(&p.as_str()) {
+        if !BUILTIN_PROVIDERS.contains(&p.as_str())
+            && ecs.capacity_provider(&ctx.scope(), p).is_none()
+        {
             return Err(AwsError::new(
                 "InvalidParameterException",
                 format!("The specified capacity provider '{p}' is not in an ACTIVE state. Specify a valid capacity provider and try again."),
@@ -119,7 +125,7 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    check_providers(&providers, &strategy)?;
+    check_providers(ecs, ctx, &providers, &strategy)?;
     let key = format!("{}{}", ctx.scope(), name);
     let cluster = ecs.clusters.transact(|t| {
         // Creating an ACTIVE cluster again returns it unchanged, as ECS does.
@@ -145,6 +151,7 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         t.put(&key, cluster.clone());
         Ok(cluster)
     })?;
+    ecs.associate_providers(ctx, &cluster.name, &cluster.capacity_providers)?;
     Ok(json!({"cluster": render(ecs, &cluster, &all_fields())}))
 }
 
@@ -396,9 +403,12 @@ fn put_cluster_capacity_providers(ecs: &Ecs, ctx: &Ctx, input: Value) -> Handler
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
-    check_providers(&providers, &strategy)?;
+    check_providers(ecs, ctx, &providers, &strategy)?;
+    // The cluster must exist before its providers' scaling policies are put in place.
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
+    ecs.associate_providers(ctx, &cluster.name, &providers)?;
     modify(ecs, ctx, input.str("cluster"), |c| {
-        c.capacity_providers = providers;
+        c.capacity_providers = providers.clone();
         c.default_strategy = strategy;
         Ok(())
     })

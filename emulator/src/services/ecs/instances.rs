@@ -68,6 +68,9 @@ pub struct InstanceLaunch {
     pub ami_id: Option<String>,
     pub attributes: Vec<Value>,
     pub tags: Vec<Value>,
+    /// The EC2 Auto Scaling group of the instance (its `aws:autoscaling:groupName` tag): the
+    /// instance belongs to that group's capacity provider when it is the cluster's.
+    pub autoscaling_group: Option<String>,
 }
 
 pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
@@ -271,7 +274,12 @@ impl Ecs {
             deregistered_at: None,
             version: 1,
             tags: launch.tags,
-            capacity_provider_name: None,
+            capacity_provider_name: launch
+                .autoscaling_group
+                .as_deref()
+                .and_then(|g| self.provider_of_group(&ctx.scope(), g))
+                .filter(|p| p.cluster.as_deref() == Some(launch.cluster.as_str()))
+                .map(|p| p.name),
             arch: itype.arch.into(),
         };
         let key = Self::instance_key(&ctx.scope(), &launch.cluster, &id);
@@ -375,6 +383,7 @@ fn register_container_instance(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerRes
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default(),
+            autoscaling_group: None,
         },
     )?;
     Ok(json!({"containerInstance": instance.describe(&[], true)}))

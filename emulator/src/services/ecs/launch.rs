@@ -359,11 +359,43 @@ fn launch_type(cluster: &Cluster, spec: &LaunchSpec) -> Result<(String, Option<S
     };
     match provider {
         Some(p) if p == "FARGATE" || p == "FARGATE_SPOT" => Ok(("FARGATE".into(), Some(p))),
-        Some(p) => Err(invalid(format!(
-            "The specified capacity provider {p} was not found."
-        ))),
+        Some(p) if cluster.capacity_providers.contains(&p) => Ok(("EC2".into(), Some(p))),
+        Some(_) => Err(invalid(
+            "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.",
+        )),
         None => Ok(("EC2".into(), None)),
     }
+}
+
+/// The strategy of a launch: the call's, else the cluster's default, as (provider, base, weight).
+fn strategy_of(cluster: &Cluster, spec: &LaunchSpec) -> Vec<(String, i64, i64)> {
+    if !spec.capacity_provider_strategy.is_empty() {
+        return spec
+            .capacity_provider_strategy
+            .iter()
+            .map(|i| {
+                (
+                    i.capacity_provider.clone(),
+                    i.base.unwrap_or(0),
+                    i.weight.unwrap_or(0),
+                )
+            })
+            .collect();
+    }
+    if spec.launch_type.is_some() {
+        return Vec::new();
+    }
+    cluster
+        .default_strategy
+        .iter()
+        .map(|s| {
+            (
+                s.str("capacityProvider").unwrap_or_default().to_string(),
+                s.i64("base").unwrap_or(0),
+                s.i64("weight").unwrap_or(0),
+            )
+        })
+        .collect()
 }
 
 fn resolve_def(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<TaskDef, AwsError> {
@@ -498,8 +530,10 @@ impl Ecs {
                 };
                 if launch_type == "FARGATE" {
                     self.launch_fargate(&prepared, zone)?
+                } else if prepared.capacity_provider.is_some() {
+                    self.launch_with_providers(&prepared, constraints, strategy)?
                 } else {
-                    self.launch_placed(&prepared, constraints, strategy)?
+                    self.launch_placed(&prepared, constraints, strategy, None)?
                 }
             }
         };
@@ -527,17 +561,95 @@ impl Ecs {
         })
     }
 
-    fn launch_placed(
+    /// Tasks split over the strategy's Auto Scaling group providers (base, then weight); on each
+    /// provider's instances those that do not fit wait in PROVISIONING for capacity.
+    fn launch_with_providers(
         &self,
         p: &Prepared<'_>,
         constraints: &[PlacementConstraint],
         strategy: &[PlacementStrategy],
     ) -> Result<Launched, AwsError> {
+        let items = strategy_of(p.cluster, p.spec);
+        for (name, _, _) in &items {
+            if name == "FARGATE" || name == "FARGATE_SPOT" {
+                return Err(invalid(
+                    "The specified capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.",
+                ));
+            }
+            if !p.cluster.capacity_providers.contains(name) {
+                return Err(invalid(
+                    "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again.",
+                ));
+            }
+        }
+        let mut out = Launched::default();
+        for (name, count) in super::capacity_providers::split(&items, p.spec.count as i64) {
+            if count == 0 {
+                continue;
+            }
+            let mut spec = p.spec.clone();
+            spec.count = count as usize;
+            let part = Prepared {
+                ctx: p.ctx,
+                cluster: p.cluster,
+                def: p.def,
+                plan: p.plan,
+                spec: &spec,
+                launch_type: p.launch_type,
+                capacity_provider: Some(name.clone()),
+                group: p.group.clone(),
+                tags: p.tags.clone(),
+            };
+            let launched = self.launch_placed(&part, constraints, strategy, Some(&name))?;
+            out.tasks.extend(launched.tasks);
+            out.failures.extend(launched.failures);
+        }
+        Ok(out)
+    }
+
+    fn launch_placed(
+        &self,
+        p: &Prepared<'_>,
+        constraints: &[PlacementConstraint],
+        strategy: &[PlacementStrategy],
+        provider: Option<&str>,
+    ) -> Result<Launched, AwsError> {
         let call_constraints = parse_constraints(constraints)?;
         let mut all_constraints = parse_constraints(&definition_constraints(p.def))?;
         all_constraints.extend(call_constraints);
         let strategies = parse_strategies(strategy)?;
-        let (instances, candidates) = self.candidates(&p.ctx.scope(), &p.cluster.name);
+        let (mut instances, mut candidates) = self.candidates(&p.ctx.scope(), &p.cluster.name);
+        if let Some(name) = provider {
+            // Only the provider's instances; what does not fit waits for the group to grow.
+            let keep: Vec<bool> = instances
+                .iter()
+                .map(|i| i.capacity_provider_name.as_deref() == Some(name))
+                .collect();
+            let mut k = keep.iter();
+            instances.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            candidates.retain(|_| *k.next().unwrap_or(&false));
+            let demand = p
+                .plan
+                .demand(p.group.clone(), all_constraints, strategies, p.spec.count);
+            let placed = placement::place(&candidates, &demand, &mut rand::rng());
+            let mut tasks: Vec<Task> = placed
+                .chosen
+                .iter()
+                .filter_map(|idx| instances.get(*idx))
+                .map(|i| self.new_task(p, Some(i), None))
+                .collect();
+            while tasks.len() < p.spec.count {
+                let mut t = self.new_task(p, None, None);
+                t.last_status = TaskStatus::Provisioning;
+                t.awaiting_capacity = true;
+                tasks.push(t);
+            }
+            return Ok(Launched {
+                tasks,
+                failures: Vec::new(),
+            });
+        }
         if instances.is_empty() {
             return Err(invalid(
                 "No Container Instances were found in your cluster.",
@@ -732,6 +844,73 @@ impl Ecs {
             })
             .collect();
         (instances, candidates)
+    }
+
+    /// Places the tasks waiting for `provider`'s capacity on its instances in `cluster`, oldest
+    /// first, with the definition's constraints (the call's strategy is not kept). Returns how
+    /// many were placed; they go PENDING (awsvpc: stay PROVISIONING) for the task agent.
+    pub fn place_waiting(&self, scope: &str, cluster: &str, provider: &str) -> usize {
+        let prefix = format!("{scope}{cluster}/");
+        let mut waiting: Vec<(String, Task)> = self.tasks.read(|rows| {
+            rows.range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .filter(|(_, t)| {
+                    t.awaiting_capacity
+                        && t.wanted()
+                        && t.capacity_provider_name.as_deref() == Some(provider)
+                })
+                .map(|(k, t)| (k.clone(), t.clone()))
+                .collect()
+        });
+        waiting.sort_by(|a, b| a.1.created_at.total_cmp(&b.1.created_at));
+        let mut placed = 0;
+        for (key, task) in waiting {
+            let (instances, candidates) = self.candidates(scope, cluster);
+            let (instances, candidates): (Vec<_>, Vec<_>) = instances
+                .into_iter()
+                .zip(candidates)
+                .filter(|(i, _)| i.capacity_provider_name.as_deref() == Some(provider))
+                .unzip();
+            if instances.is_empty() {
+                break;
+            }
+            let Some(def) = self.task_definition_by_arn(&task.task_definition_arn) else {
+                continue;
+            };
+            let Ok(plan) = plan(&def, &task.overrides) else {
+                continue;
+            };
+            let constraints = parse_constraints(&definition_constraints(&def)).unwrap_or_default();
+            let demand = plan.demand(task.group.clone(), constraints, Vec::new(), 1);
+            let chosen = placement::place(&candidates, &demand, &mut rand::rng());
+            let Some(instance) = chosen.chosen.first().and_then(|i| instances.get(*i)) else {
+                continue;
+            };
+            let done = self.tasks.transact(|t| {
+                if let Some(x) = t.get_mut(&key) {
+                    if x.awaiting_capacity && x.wanted() {
+                        x.awaiting_capacity = false;
+                        x.container_instance_arn = Some(instance.arn.clone());
+                        x.ec2_instance_id = Some(instance.ec2_instance_id.clone());
+                        x.host_ip = Some(instance.host_ip.clone());
+                        x.availability_zone = Some(instance.availability_zone.clone());
+                        if x.network_mode != "awsvpc" {
+                            x.last_status = TaskStatus::Pending;
+                        }
+                        x.version += 1;
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            });
+            if done.unwrap_or(false) {
+                placed += 1;
+            }
+        }
+        if placed > 0 {
+            self.wake_agent();
+        }
+        placed
     }
 
     /// Unstopped tasks on one container instance.

@@ -1,6 +1,7 @@
 //! Amazon ECS: clusters, task definitions, container instances, tasks, services.
 
 mod arns;
+pub mod capacity_providers;
 mod clusters;
 pub mod instance_types;
 pub mod instances;
@@ -50,6 +51,10 @@ pub struct Ecs {
     pub elbv2: OnceLock<Arc<Elbv2>>,
     /// Cloud Map, for services' serviceRegistries (wired after every service is built).
     pub cloudmap: OnceLock<Arc<super::servicediscovery::CloudMap>>,
+    /// Keyed "<scope><name>".
+    pub capacity_providers: Arc<Table<capacity_providers::CapacityProvider>>,
+    /// EC2 Auto Scaling, whose groups capacity providers scale (wired after every service is built).
+    pub autoscaling: OnceLock<Arc<super::autoscaling::AutoScaling>>,
 }
 
 impl Ecs {
@@ -111,6 +116,8 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         ec2: OnceLock::new(),
         elbv2: OnceLock::new(),
         cloudmap: OnceLock::new(),
+        capacity_providers: Table::open(&deps.store, "ecs.capacity_providers"),
+        autoscaling: OnceLock::new(),
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);
@@ -118,6 +125,7 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     tasks::register(r, &ecs);
     services::register(r, &ecs);
     tags::register(r, &ecs);
+    capacity_providers::register(r, &ecs);
     ecs.migrate_task_plans();
     r.provide(ecs);
 }

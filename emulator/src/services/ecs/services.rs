@@ -335,15 +335,20 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         status: ServiceStatus::Active,
         desired_count: desired,
         task_definition: def.arn.clone(),
+        // Neither a launch type nor a strategy: the cluster's default capacity provider
+        // strategy when it has one, else EC2.
         launch_type: input.str("launchType").map(str::to_string).or_else(|| {
-            input
-                .get("capacityProviderStrategy")
-                .is_none()
+            (input.get("capacityProviderStrategy").is_none() && cluster.default_strategy.is_empty())
                 .then(|| "EC2".to_string())
         }),
-        capacity_provider_strategy: input
-            .member("capacityProviderStrategy")?
-            .unwrap_or_default(),
+        capacity_provider_strategy: match input.member("capacityProviderStrategy")? {
+            Some(s) => s,
+            None if input.str("launchType").is_none() => {
+                serde_json::from_value(Value::Array(cluster.default_strategy.clone()))
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        },
         scheduling_strategy: scheduling,
         maximum_percent: if scheduling == SchedulingStrategy::Daemon {
             100

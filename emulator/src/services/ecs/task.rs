@@ -134,6 +134,10 @@ pub struct Task {
     /// Load balancer targets the service scheduler registered for this task.
     #[serde(default)]
     pub lb_targets: Vec<LbTarget>,
+    /// PROVISIONING on a capacity provider that has no room yet: no instance is chosen until
+    /// one with room registers (controllers/capacity.rs).
+    #[serde(default)]
+    pub awaiting_capacity: bool,
 }
 
 impl Task {
