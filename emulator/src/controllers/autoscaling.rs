@@ -505,11 +505,9 @@ fn plan(
                     fx.terminate.push(id.clone());
                 }
             }
-            "Standby" | "Detaching" => {
-                if is_gone(ec2) {
-                    g.instances.remove(id);
-                    continue;
-                }
+            "Standby" | "Detaching" if is_gone(ec2) => {
+                g.instances.remove(id);
+                continue;
             }
             _ => {}
         }

@@ -277,13 +277,12 @@ fn store_extra(g: &mut Group, input: &Value) {
     }
 }
 
+/// A launch template, a launch configuration name or a mixed instances policy (at most one).
+type LaunchSource = (Option<LtSpec>, Option<String>, Option<Value>);
+
 /// The launch source of a create/update: a launch template, a launch configuration or a mixed
 /// instances policy (whose launch template is checked).
-fn launch_source(
-    s: &AutoScaling,
-    ctx: &Ctx,
-    input: &Value,
-) -> Result<(Option<LtSpec>, Option<String>, Option<Value>), AwsError> {
+fn launch_source(s: &AutoScaling, ctx: &Ctx, input: &Value) -> Result<LaunchSource, AwsError> {
     let lt = input.get("LaunchTemplate").filter(|v| v.is_object());
     let lc = input
         .str("LaunchConfigurationName")

@@ -240,9 +240,7 @@ fn start_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerRe
     {
         return Err(AwsError::new(
             "InstanceRefreshInProgressFault",
-            format!(
-                "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
-            ),
+            "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.",
         ));
     }
     let mut prefs = input.get("Preferences").cloned().unwrap_or(json!({}));

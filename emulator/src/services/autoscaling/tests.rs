@@ -527,3 +527,106 @@ fn mixed_instances_split_on_demand_and_spot() {
     assert_eq!(d["AutoScalingInstances"].as_array().map(Vec::len), Some(4));
     assert_eq!(d["AutoScalingInstances"][0]["AutoScalingGroupName"], "m");
 }
+
+#[test]
+fn capacity_provider_errors_and_managed_policy() {
+    let e = env();
+    let lt = e.template();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "cpg", "MinSize": 0, "MaxSize": 3,
+               "LaunchTemplate": {"LaunchTemplateId": lt}, "AvailabilityZones": ["us-east-1a"]}),
+    )
+    .expect("create");
+    let arn = e.group("cpg")["AutoScalingGroupARN"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ecs = |op: &str, input: Value| e.call("ecs", op, input);
+    let provider = |name: &str, extra: Value| {
+        let mut p = json!({"autoScalingGroupArn": arn});
+        if let (Some(o), Some(x)) = (p.as_object_mut(), extra.as_object()) {
+            for (k, v) in x {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        json!({"name": name, "autoScalingGroupProvider": p})
+    };
+    for bad in ["aws-x", "ECSx", "fargate1"] {
+        assert!(
+            code(ecs("CreateCapacityProvider", provider(bad, json!({}))))
+                .starts_with("ClientException: The specified capacity provider name is invalid."),
+            "{bad}"
+        );
+    }
+    assert!(code(ecs("CreateCapacityProvider", json!({"name": "x", "autoScalingGroupProvider": {"autoScalingGroupArn": "arn:aws:autoscaling:us-east-1:000000000000:autoScalingGroup:00000000-0000-0000-0000-000000000000:autoScalingGroupName/nope"}}))).starts_with("ClientException: The specified Auto Scaling group ARN"));
+    assert_eq!(
+        code(ecs("CreateCapacityProvider", provider("x", json!({"managedTerminationProtection": "ENABLED", "managedScaling": {"status": "ENABLED"}})))),
+        "ClientException: The managed termination protection setting for the capacity provider is invalid. To enable managed termination protection for a capacity provider, the Auto Scaling group must have instance protection from scale in enabled."
+    );
+    let out = ecs(
+        "CreateCapacityProvider",
+        provider(
+            "cp1",
+            json!({"managedScaling": {"status": "ENABLED", "targetCapacity": 80}}),
+        ),
+    )
+    .expect("create");
+    assert_eq!(
+        out["capacityProvider"]["autoScalingGroupProvider"]["managedScaling"]
+            ["minimumScalingStepSize"],
+        1
+    );
+    assert_eq!(
+        out["capacityProvider"]["autoScalingGroupProvider"]["managedDraining"],
+        "ENABLED"
+    );
+    assert!(
+        code(ecs("CreateCapacityProvider", provider("cp2", json!({}))))
+            .contains("already being used by another capacity provider")
+    );
+    // Unknown providers cannot join a cluster; a known one puts ECS's policy on the group.
+    assert!(code(ecs(
+        "CreateCluster",
+        json!({"clusterName": "c", "capacityProviders": ["nope"]})
+    ))
+    .starts_with("InvalidParameterException"));
+    ecs("CreateCluster", json!({"clusterName": "c", "capacityProviders": ["cp1"], "defaultCapacityProviderStrategy": [{"capacityProvider": "cp1", "weight": 1}]})).expect("cluster");
+    let p = e
+        .asg("DescribePolicies", json!({"AutoScalingGroupName": "cpg"}))
+        .expect("policies");
+    let policy = &p["ScalingPolicies"][0];
+    assert!(policy["PolicyName"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("ECSManagedAutoScalingPolicy-")));
+    assert_eq!(policy["TargetTrackingConfiguration"]["TargetValue"], 80.0);
+    assert_eq!(
+        policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Namespace"],
+        "AWS/ECS/ManagedScaling"
+    );
+    assert!(code(ecs(
+        "DeleteCapacityProvider",
+        json!({"capacityProvider": "cp1"})
+    ))
+    .contains("is in use"));
+    // Removing it from the cluster removes the policy; then it can be deleted.
+    ecs(
+        "PutClusterCapacityProviders",
+        json!({"cluster": "c", "capacityProviders": [], "defaultCapacityProviderStrategy": []}),
+    )
+    .expect("put");
+    let p = e
+        .asg("DescribePolicies", json!({"AutoScalingGroupName": "cpg"}))
+        .expect("policies");
+    assert_eq!(p["ScalingPolicies"].as_array().map(Vec::len), Some(0));
+    let d = ecs("DeleteCapacityProvider", json!({"capacityProvider": "cp1"})).expect("delete");
+    assert_eq!(d["capacityProvider"]["status"], "INACTIVE");
+    let d = ecs("DescribeCapacityProviders", json!({})).expect("describe");
+    let names: Vec<&str> = d["capacityProviders"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["FARGATE", "FARGATE_SPOT"]);
+}

@@ -461,7 +461,7 @@ pub fn create_launch_template(state: &State, ctx: &Ctx, input: Value) -> Handler
         if taken {
             return Err(err(
                 "InvalidLaunchTemplateName.AlreadyExistsException",
-                format!("Launch template name already in use."),
+                "Launch template name already in use.",
             ));
         }
         t.put(

@@ -491,29 +491,6 @@ pub fn split(strategy: &[(String, i64, i64)], count: i64) -> Vec<(String, i64)> 
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::split;
-
-    #[test]
-    fn base_then_weights() {
-        let s = vec![("a".to_string(), 2, 1), ("b".to_string(), 0, 3)];
-        assert_eq!(
-            split(&s, 10),
-            vec![("a".to_string(), 4), ("b".to_string(), 6)]
-        );
-        assert_eq!(
-            split(&s, 1),
-            vec![("a".to_string(), 1), ("b".to_string(), 0)]
-        );
-        let s = vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 1)];
-        assert_eq!(
-            split(&s, 3),
-            vec![("a".to_string(), 2), ("b".to_string(), 1)]
-        );
-    }
-}
-
 impl Ecs {
     /// ECS's M for CapacityProviderReservation: the provider's instances that run non-daemon
     /// tasks, plus the instances (of `cpu`, `memory` registered resources) the tasks waiting
@@ -565,5 +542,28 @@ impl Ecs {
         let by_cpu = div(waiting.iter().map(|t| t.reserved_cpu).sum(), cpu);
         let by_memory = div(waiting.iter().map(|t| t.reserved_memory).sum(), memory);
         occupied + by_cpu.max(by_memory).max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split;
+
+    #[test]
+    fn base_then_weights() {
+        let s = vec![("a".to_string(), 2, 1), ("b".to_string(), 0, 3)];
+        assert_eq!(
+            split(&s, 10),
+            vec![("a".to_string(), 4), ("b".to_string(), 6)]
+        );
+        assert_eq!(
+            split(&s, 1),
+            vec![("a".to_string(), 1), ("b".to_string(), 0)]
+        );
+        let s = vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 1)];
+        assert_eq!(
+            split(&s, 3),
+            vec![("a".to_string(), 2), ("b".to_string(), 1)]
+        );
     }
 }
