@@ -126,7 +126,7 @@ impl Scheduler {
             let instances = self.ecs.cluster_instances(&ctx.scope(), &svc.cluster);
             plan_daemon(&instances, &tasks, &mut actions);
         } else {
-            plan_replica(&svc, &tasks, &mut actions);
+            plan_replica(&ctx, &svc, &tasks, &mut actions);
         }
         self.apply(&ctx, key, &svc, &tasks, actions);
     }
@@ -364,7 +364,7 @@ fn scaling_reason(d: &Deployment) -> String {
     format!("Scaling activity initiated by (deployment {})", d.id)
 }
 
-fn plan_replica(svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
+fn plan_replica(ctx: &Ctx, svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
     let Some(primary) = svc.primary() else { return };
     let desired = svc.desired_count;
     let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
@@ -375,9 +375,12 @@ fn plan_replica(svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
     let max_total = desired * svc.maximum_percent / 100;
     let min_healthy = (desired * svc.minimum_healthy_percent + 99) / 100;
 
-    // Tasks whose container health checks failed are replaced.
+    // Tasks whose container health checks failed are replaced, once healthCheckGracePeriodSeconds
+    // have passed since they started (the grace period covers container health checks too).
+    let grace = svc.health_check_grace_period.unwrap_or(0) as f64;
     for t in &wanted {
-        if t.is_running() && t.computed_health() == HealthStatus::Unhealthy {
+        let past_grace = t.started_at.is_some_and(|s| ctx.now - s >= grace);
+        if t.is_running() && past_grace && t.computed_health() == HealthStatus::Unhealthy {
             actions.stop(t, "Task failed container health checks");
         }
     }

@@ -8,6 +8,7 @@ mod autoscaling_cluster;
 mod cbor;
 mod control;
 mod dashboard;
+mod discovery;
 mod ec2;
 mod ec2_instances;
 mod ecs;
