@@ -9,6 +9,7 @@ pub mod cloudwatch;
 pub mod ec2;
 pub mod ecr;
 pub mod ecs;
+pub mod efs;
 pub mod elb;
 pub mod elbv2;
 pub mod iam;
@@ -206,6 +207,7 @@ pub fn build(deps: &Deps) -> Registry {
     ecs::register(&mut r, deps);
     ecr::register(&mut r, deps);
     ec2::register(&mut r, deps);
+    efs::register(&mut r, deps);
     servicediscovery::register(&mut r, deps);
     elbv2::register(&mut r, deps);
     elb::register(&mut r, deps);
