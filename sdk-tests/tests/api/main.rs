@@ -15,6 +15,7 @@ mod ecs;
 mod ecs_api;
 mod ecs_docker;
 mod ecs_services;
+mod efs_api;
 mod elb_classic;
 mod elbv2;
 mod errors;

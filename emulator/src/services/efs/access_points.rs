@@ -217,7 +217,16 @@ mod tests {
             assert!(valid_path(ok), "{ok}");
         }
         for bad in [
-            "", "a", "/a/", "//a", "/a/b/c/d/e", "/.hidden", "/a/..", "/a$", "/a*b", "/a\nb",
+            "",
+            "a",
+            "/a/",
+            "//a",
+            "/a/b/c/d/e",
+            "/.hidden",
+            "/a/..",
+            "/a$",
+            "/a*b",
+            "/a\nb",
         ] {
             assert!(!valid_path(bad), "{bad:?}");
         }

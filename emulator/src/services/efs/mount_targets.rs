@@ -92,15 +92,12 @@ fn security_groups(
 
 /// Addresses in use in a subnet: EC2 instances' and other mount targets'.
 fn taken_addresses(efs: &Efs, ctx: &Ctx, subnet: &Subnet) -> BTreeSet<String> {
-    let mut taken: BTreeSet<String> = efs
-        .state
-        .mount_targets
-        .read(|r| {
-            r.values()
-                .filter(|m| m.subnet_id == subnet.subnet_id)
-                .map(|m| m.ip.clone())
-                .collect()
-        });
+    let mut taken: BTreeSet<String> = efs.state.mount_targets.read(|r| {
+        r.values()
+            .filter(|m| m.subnet_id == subnet.subnet_id)
+            .map(|m| m.ip.clone())
+            .collect()
+    });
     if let Some(ec2) = &efs.ec2 {
         for i in ec2.all_instances(ctx.now) {
             if i.subnet_id == subnet.subnet_id && i.state != "terminated" {
@@ -119,7 +116,12 @@ fn usable(subnet: &Subnet) -> Option<(u32, u32)> {
     (first <= last).then_some((first, last))
 }
 
-fn address(efs: &Efs, ctx: &Ctx, subnet: &Subnet, wanted: Option<&str>) -> Result<String, AwsError> {
+fn address(
+    efs: &Efs,
+    ctx: &Ctx,
+    subnet: &Subnet,
+    wanted: Option<&str>,
+) -> Result<String, AwsError> {
     let taken = taken_addresses(efs, ctx, subnet);
     let range = usable(subnet);
     if let Some(ip) = wanted {
@@ -137,7 +139,10 @@ fn address(efs: &Efs, ctx: &Ctx, subnet: &Subnet, wanted: Option<&str>) -> Resul
         if taken.contains(ip) {
             return Err(AwsError::new(
                 "IpAddressInUse",
-                format!("The IP address '{ip}' is already in use in subnet '{}'.", subnet.subnet_id),
+                format!(
+                    "The IP address '{ip}' is already in use in subnet '{}'.",
+                    subnet.subnet_id
+                ),
             ));
         }
         return Ok(ip.to_string());
@@ -354,7 +359,11 @@ pub fn modify_mount_target_security_groups(efs: &Efs, ctx: &Ctx, input: Value) -
         efs,
         ctx,
         &mt.vpc_id,
-        Some(input.member::<Vec<String>>("SecurityGroups")?.unwrap_or_default()),
+        Some(
+            input
+                .member::<Vec<String>>("SecurityGroups")?
+                .unwrap_or_default(),
+        ),
     )?;
     if groups.is_empty() {
         return Err(bad_request(

@@ -69,13 +69,17 @@ fn wildcard(pattern: &str, name: &str) -> bool {
 
 fn check_action(action: &Value) -> Result<(), AwsError> {
     let Some(a) = action.as_str() else {
-        return Err(invalid("Policy document has an Action that is not a string."));
+        return Err(invalid(
+            "Policy document has an Action that is not a string.",
+        ));
     };
     if a == "*" {
         return Ok(());
     }
     let Some((service, name)) = a.split_once(':') else {
-        return Err(invalid(format!("Policy document has an invalid action: '{a}'.")));
+        return Err(invalid(format!(
+            "Policy document has an invalid action: '{a}'."
+        )));
     };
     if !service.eq_ignore_ascii_case("elasticfilesystem") {
         return Err(invalid(format!(
@@ -109,7 +113,7 @@ fn check_principal(p: &Value) -> Result<(), AwsError> {
                     )));
                 }
                 let ids = one_or_many(ids);
-                if ids.is_empty() || ids.iter().any(|i| !i.as_str().is_some_and(|s| !s.is_empty())) {
+                if ids.is_empty() || ids.iter().any(|i| i.as_str().is_none_or(str::is_empty)) {
                     return Err(invalid("Policy document has an invalid principal."));
                 }
             }
@@ -121,12 +125,21 @@ fn check_principal(p: &Value) -> Result<(), AwsError> {
 
 fn check_statement(s: &Value) -> Result<(), AwsError> {
     let Some(m) = s.as_object() else {
-        return Err(invalid("Policy document has a Statement that is not an object."));
+        return Err(invalid(
+            "Policy document has a Statement that is not an object.",
+        ));
     };
     for k in m.keys() {
         if ![
-            "Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource",
-            "NotResource", "Condition",
+            "Sid",
+            "Effect",
+            "Principal",
+            "NotPrincipal",
+            "Action",
+            "NotAction",
+            "Resource",
+            "NotResource",
+            "Condition",
         ]
         .contains(&k.as_str())
         {
@@ -151,7 +164,11 @@ fn check_statement(s: &Value) -> Result<(), AwsError> {
                 "Policy document has both Principal and NotPrincipal in one statement.",
             ))
         }
-        (None, None) => return Err(invalid("Policy document is missing required field Principal.")),
+        (None, None) => {
+            return Err(invalid(
+                "Policy document is missing required field Principal.",
+            ))
+        }
     };
     check_principal(principal)?;
     let actions = match (m.get("Action"), m.get("NotAction")) {
@@ -200,8 +217,8 @@ fn check_statement(s: &Value) -> Result<(), AwsError> {
 /// a Statement (one or a list) of Allow/Deny statements with a Principal and
 /// `elasticfilesystem:` actions.
 pub fn validate_policy(text: &str) -> Result<(), AwsError> {
-    let doc: Value = serde_json::from_str(text)
-        .map_err(|_| invalid("Policy document is not valid JSON."))?;
+    let doc: Value =
+        serde_json::from_str(text).map_err(|_| invalid("Policy document is not valid JSON."))?;
     let Some(m) = doc.as_object() else {
         return Err(invalid("Policy document must be a JSON object."));
     };
@@ -224,8 +241,16 @@ pub fn validate_policy(text: &str) -> Result<(), AwsError> {
     let statements = match m.get("Statement") {
         Some(s @ Value::Object(_)) => vec![s],
         Some(Value::Array(items)) if !items.is_empty() => items.iter().collect(),
-        Some(_) => return Err(invalid("Policy document has an empty or invalid Statement.")),
-        None => return Err(invalid("Policy document is missing required field Statement.")),
+        Some(_) => {
+            return Err(invalid(
+                "Policy document has an empty or invalid Statement.",
+            ))
+        }
+        None => {
+            return Err(invalid(
+                "Policy document is missing required field Statement.",
+            ))
+        }
     };
     for s in statements {
         check_statement(s)?;
@@ -277,17 +302,25 @@ pub fn describe_file_system_policy(efs: &Efs, ctx: &Ctx, input: Value) -> Handle
         Some(p) => Ok(json!({"FileSystemId": fs.id, "Policy": p})),
         None => Err(AwsError::new(
             "PolicyNotFound",
-            format!("The file system {} does not have a file system policy.", fs.id),
+            format!(
+                "The file system {} does not have a file system policy.",
+                fs.id
+            ),
         )),
     }
 }
 
 pub fn delete_file_system_policy(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
     efs.purge(ctx.now);
-    change(efs, ctx, input.str("FileSystemId").unwrap_or_default(), |f| {
-        f.policy = None;
-        Ok(())
-    })?;
+    change(
+        efs,
+        ctx,
+        input.str("FileSystemId").unwrap_or_default(),
+        |f| {
+            f.policy = None;
+            Ok(())
+        },
+    )?;
     Ok(json!({}))
 }
 
@@ -341,7 +374,9 @@ pub fn put_lifecycle_configuration(efs: &Efs, ctx: &Ctx, input: Value) -> Handle
             p.transition_to_primary_storage_class
                 .as_ref()
                 .map(|_| "TransitionToPrimaryStorageClass"),
-            p.transition_to_archive.as_ref().map(|_| "TransitionToArchive"),
+            p.transition_to_archive
+                .as_ref()
+                .map(|_| "TransitionToArchive"),
         ]
         .into_iter()
         .flatten()

@@ -3,9 +3,7 @@
 //! is copied (docs/differences.md).
 
 use super::file_systems::create_backing_dir;
-use super::state::{
-    available, new_id, scope, Destination, FileSystem, Replication, TRANSITION,
-};
+use super::state::{available, new_id, scope, Destination, FileSystem, Replication, TRANSITION};
 use super::Efs;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
@@ -149,10 +147,7 @@ fn destination(
         throughput_mode: source.throughput_mode.clone(),
         provisioned_mibps: source.provisioned_mibps,
         encrypted: true,
-        kms_key_id: d
-            .kms_key_id
-            .clone()
-            .or_else(|| source.kms_key_id.clone()),
+        kms_key_id: d.kms_key_id.clone().or_else(|| source.kms_key_id.clone()),
         az_name: zone.as_ref().map(|z| z.name.clone()),
         az_id: zone.as_ref().map(|z| z.id.clone()),
         tags: Vec::new(),

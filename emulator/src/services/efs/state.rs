@@ -55,7 +55,11 @@ pub struct Tag {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(rename_all = "PascalCase")]
 pub struct LifecyclePolicy {
-    #[serde(rename = "TransitionToIA", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "TransitionToIA",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub transition_to_ia: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transition_to_primary_storage_class: Option<String>,

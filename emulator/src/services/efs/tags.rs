@@ -122,7 +122,12 @@ fn list(efs: &Efs, ctx: &Ctx, resource: &str) -> Result<Vec<Tag>, AwsError> {
 
 pub fn tag_resource(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
     efs.purge(ctx.now);
-    add(efs, ctx, input.str("ResourceId").unwrap_or_default(), &input)?;
+    add(
+        efs,
+        ctx,
+        input.str("ResourceId").unwrap_or_default(),
+        &input,
+    )?;
     Ok(json!({}))
 }
 

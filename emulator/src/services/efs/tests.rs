@@ -160,8 +160,8 @@ fn create_file_system_checks_its_parameters() {
     .expect("one zone");
     assert_eq!(one_zone["AvailabilityZoneId"], "use1-az2");
     let id = one_zone["FileSystemId"].as_str().expect("id");
-    let b = policies::describe_backup_policy(&efs, &ctx, json!({"FileSystemId": id}))
-        .expect("backup");
+    let b =
+        policies::describe_backup_policy(&efs, &ctx, json!({"FileSystemId": id})).expect("backup");
     assert_eq!(b["BackupPolicy"]["Status"], "ENABLED");
 }
 
@@ -338,7 +338,9 @@ fn access_points_validate_paths_and_tokens() {
     assert_eq!(listed["AccessPoints"].as_array().map(Vec::len), Some(1));
     access_points::delete_access_point(&efs, &ctx, json!({"AccessPointId": ap_id}))
         .expect("delete");
-    assert!(efs.access_point(&ctx.account, &ctx.region, &ap_id).is_none());
+    assert!(efs
+        .access_point(&ctx.account, &ctx.region, &ap_id)
+        .is_none());
 }
 
 #[test]
@@ -487,12 +489,9 @@ fn replication_creates_a_protected_destination() {
         "REPLICATING"
     );
     ctx.now += state::TRANSITION;
-    let d = replication::describe_replication_configurations(
-        &efs,
-        &ctx,
-        json!({"FileSystemId": fs}),
-    )
-    .expect("describe");
+    let d =
+        replication::describe_replication_configurations(&efs, &ctx, json!({"FileSystemId": fs}))
+            .expect("describe");
     assert_eq!(d["Replications"][0]["Destinations"][0]["Status"], "ENABLED");
     assert_eq!(
         err(file_systems::delete_file_system(
@@ -503,12 +502,8 @@ fn replication_creates_a_protected_destination() {
         .code,
         "FileSystemInUse"
     );
-    replication::delete_replication_configuration(
-        &efs,
-        &ctx,
-        json!({"SourceFileSystemId": fs}),
-    )
-    .expect("delete");
+    replication::delete_replication_configuration(&efs, &ctx, json!({"SourceFileSystemId": fs}))
+        .expect("delete");
     let e = err(replication::describe_replication_configurations(
         &efs,
         &ctx,
