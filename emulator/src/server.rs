@@ -24,6 +24,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/_emulator/health", get(control::health))
         .route("/_emulator/reset", post(control::reset))
         .route("/_emulator/state", get(control::state))
+        .route(
+            "/_emulator/faults/spot-interruption",
+            post(control::spot_interruption),
+        )
         .merge(crate::ui::router())
         .merge(crate::registry::router(&app))
         .fallback(aws)

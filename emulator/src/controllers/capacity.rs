@@ -87,6 +87,9 @@ impl CapacityController {
             if p.managed_scaling_enabled() {
                 self.publish(&scope, &cluster, &p, now);
             }
+            if p.managed_draining == "ENABLED" {
+                self.drain(&scope, &cluster, &p);
+            }
         }
     }
 
@@ -247,6 +250,53 @@ impl CapacityController {
                 if let Some(m) = g.instances.get_mut(id) {
                     if m.state == "InService" {
                         m.protected = *want;
+                    }
+                }
+            }
+            Ok(())
+        });
+    }
+
+    /// Managed draining: an instance the group holds in Terminating:Wait on ECS's hook is set
+    /// DRAINING (services move their tasks); once no task runs on it the termination goes on.
+    fn drain(&self, scope: &str, cluster: &str, p: &CapacityProvider) {
+        use crate::services::ecs::capacity_providers::MANAGED_DRAINING_HOOK;
+        let Ok(group) = self.asg.group(scope, &p.asg_name) else {
+            return;
+        };
+        let waiting: Vec<String> = group
+            .instances
+            .values()
+            .filter(|m| {
+                m.state == "Terminating:Wait"
+                    && m.wait
+                        .as_ref()
+                        .is_some_and(|w| w.hook == MANAGED_DRAINING_HOOK && w.result.is_none())
+            })
+            .map(|m| m.id.clone())
+            .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let tasks = self.ecs.live_tasks(scope, cluster);
+        let mut done = Vec::new();
+        for id in &waiting {
+            self.ecs.drain_ec2_instance(scope, id);
+            let busy = tasks
+                .iter()
+                .any(|t| t.ec2_instance_id.as_deref() == Some(id.as_str()) && !t.is_stopped());
+            if !busy {
+                done.push(id.clone());
+            }
+        }
+        if done.is_empty() {
+            return;
+        }
+        let _ = self.asg.update_group(scope, &p.asg_name, |g| {
+            for id in &done {
+                if let Some(w) = g.instances.get_mut(id).and_then(|m| m.wait.as_mut()) {
+                    if w.hook == MANAGED_DRAINING_HOOK {
+                        w.result = Some("CONTINUE".into());
                     }
                 }
             }

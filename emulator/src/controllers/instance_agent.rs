@@ -206,6 +206,18 @@ impl InstanceAgent {
     pub fn reconcile(&self) {
         let now = self.clock.now();
         for i in self.ec2.all_instances(now) {
+            // A Spot interruption whose two minutes are up.
+            if i.state == "running" && i.interruption_at.is_some_and(|t| t <= now) {
+                let mut ctx = self.ctx(&i);
+                ctx.now = now;
+                if let Err(e) = self
+                    .ec2
+                    .terminate(&ctx, std::slice::from_ref(&i.instance_id))
+                {
+                    tracing::warn!(instance = %i.instance_id, error = %e.message, "spot interruption");
+                }
+                continue;
+            }
             let regs = self.registrations(&i);
             let result = match i.state.as_str() {
                 "running" => self.boot(&i, &regs),

@@ -126,7 +126,14 @@ impl Scheduler {
             let instances = self.ecs.cluster_instances(&ctx.scope(), &svc.cluster);
             plan_daemon(&instances, &tasks, &mut actions);
         } else {
-            plan_replica(&ctx, &svc, &tasks, &mut actions);
+            let draining: HashSet<String> = self
+                .ecs
+                .cluster_instances(&ctx.scope(), &svc.cluster)
+                .into_iter()
+                .filter(|i| i.status == "DRAINING")
+                .map(|i| i.arn)
+                .collect();
+            plan_replica(&ctx, &svc, &tasks, &draining, &mut actions);
         }
         self.apply(&ctx, key, &svc, &tasks, actions);
     }
@@ -364,12 +371,29 @@ fn scaling_reason(d: &Deployment) -> String {
     format!("Scaling activity initiated by (deployment {})", d.id)
 }
 
-fn plan_replica(ctx: &Ctx, svc: &EcsService, tasks: &[Task], actions: &mut Actions) {
+/// REPLICA: the primary deployment's missing tasks start within maximumPercent, extra ones
+/// stop, older deployments drain within minimumHealthyPercent. Tasks on DRAINING container
+/// instances are replaced the same way: their replacements start elsewhere first, then they
+/// stop as minimumHealthyPercent allows.
+fn plan_replica(
+    ctx: &Ctx,
+    svc: &EcsService,
+    tasks: &[Task],
+    draining: &HashSet<String>,
+    actions: &mut Actions,
+) {
     let Some(primary) = svc.primary() else { return };
     let desired = svc.desired_count;
     let live: Vec<&Task> = tasks.iter().filter(|t| !t.is_stopped()).collect();
     let wanted: Vec<&Task> = live.iter().copied().filter(|t| t.wanted()).collect();
     let of_primary = |t: &&Task| t.started_by.as_deref() == Some(primary.id.as_str());
+    let on_draining = |t: &&Task| {
+        t.container_instance_arn
+            .as_ref()
+            .is_some_and(|a| draining.contains(a))
+    };
+    let to_move: Vec<&Task> = wanted.iter().copied().filter(on_draining).collect();
+    let wanted: Vec<&Task> = wanted.into_iter().filter(|t| !on_draining(t)).collect();
     let primary_wanted: Vec<&Task> = wanted.iter().copied().filter(of_primary).collect();
     let others: Vec<&Task> = wanted.iter().copied().filter(|t| !of_primary(t)).collect();
     let max_total = desired * svc.maximum_percent / 100;
@@ -386,8 +410,21 @@ fn plan_replica(ctx: &Ctx, svc: &EcsService, tasks: &[Task], actions: &mut Actio
     }
     let healthy = wanted
         .iter()
+        .chain(to_move.iter())
         .filter(|t| actions.healthy.contains(&t.arn))
         .count() as i64;
+    // Tasks on draining instances stop once enough healthy ones run elsewhere (pending ones at
+    // once).
+    let mut can_move = healthy - min_healthy;
+    for t in &to_move {
+        if t.is_running() && actions.healthy.contains(&t.arn) {
+            if can_move <= 0 {
+                continue;
+            }
+            can_move -= 1;
+        }
+        actions.stop(t, "Container instance is draining");
+    }
 
     // Start the primary's missing tasks, within maximumPercent (a failed rollout stops starting).
     if primary.rollout_state != RolloutState::Failed {

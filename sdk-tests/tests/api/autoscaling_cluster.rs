@@ -800,3 +800,382 @@ async fn capacity_provider_grows_and_shrinks_the_group_with_a_service() {
             .is_some_and(|g| g.desired_capacity() == Some(0) && g.instances().is_empty())
     );
 }
+
+/// A Spot interruption (the control API's fault) drains the instance: the service's tasks come
+/// back on another instance before the old ones stop, with no failed request through the ALB in
+/// a bounded load loop; two minutes later the instance is terminated and the group replaces it.
+#[tokio::test]
+async fn spot_interruption_drains_and_the_group_replaces_the_instance() {
+    use aws_sdk_autoscaling::types::{
+        InstancesDistribution, LaunchTemplate, LaunchTemplateOverrides, MixedInstancesPolicy,
+    };
+    use aws_sdk_ecs::types::{LoadBalancer, PortMapping};
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, TargetGroupAttribute,
+    };
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", "30"]);
+    let (ec2, ecs, asg, elb) = (emu.ec2(), emu.ecs(), emu.autoscaling(), emu.elbv2());
+    ecs.create_cluster()
+        .cluster_name("spot")
+        .send()
+        .await
+        .expect("CreateCluster");
+    let lt = template(&ec2, "spot", "spot").await;
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("spot-asg")
+        .min_size(2)
+        .max_size(3)
+        .desired_capacity(2)
+        .mixed_instances_policy(
+            MixedInstancesPolicy::builder()
+                .launch_template(
+                    LaunchTemplate::builder()
+                        .launch_template_specification(
+                            LaunchTemplateSpecification::builder()
+                                .launch_template_id(&lt)
+                                .build(),
+                        )
+                        .overrides(
+                            LaunchTemplateOverrides::builder()
+                                .instance_type("m5.large")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .instances_distribution(
+                    InstancesDistribution::builder()
+                        .on_demand_base_capacity(0)
+                        .on_demand_percentage_above_base_capacity(0)
+                        .build(),
+                )
+                .build(),
+        )
+        .availability_zones("us-east-1a")
+        .availability_zones("us-east-1b")
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    wait_until!(
+        Duration::from_secs(10),
+        "two container instances",
+        emu,
+        ecs.list_container_instances()
+            .cluster("spot")
+            .send()
+            .await
+            .expect("ListContainerInstances")
+            .container_instance_arns()
+            .len()
+            == 2
+    );
+    let vpc = ec2.describe_vpcs().send().await.expect("vpcs").vpcs()[0]
+        .vpc_id()
+        .expect("vpc")
+        .to_string();
+    let tg = elb
+        .create_target_group()
+        .name("spot-tg")
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .vpc_id(vpc)
+        .health_check_interval_seconds(6)
+        .health_check_timeout_seconds(2)
+        .healthy_threshold_count(2)
+        .send()
+        .await
+        .expect("CreateTargetGroup")
+        .target_groups()[0]
+        .target_group_arn()
+        .expect("arn")
+        .to_string();
+    elb.modify_target_group_attributes()
+        .target_group_arn(&tg)
+        .attributes(
+            TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("10")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("attributes");
+    let subnets = default_subnets(&ec2).await;
+    let lb = elb
+        .create_load_balancer()
+        .name("spot-lb")
+        .set_subnets(Some(subnets[..2].to_vec()))
+        .send()
+        .await
+        .expect("CreateLoadBalancer");
+    let lb_arn = lb.load_balancers()[0]
+        .load_balancer_arn()
+        .expect("lb")
+        .to_string();
+    let dns = lb.load_balancers()[0].dns_name().expect("dns").to_string();
+    elb.create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateListener");
+    ecs.register_task_definition()
+        .family("web")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("web")
+                .image(IMAGE)
+                .memory(64)
+                .port_mappings(
+                    PortMapping::builder()
+                        .container_port(8080)
+                        .host_port(0)
+                        .build(),
+                )
+                .set_entry_point(Some(vec!["sh".into(), "-c".into()]))
+                .set_command(Some(vec![
+                    "echo ok > /index.html && exec httpd -f -p 8080 -h /".into(),
+                ]))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    ecs.create_service()
+        .cluster("spot")
+        .service_name("web")
+        .task_definition("web")
+        .desired_count(2)
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(&tg)
+                .container_name("web")
+                .container_port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateService");
+    let healthy_targets = || async {
+        elb.describe_target_health()
+            .target_group_arn(&tg)
+            .send()
+            .await
+            .expect("DescribeTargetHealth")
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health()
+                    .and_then(|h| h.state())
+                    .map(|s| s.as_str())
+                    == Some("healthy")
+            })
+            .filter_map(|d| d.target().and_then(|t| t.id()).map(str::to_string))
+            .collect::<Vec<String>>()
+    };
+    wait_until!(
+        Duration::from_secs(90),
+        "two healthy targets",
+        emu,
+        healthy_targets().await.len() == 2
+    );
+
+    // A bounded load loop through the ALB (the main port routes by Host).
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let port = emu.port();
+    let load = {
+        let (stop, ok, failed, dns) = (stop.clone(), ok.clone(), failed.clone(), dns.clone());
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(180) {
+                let status = alb_get(port, &dns);
+                if status == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                    failures.push(status);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            failures
+        })
+    };
+
+    // Interrupt the instance of one task.
+    let tasks = ecs
+        .list_tasks()
+        .cluster("spot")
+        .send()
+        .await
+        .expect("ListTasks")
+        .task_arns()
+        .to_vec();
+    let described = ecs
+        .describe_tasks()
+        .cluster("spot")
+        .set_tasks(Some(tasks.clone()))
+        .send()
+        .await
+        .expect("DescribeTasks");
+    let ci = described.tasks()[0]
+        .container_instance_arn()
+        .expect("instance")
+        .to_string();
+    let victim = ecs
+        .describe_container_instances()
+        .cluster("spot")
+        .container_instances(&ci)
+        .send()
+        .await
+        .expect("DescribeContainerInstances")
+        .container_instances()[0]
+        .ec2_instance_id()
+        .expect("ec2 id")
+        .to_string();
+    let body = format!("{{\"instanceId\": \"{victim}\"}}");
+    let r = sdk_tests::http(
+        port,
+        "POST",
+        "/_emulator/faults/spot-interruption",
+        &[("content-type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let status = ecs
+        .describe_container_instances()
+        .cluster("spot")
+        .container_instances(&ci)
+        .send()
+        .await
+        .expect("DescribeContainerInstances")
+        .container_instances()[0]
+        .status()
+        .map(str::to_string);
+    assert_eq!(status.as_deref(), Some("DRAINING"));
+    // An On-Demand instance is refused.
+    let other = ec2
+        .run_instances()
+        .image_id(ecs_ami(&ec2).await)
+        .instance_type(aws_sdk_ec2::types::InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .expect("RunInstances");
+    let od = other.instances()[0].instance_id().expect("id");
+    let r = sdk_tests::http(
+        port,
+        "POST",
+        "/_emulator/faults/spot-interruption",
+        &[],
+        format!("{{\"instanceId\": \"{od}\"}}").as_bytes(),
+    );
+    assert_eq!(r.status, 400);
+
+    // The tasks leave the draining instance; the instance is terminated after two minutes and
+    // the group replaces it.
+    let on_victim = || async {
+        let arns = ecs
+            .list_tasks()
+            .cluster("spot")
+            .send()
+            .await
+            .expect("ListTasks")
+            .task_arns()
+            .to_vec();
+        let ts = ecs
+            .describe_tasks()
+            .cluster("spot")
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .expect("DescribeTasks");
+        let running: Vec<_> = ts
+            .tasks()
+            .iter()
+            .filter(|t| t.last_status() == Some("RUNNING"))
+            .cloned()
+            .collect();
+        (
+            running.len(),
+            running
+                .iter()
+                .filter(|t| t.container_instance_arn() == Some(ci.as_str()))
+                .count(),
+        )
+    };
+    wait_until!(
+        Duration::from_secs(90),
+        "two running tasks off the interrupted instance",
+        emu,
+        on_victim().await == (2, 0)
+    );
+    wait_until!(
+        Duration::from_secs(90),
+        "the interrupted instance replaced",
+        emu,
+        group(&asg, "spot-asg").await.is_some_and(|g| {
+            g.instances().len() == 2
+                && g.instances().iter().all(|i| {
+                    i.instance_id() != Some(victim.as_str())
+                        && i.lifecycle_state() == Some(&LifecycleState::InService)
+                })
+        })
+    );
+    let state = ec2
+        .describe_instances()
+        .instance_ids(&victim)
+        .send()
+        .await
+        .expect("DescribeInstances")
+        .reservations()[0]
+        .instances()[0]
+        .state_reason()
+        .and_then(|r| r.code())
+        .map(str::to_string);
+    assert_eq!(state.as_deref(), Some("Server.SpotInstanceTermination"));
+    wait_until!(
+        Duration::from_secs(60),
+        "two healthy targets again",
+        emu,
+        healthy_targets().await.len() == 2
+    );
+    stop.store(true, Ordering::Relaxed);
+    let failures = load.join().expect("load loop");
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    assert!(ok > 50, "{ok} requests answered");
+    assert_eq!(failed, 0, "failed requests through the ALB: {failures:?}");
+}
+
+/// GET /index.html through the load balancer whose DNS name is `host` (the main port routes by
+/// Host); the HTTP status, 0 when no answer came within 10 s.
+fn alb_get(port: u16, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!("GET /index.html HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}

@@ -125,6 +125,44 @@ impl Ec2 {
         self.state.find_launch_template(account, region, id, name)
     }
 
+    /// A Spot interruption notice for a running Spot instance: it is terminated two emulated
+    /// minutes later. Returns the instance with `interruption_at` set.
+    pub fn interrupt_spot(
+        &self,
+        account: &str,
+        region: &str,
+        instance_id: &str,
+        now: f64,
+    ) -> Result<Instance, AwsError> {
+        let key = super::instances::instance_key(account, region, instance_id);
+        let out = self.state.rows.transact(|t| {
+            let Some(super::state::Row::Instance(stored)) = t.get(&key).cloned() else {
+                return Err(AwsError::new(
+                    "InvalidInstanceID.NotFound",
+                    format!("The instance ID '{instance_id}' does not exist"),
+                ));
+            };
+            let mut i = stored.at(now);
+            if i.instance_lifecycle.as_deref() != Some("spot") {
+                return Err(AwsError::new(
+                    "InvalidParameterValue",
+                    format!("The instance {instance_id} is not a Spot instance"),
+                ));
+            }
+            if i.state != "running" {
+                return Err(AwsError::new(
+                    "IncorrectInstanceState",
+                    format!("The instance {instance_id} is not running"),
+                ));
+            }
+            i.interruption_at.get_or_insert(now + 120.0);
+            t.put(&key, super::state::Row::Instance(Box::new(i.clone())));
+            Ok(i)
+        })?;
+        self.state.instance_events.notify_one();
+        Ok(out)
+    }
+
     /// Wakes a waiter when instances are launched, stopped, started or terminated.
     pub fn instance_events(&self) -> &tokio::sync::Notify {
         &self.state.instance_events

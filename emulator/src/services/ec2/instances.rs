@@ -89,6 +89,10 @@ pub struct Instance {
     /// The launch template and version the instance was launched from.
     #[serde(default)]
     pub launch_template: Option<LaunchTemplateRef>,
+    /// A Spot interruption notice was given: the instance is terminated at this emulator time
+    /// (by the instance agent), two minutes after the notice.
+    #[serde(default)]
+    pub interruption_at: Option<f64>,
 }
 
 pub fn state_code(name: &str) -> i64 {
@@ -270,7 +274,14 @@ impl Instance {
         if let Some(l) = &self.instance_lifecycle {
             v["InstanceLifecycle"] = json!(l);
         }
-        if matches!(
+        if self.interruption_at.is_some()
+            && matches!(self.state.as_str(), "shutting-down" | "terminated")
+        {
+            v["StateReason"] = json!({
+                "Code": "Server.SpotInstanceTermination",
+                "Message": "Server.SpotInstanceTermination: Spot instance termination",
+            });
+        } else if matches!(
             self.state.as_str(),
             "stopping" | "stopped" | "shutting-down" | "terminated"
         ) {
@@ -842,6 +853,7 @@ pub fn launch(
                 metadata_options: metadata_options.clone(),
                 instance_lifecycle: instance_lifecycle.clone(),
                 launch_template: template.clone(),
+                interruption_at: None,
             };
             t.put(
                 &instance_key(account, region, &i.instance_id),

@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// The lifecycle hook managed draining puts on the group.
+pub const MANAGED_DRAINING_HOOK: &str = "ecs-managed-draining-termination-hook";
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CapacityProvider {
     pub name: String,
@@ -314,6 +317,11 @@ fn create(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         policy: None,
     };
     let k = key(&scope, &name);
+    if ecs.capacity_provider(&scope, &name).is_some() {
+        return Err(client(format!(
+            "The specified capacity provider {name} already exists. To change the configuration of an existing capacity provider, update the capacity provider."
+        )));
+    }
     ecs.capacity_providers.transact(|t| {
         if t.get(&k).is_some_and(|p| p.status == "ACTIVE") {
             return Err(client(format!(
@@ -334,6 +342,20 @@ fn create(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         t.put(&k, cp.clone());
         Ok(())
     })?;
+    if cp.managed_draining == "ENABLED" {
+        // ECS drains instances before the group terminates them, through this hook.
+        crate::services::autoscaling::hooks::put_hook(
+            ecs.asg()?,
+            ctx,
+            json!({
+                "AutoScalingGroupName": cp.asg_name,
+                "LifecycleHookName": MANAGED_DRAINING_HOOK,
+                "LifecycleTransition": "autoscaling:EC2_INSTANCE_TERMINATING",
+                "HeartbeatTimeout": 3600,
+                "DefaultResult": "CONTINUE",
+            }),
+        )?;
+    }
     Ok(json!({"capacityProvider": cp.to_json()}))
 }
 
@@ -492,6 +514,27 @@ pub fn split(strategy: &[(String, i64, i64)], count: i64) -> Vec<(String, i64)> 
 }
 
 impl Ecs {
+    /// Sets the ACTIVE container instances of an EC2 instance DRAINING (a Spot interruption
+    /// notice); returns their ARNs.
+    pub fn drain_ec2_instance(&self, scope: &str, ec2_instance_id: &str) -> Vec<String> {
+        let drained = self.instances.transact(|t| {
+            let mut out = Vec::new();
+            for k in t.keys(scope) {
+                let hit = t
+                    .get(&k)
+                    .is_some_and(|c| c.ec2_instance_id == ec2_instance_id && c.status == "ACTIVE");
+                if let Some(c) = t.get_mut(&k).filter(|_| hit) {
+                    c.status = "DRAINING".into();
+                    c.version += 1;
+                    out.push(c.arn.clone());
+                }
+            }
+            Ok(out)
+        });
+        self.wake_scheduler();
+        drained.unwrap_or_default()
+    }
+
     /// ECS's M for CapacityProviderReservation: the provider's instances that run non-daemon
     /// tasks, plus the instances (of `cpu`, `memory` registered resources) the tasks waiting
     /// for capacity need, packed by CPU and by memory.
