@@ -803,7 +803,10 @@ fn docker_cli_push_pull_and_skopeo() {
         "CreateRepository",
         json!({"repositoryName": immutable, "imageTagMutability": "IMMUTABLE"}),
     );
-    let first = build_image(&config, &image, "one");
+    // The message carries the unique repository name: an identical build would hit Docker's build
+    // cache and share its image id with a concurrent run, whose cleanup (`rmi -f <id>`) would
+    // then remove this run's tag too.
+    let first = build_image(&config, &image, &format!("one {repo}"));
     made.0.push(first);
 
     // Without login: refused.
@@ -891,7 +894,7 @@ fn docker_cli_push_pull_and_skopeo() {
     made.0.push(imm1.clone());
     must(docker(&config).args(["tag", &image, &imm1]));
     must(docker(&config).args(["push", &imm1]));
-    let second = build_image(&config, &imm1, "two");
+    let second = build_image(&config, &imm1, &format!("two {repo}"));
     made.0.push(second);
     let (ok, text) = run(docker(&config).args(["push", &imm1]));
     assert!(

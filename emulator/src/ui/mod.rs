@@ -220,6 +220,18 @@ async fn service_alarms(api: &Api<'_>, cluster: &str, service: &str) -> Vec<Valu
         .collect()
 }
 
+/// One task as DescribeTasks answers it, or None when the cluster has no such task.
+async fn describe_task(api: &Api<'_>, cluster: &str, id: &str) -> Option<Value> {
+    let described = api
+        .call(
+            "ecs",
+            "DescribeTasks",
+            json!({"cluster": cluster, "tasks": [id]}),
+        )
+        .await?;
+    described["tasks"].as_array()?.first().cloned()
+}
+
 async fn task(
     State(app): State<Arc<App>>,
     Path((cluster, id)): Path<(String, String)>,
@@ -227,30 +239,19 @@ async fn task(
     headers: HeaderMap,
 ) -> Response {
     let api = Api::new(&app, q.region.as_deref());
-    let described = api
-        .call(
-            "ecs",
-            "DescribeTasks",
-            json!({"cluster": cluster, "tasks": [id]}),
-        )
-        .await;
-    let Some(t) = described
-        .as_ref()
-        .and_then(|d| d["tasks"].as_array())
-        .and_then(|a| a.first())
-    else {
+    let Some(t) = describe_task(&api, &cluster, &id).await else {
         return not_found(
             &headers,
             api.region(),
             &format!("No task {id} in {cluster}."),
         );
     };
-    let logs = task_logs(&app, &api, t).await;
+    let logs = task_logs(&app, &api, &t).await;
     page(
         &headers,
         &id,
         api.region(),
-        pages::task_page(&cluster, api.region(), t, &logs),
+        pages::task_page(&cluster, api.region(), &t, &logs),
     )
 }
 
@@ -261,22 +262,11 @@ async fn task_logs_json(
     Query(q): Query<RegionQuery>,
 ) -> Response {
     let api = Api::new(&app, q.region.as_deref());
-    let described = api
-        .call(
-            "ecs",
-            "DescribeTasks",
-            json!({"cluster": cluster, "tasks": [id]}),
-        )
-        .await;
-    let Some(t) = described
-        .as_ref()
-        .and_then(|d| d["tasks"].as_array())
-        .and_then(|a| a.first())
-    else {
+    let Some(t) = describe_task(&api, &cluster, &id).await else {
         let message = format!("No task {id} in cluster {cluster}.");
         return (StatusCode::NOT_FOUND, Json(json!({ "message": message }))).into_response();
     };
-    let lines: Vec<Value> = task_logs(&app, &api, t)
+    let lines: Vec<Value> = task_logs(&app, &api, &t)
         .await
         .into_iter()
         .map(|(container, line)| json!({"container": container, "line": line}))

@@ -1,9 +1,9 @@
 //! DescribeScalingActivities: newest first, six weeks kept, not scaled activities on request.
 
-use super::targets::max_results;
+use super::targets::page_of;
 use super::{validation, Activity, AppAutoScaling};
 use crate::services::input::Input;
-use crate::services::{page, Ctx, HandlerResult};
+use crate::services::{Ctx, HandlerResult};
 use serde_json::{json, Value};
 
 /// Activities are kept six weeks, as Application Auto Scaling keeps them.
@@ -74,18 +74,5 @@ pub fn describe_scaling_activities(s: &AppAutoScaling, ctx: &Ctx, input: Value) 
         .map(|(_, a)| (format!("{:020.3}|{}", 1e12 - a.start, a.id), a))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    let (page, next) = page::page(
-        rows,
-        |(k, _)| k.clone(),
-        input.str("NextToken"),
-        max_results(&input),
-        "InvalidNextTokenException",
-    )?;
-    let mut out = json!({
-        "ScalingActivities": page.iter().map(|(_, a)| a.describe(with_not_scaled)).collect::<Vec<_>>(),
-    });
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page_of(&input, "ScalingActivities", rows, |a| a.describe(with_not_scaled))
 }

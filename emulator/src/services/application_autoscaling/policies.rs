@@ -1,11 +1,11 @@
 //! PutScalingPolicy, DescribeScalingPolicies, DeleteScalingPolicy; the two CloudWatch alarms of
 //! a target tracking policy, named, set and described as Application Auto Scaling does.
 
-use super::targets::{ecs_service, max_results};
+use super::targets::{check_dimension_has_resource, ecs_service, page_of};
 use super::{no_target, target_key, validation, AlarmRef, AppAutoScaling, ScalingPolicy};
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::{page, Ctx, HandlerResult};
+use crate::services::{Ctx, HandlerResult};
 use serde_json::{json, Value};
 
 /// Which predefined metric types a namespace accepts.
@@ -466,11 +466,7 @@ pub fn describe_scaling_policies(s: &AppAutoScaling, ctx: &Ctx, input: Value) ->
     let names = input.string_list("PolicyNames");
     let resource_id = input.str("ResourceId");
     let dim = input.str("ScalableDimension");
-    if dim.is_some() && resource_id.is_none() {
-        return Err(validation(
-            "If you specify a scalable dimension, you must also specify a resource ID",
-        ));
-    }
+    check_dimension_has_resource(&input)?;
     let rows: Vec<(String, ScalingPolicy)> = s
         .policies
         .scan(&format!("{}{namespace}|", ctx.scope()))
@@ -479,20 +475,7 @@ pub fn describe_scaling_policies(s: &AppAutoScaling, ctx: &Ctx, input: Value) ->
         .filter(|(_, p)| resource_id.is_none_or(|r| p.resource_id == r))
         .filter(|(_, p)| dim.is_none_or(|d| p.dimension == d))
         .collect();
-    let (page, next) = page::page(
-        rows,
-        |(k, _)| k.clone(),
-        input.str("NextToken"),
-        max_results(&input),
-        "InvalidNextTokenException",
-    )?;
-    let mut out = json!({
-        "ScalingPolicies": page.iter().map(|(_, p)| p.describe()).collect::<Vec<_>>(),
-    });
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page_of(&input, "ScalingPolicies", rows, ScalingPolicy::describe)
 }
 
 pub fn delete_scaling_policy(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {

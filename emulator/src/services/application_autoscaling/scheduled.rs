@@ -4,12 +4,12 @@
 //! day-of-week year)` (AWS's six fields: day-of-week 1–7 is SUN–SAT), read in `Timezone` (IANA,
 //! default UTC); cron expressions are evaluated by the `croner` crate.
 
-use super::targets::max_results;
+use super::targets::{check_dimension_has_resource, page_of};
 use super::{no_target, target_key, validation, AppAutoScaling, ScheduledAction};
 use crate::clock::Clock;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::{page, Ctx, HandlerResult};
+use crate::services::{Ctx, HandlerResult};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
@@ -311,11 +311,7 @@ pub fn describe_scheduled_actions(s: &AppAutoScaling, ctx: &Ctx, input: Value) -
     let names = input.string_list("ScheduledActionNames");
     let resource_id = input.str("ResourceId");
     let dim = input.str("ScalableDimension");
-    if dim.is_some() && resource_id.is_none() {
-        return Err(validation(
-            "If you specify a scalable dimension, you must also specify a resource ID",
-        ));
-    }
+    check_dimension_has_resource(&input)?;
     let rows: Vec<(String, ScheduledAction)> = s
         .scheduled
         .scan(&format!("{}{namespace}|", ctx.scope()))
@@ -324,20 +320,7 @@ pub fn describe_scheduled_actions(s: &AppAutoScaling, ctx: &Ctx, input: Value) -
         .filter(|(_, a)| resource_id.is_none_or(|r| a.resource_id == r))
         .filter(|(_, a)| dim.is_none_or(|d| a.dimension == d))
         .collect();
-    let (page, next) = page::page(
-        rows,
-        |(k, _)| k.clone(),
-        input.str("NextToken"),
-        max_results(&input),
-        "InvalidNextTokenException",
-    )?;
-    let mut out = json!({
-        "ScheduledActions": page.iter().map(|(_, a)| a.describe()).collect::<Vec<_>>(),
-    });
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page_of(&input, "ScheduledActions", rows, ScheduledAction::describe)
 }
 
 pub fn delete_scheduled_action(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {

@@ -187,6 +187,38 @@ pub(crate) fn max_results(input: &Value) -> usize {
     input.i64("MaxResults").unwrap_or(50).clamp(1, 50) as usize
 }
 
+/// The page of `rows` (keyed, in key order) that NextToken/MaxResults ask for, as
+/// `{member: [describe(row)…], "NextToken": …}`: the shape of every Describe* answer here.
+pub(crate) fn page_of<T>(
+    input: &Value,
+    member: &str,
+    rows: Vec<(String, T)>,
+    describe: impl Fn(&T) -> Value,
+) -> HandlerResult {
+    let (page, next) = page::page(
+        rows,
+        |(k, _)| k.clone(),
+        input.str("NextToken"),
+        max_results(input),
+        "InvalidNextTokenException",
+    )?;
+    let mut out = json!({ member: page.iter().map(|(_, t)| describe(t)).collect::<Vec<_>>() });
+    if let Some(n) = next {
+        out["NextToken"] = json!(n);
+    }
+    Ok(out)
+}
+
+/// DescribeScalingPolicies and DescribeScheduledActions refuse a dimension without a resource.
+pub(crate) fn check_dimension_has_resource(input: &Value) -> Result<(), crate::protocol::AwsError> {
+    if input.str("ScalableDimension").is_some() && input.str("ResourceId").is_none() {
+        return Err(super::validation(
+            "If you specify a scalable dimension, you must also specify a resource ID",
+        ));
+    }
+    Ok(())
+}
+
 pub fn describe_scalable_targets(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     let namespace = input.str("ServiceNamespace").unwrap_or_default();
     let ids = input.string_list("ResourceIds");
@@ -198,20 +230,7 @@ pub fn describe_scalable_targets(s: &AppAutoScaling, ctx: &Ctx, input: Value) ->
         .filter(|(_, t)| ids.is_empty() || ids.contains(&t.resource_id))
         .filter(|(_, t)| dim.is_none_or(|d| t.dimension == d))
         .collect();
-    let (page, next) = page::page(
-        rows,
-        |(k, _)| k.clone(),
-        input.str("NextToken"),
-        max_results(&input),
-        "InvalidNextTokenException",
-    )?;
-    let mut out = json!({
-        "ScalableTargets": page.iter().map(|(_, t)| t.describe()).collect::<Vec<_>>(),
-    });
-    if let Some(n) = next {
-        out["NextToken"] = json!(n);
-    }
-    Ok(out)
+    page_of(&input, "ScalableTargets", rows, ScalableTarget::describe)
 }
 
 pub fn deregister_scalable_target(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
