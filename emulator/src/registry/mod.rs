@@ -417,6 +417,11 @@ async fn put_manifest(
         PutMode::Registry,
     ) {
         Ok(img) => {
+            crate::feedback!(
+                "image pushed: {name}:{} ({})",
+                tag.as_deref().unwrap_or("<untagged>"),
+                img.digest
+            );
             let mut headers = vec![
                 ("Location", format!("/v2/{name}/manifests/{}", img.digest)),
                 ("Docker-Content-Digest", img.digest.clone()),

@@ -369,6 +369,7 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
                 task.connectivity_at = Some(now);
                 task.version += 1;
                 became_running = true;
+                crate::feedback!("{}", running_line(task));
             }
         }
         Ok(())
@@ -483,6 +484,36 @@ async fn wait_for_dependencies(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+
+/// "task 1f2e… (web:3) in cluster demo RUNNING on i-0ab… (127.16.0.3), ports web 8080→32768".
+fn running_line(task: &crate::services::ecs::Task) -> String {
+    let place = match (&task.ec2_instance_id, &task.host_ip) {
+        (Some(i), Some(ip)) => format!(" on {i} ({ip})"),
+        (Some(i), None) => format!(" on {i}"),
+        _ => format!(" ({})", task.launch_type),
+    };
+    let ports: Vec<String> = task
+        .containers
+        .iter()
+        .flat_map(|c| {
+            c.network_bindings.iter().filter_map(move |b| {
+                let host = b.get("hostPort")?.as_i64()?;
+                let port = b.get("containerPort")?.as_i64()?;
+                Some(format!("{} {port}→{host}", c.name))
+            })
+        })
+        .collect();
+    let ports = if ports.is_empty() {
+        String::new()
+    } else {
+        format!(", ports {}", ports.join(", "))
+    };
+    format!(
+        "task {} ({}:{}) in cluster {} RUNNING{place}{ports}",
+        task.id, task.family, task.revision, task.cluster
+    )
 }
 
 #[cfg(test)]

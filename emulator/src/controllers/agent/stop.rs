@@ -123,9 +123,33 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
             }
         }
         task.last_status = TaskStatus::Stopped;
+        crate::feedback!(
+            "task {} ({}:{}) in cluster {} STOPPED: {}{}",
+            task.id,
+            task.family,
+            task.revision,
+            task.cluster,
+            task.stopped_reason.as_deref().unwrap_or("no reason given"),
+            exit_codes(task)
+        );
         task.stopped_at = Some(now);
         task.execution_stopped_at.get_or_insert(now);
         task.version += 1;
         Ok(())
     });
 }
+
+/// ", exit codes app 0, sidecar 137" for the containers that reported one.
+fn exit_codes(task: &crate::services::ecs::Task) -> String {
+    let codes: Vec<String> = task
+        .containers
+        .iter()
+        .filter_map(|c| c.exit_code.map(|e| format!("{} {e}", c.name)))
+        .collect();
+    if codes.is_empty() {
+        String::new()
+    } else {
+        format!(", exit codes {}", codes.join(", "))
+    }
+}
+

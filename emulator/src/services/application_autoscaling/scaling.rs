@@ -347,6 +347,7 @@ impl AppAutoScaling {
         description: String,
         cause: String,
     ) -> Activity {
+        crate::feedback!("scaling activity on {}: {description}", target.resource_id);
         Activity {
             id: uuid::Uuid::new_v4().to_string(),
             namespace: target.namespace.clone(),

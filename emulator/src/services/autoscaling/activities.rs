@@ -22,6 +22,7 @@ pub fn new_activity(
     status: &str,
     details: Value,
 ) -> Activity {
+    crate::feedback!("Auto Scaling group {group}: {description}");
     let done = matches!(status, "Successful" | "Failed" | "Cancelled");
     Activity {
         id: uuid::Uuid::new_v4().to_string(),

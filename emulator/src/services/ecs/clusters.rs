@@ -127,11 +127,13 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .unwrap_or_default();
     check_providers(ecs, ctx, &providers, &strategy)?;
     let key = format!("{}{}", ctx.scope(), name);
+    let mut created = false;
     let cluster = ecs.clusters.transact(|t| {
         // Creating an ACTIVE cluster again returns it unchanged, as ECS does.
         if let Some(existing) = t.get(&key).filter(|c| c.status == "ACTIVE") {
             return Ok(existing.clone());
         }
+        created = true;
         let mut settings = default_settings();
         if let Some(given) = input.get("settings").and_then(Value::as_array) {
             merge_settings(&mut settings, given);
@@ -152,6 +154,9 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         Ok(cluster)
     })?;
     ecs.associate_providers(ctx, &cluster.name, &cluster.capacity_providers)?;
+    if created {
+        crate::feedback!("cluster {} created ({})", cluster.name, ctx.region);
+    }
     Ok(json!({"cluster": render(ecs, &cluster, &all_fields())}))
 }
 

@@ -107,6 +107,7 @@ impl EcsService {
 
     /// Adds an event (newest first).
     pub fn event(&mut self, now: f64, message: String) {
+        crate::feedback!("{message}");
         self.events.insert(
             0,
             json!({"id": uuid::Uuid::new_v4().to_string(), "createdAt": now, "message": message}),

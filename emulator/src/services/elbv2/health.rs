@@ -146,6 +146,14 @@ impl HealthBook {
                 .step(result, healthy, unhealthy, now)
         };
         if changed {
+            if let Some(r) = self.get(group, target) {
+                let reason = r.reason.map(|x| format!(" ({x:?})")).unwrap_or_default();
+                crate::feedback!(
+                    "target {target} of {} is {:?}{reason}",
+                    group.rsplit(':').next().unwrap_or(group),
+                    r.state
+                );
+            }
             self.notify();
         }
     }
