@@ -30,6 +30,8 @@ pub struct App {
     pub lb: Option<Arc<crate::lb::Lb>>,
     /// Cloud Map's DNS server.
     pub dns: Option<Arc<crate::dns::DnsServer>>,
+    /// The AWS/ECS and AWS/ApplicationELB metrics publisher.
+    pub metrics: Option<Arc<crate::controllers::metrics::Publisher>>,
 }
 
 impl App {
@@ -55,8 +57,19 @@ impl App {
                 o
             }
         };
+        let metrics = registry
+            .handle::<crate::services::cloudwatch::CloudWatch>()
+            .map(|cw| {
+                crate::controllers::metrics::Publisher::new(
+                    cw,
+                    registry.handle::<Ecs>(),
+                    registry.handle::<crate::services::elbv2::Elbv2>(),
+                    clock.clone(),
+                )
+            });
         Ok(Arc::new(App {
             owner,
+            metrics,
             lb: crate::lb::Lb::new(&registry, clock.clone()),
             dns: registry
                 .handle::<crate::services::servicediscovery::CloudMap>()
@@ -100,6 +113,9 @@ impl App {
             tokio::spawn(
                 crate::controllers::alarms::AlarmController::new(cw, self.clock.clone()).run(),
             );
+        }
+        if let Some(metrics) = &self.metrics {
+            tokio::spawn(metrics.clone().run());
         }
         if let Some(aas) = self
             .registry
@@ -159,6 +175,9 @@ impl App {
                 }
             };
         let _ = self.runtime.set(runtime.clone());
+        if let Some(metrics) = &self.metrics {
+            metrics.set_runtime(runtime.clone());
+        }
         let ecr = self.registry.handle::<Ecr>();
         let registry_host = ecr
             .as_ref()

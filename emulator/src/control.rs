@@ -54,6 +54,7 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
             .handle::<crate::services::elbv2::Elbv2>()
             .map(|e| e.bound.read().clone()),
         "dnsServers": app.dns.as_ref().map(|d| d.addresses()),
+        "metricsPublisher": app.metrics.as_ref().map(|m| m.cost()),
     }))
     .into_response()
 }

@@ -8,4 +8,5 @@ pub mod capacity;
 pub mod discovery;
 pub mod instance_agent;
 pub mod lb_targets;
+pub mod metrics;
 pub mod scheduler;

@@ -249,11 +249,13 @@ impl Lb {
             let protocol = protocol.clone();
             let tls = tls.clone();
             tokio::spawn(async move {
-                if let Some(r) = lb.routes.read().listeners.get(&*arn) {
-                    r.counters
-                        .new_connections
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
+                let counters = lb
+                    .routes
+                    .read()
+                    .listeners
+                    .get(&*arn)
+                    .map(|r| r.counters.clone());
+                let _open = counters.map(OpenConnection::new);
                 match (protocol.as_str(), tls) {
                     ("HTTP", _) => {
                         lb.serve_http(TokioIo::new(stream), arn, peer, port, "http")
@@ -410,5 +412,25 @@ impl Lb {
             }
         }
         self.next_check.lock().retain(|k, _| seen.contains(k));
+    }
+}
+
+/// Counts a client connection as new, and as open until dropped (ActiveConnectionCount).
+struct OpenConnection(Arc<crate::services::elbv2::metrics::Counters>);
+
+impl OpenConnection {
+    fn new(c: Arc<crate::services::elbv2::metrics::Counters>) -> OpenConnection {
+        use std::sync::atomic::Ordering::Relaxed;
+        c.new_connections.fetch_add(1, Relaxed);
+        c.open_connections.fetch_add(1, Relaxed);
+        OpenConnection(c)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0
+            .open_connections
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }

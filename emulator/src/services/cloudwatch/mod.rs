@@ -53,6 +53,19 @@ pub struct Datum {
     pub timestamp: f64,
 }
 
+/// A statistic set published by the emulator itself: the samples of one metric in one period
+/// (the AWS/ECS per-task utilizations of a minute). Stored with its values, so percentiles work.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    pub namespace: String,
+    pub metric_name: String,
+    pub dimensions: Vec<(String, String)>,
+    pub values: Vec<f64>,
+    pub unit: Option<String>,
+    /// Epoch seconds (emulator time).
+    pub timestamp: f64,
+}
+
 /// What to read: one metric, one statistic, buckets of `period` seconds in [start, end).
 #[derive(Clone, Debug)]
 pub struct StatQuery {
@@ -149,6 +162,29 @@ impl CloudWatch {
                     SeriesId::new(&d.namespace, &d.metric_name, dims(&d.dimensions)),
                     Point::single(d.timestamp, d.value, d.unit.clone()),
                 )
+            })
+            .collect();
+        self.series.append(&scope(account, region), now, batch)
+    }
+
+    /// Publishes statistic sets (SampleCount, Sum, Minimum, Maximum and the values) in (account,
+    /// region); non-finite values are dropped, and a set left empty is not published.
+    pub fn put_samples(
+        &self,
+        account: &str,
+        region: &str,
+        now: f64,
+        data: &[Samples],
+    ) -> Result<(), AwsError> {
+        let batch = data
+            .iter()
+            .filter(|d| d.timestamp.is_finite())
+            .filter_map(|d| {
+                let point = Point::samples(d.timestamp, &d.values, d.unit.clone())?;
+                Some((
+                    SeriesId::new(&d.namespace, &d.metric_name, dims(&d.dimensions)),
+                    point,
+                ))
             })
             .collect();
         self.series.append(&scope(account, region), now, batch)

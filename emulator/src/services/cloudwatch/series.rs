@@ -51,6 +51,30 @@ impl Point {
             values: vec![(value, 1.0)],
         }
     }
+
+    /// A statistic set of samples (each counted once); None when no sample is finite.
+    pub fn samples(t: f64, samples: &[f64], unit: Option<String>) -> Option<Point> {
+        let values: Vec<(f64, f64)> = samples
+            .iter()
+            .filter(|v| v.is_finite())
+            .map(|v| (*v, 1.0))
+            .collect();
+        if values.is_empty() {
+            return None;
+        }
+        Some(Point {
+            t,
+            unit,
+            n: values.len() as f64,
+            sum: values.iter().map(|(v, _)| v).sum(),
+            min: values.iter().map(|(v, _)| *v).fold(f64::INFINITY, f64::min),
+            max: values
+                .iter()
+                .map(|(v, _)| *v)
+                .fold(f64::NEG_INFINITY, f64::max),
+            values,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

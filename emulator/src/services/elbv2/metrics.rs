@@ -35,6 +35,8 @@ pub struct Counters {
     pub processed_bytes: AtomicU64,
     /// NewConnectionCount (load balancers only).
     pub new_connections: AtomicU64,
+    /// Client connections open now (load balancers only; ActiveConnectionCount).
+    pub open_connections: AtomicI64,
 }
 
 /// A copy of [`Counters`] at one moment.
@@ -57,6 +59,7 @@ pub struct Snapshot {
     pub outstanding: i64,
     pub processed_bytes: u64,
     pub new_connections: u64,
+    pub open_connections: i64,
 }
 
 impl Snapshot {
@@ -87,6 +90,7 @@ impl Counters {
             outstanding: self.outstanding.load(Ordering::Relaxed),
             processed_bytes: r(&self.processed_bytes),
             new_connections: r(&self.new_connections),
+            open_connections: self.open_connections.load(Ordering::Relaxed),
         }
     }
 
