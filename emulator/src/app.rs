@@ -255,11 +255,13 @@ impl App {
 
     /// Drops all state and every container this emulator owns.
     pub async fn reset(&self) -> Result<usize, StoreError> {
+        // State first: while containers are being removed, the service scheduler would otherwise
+        // see its tasks gone and start replacements that outlive the reset.
+        self.store.reset()?;
         let removed = match self.runtime.get() {
             Some(rt) => agent::remove_all(rt.as_ref(), &self.owner).await,
             None => 0,
         };
-        self.store.reset()?;
         // The owner id lives in the store too: keep it, so later containers stay recognisable.
         let meta: Arc<Table<String>> = Table::open(&self.store, "emulator.meta");
         meta.put("owner", self.owner.clone())

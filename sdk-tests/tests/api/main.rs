@@ -4,6 +4,7 @@
 //! Build the binary first: `cargo build -p ecs-emulator && cargo nextest run --workspace`.
 
 mod auth;
+mod autoscaling_app;
 mod autoscaling_cluster;
 mod cbor;
 mod control;

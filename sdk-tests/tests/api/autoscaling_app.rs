@@ -1,0 +1,615 @@
+//! Service auto scaling end to end with real containers: the metrics publisher measures the
+//! tasks' cgroups (AWS/ECS) and the ALB's counters (AWS/ApplicationELB), CloudWatch alarms
+//! evaluate them on the emulator clock, Application Auto Scaling policies change the service's
+//! desired count and the scheduler starts or stops real containers. `--time-scale 60` makes a
+//! minute of emulator time one real second.
+
+use crate::ecs_docker::{cluster_with_instance, container, ensure_image};
+use aws_sdk_applicationautoscaling::types::{
+    AdjustmentType, MetricAggregationType, MetricType, PolicyType, PredefinedMetricSpecification,
+    ScalableDimension, ScalableTargetAction, ScalingActivity, ServiceNamespace, StepAdjustment,
+    StepScalingPolicyConfiguration, TargetTrackingScalingPolicyConfiguration,
+};
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{
+    ComparisonOperator, Dimension, MetricDatum, StateValue, Statistic,
+};
+use aws_sdk_ecs::types::Service;
+use sdk_tests::Emulator;
+use std::time::{Duration, Instant};
+
+const SCALE: &str = "60";
+
+/// Polls `$body` (an async block giving `Option<T>`) every 250 ms until it gives `Some`, for at
+/// most `$secs` seconds of real time.
+macro_rules! wait_until {
+    ($secs:expr, $what:expr, $body:expr) => {{
+        let deadline = Instant::now() + Duration::from_secs($secs);
+        loop {
+            if let Some(v) = $body.await {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {}", $what);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }};
+}
+
+/// The emulator's clock (epoch seconds), which runs `--time-scale` times faster than real time.
+fn emulator_now(emu: &Emulator) -> f64 {
+    emu.raw("GET", "/_emulator/state", &[], b"").json()["now"]
+        .as_f64()
+        .expect("now")
+}
+
+async fn service(emu: &Emulator, cluster: &str, name: &str) -> Service {
+    let out = emu
+        .ecs()
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .expect("DescribeServices");
+    out.services().first().cloned().expect("the service")
+}
+
+/// Waits until the service's desired count is `n` and `n` tasks run.
+async fn wait_for_count(emu: &Emulator, cluster: &str, name: &str, n: i32, secs: u64) -> Service {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = service(emu, cluster, name).await;
+        if s.desired_count() == n && s.running_count() == n && s.pending_count() == 0 {
+            return s;
+        }
+        if Instant::now() >= deadline {
+            let acts = activities(emu, cluster, name).await;
+            panic!(
+                "{name}: never {n} desired and running: desired {} running {} pending {}\n\
+                 events {:?}\nactivities {acts:?}",
+                s.desired_count(),
+                s.running_count(),
+                s.pending_count(),
+                s.events()
+                    .iter()
+                    .take(5)
+                    .filter_map(|e| e.message())
+                    .collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn resource_id(cluster: &str, name: &str) -> String {
+    format!("service/{cluster}/{name}")
+}
+
+async fn register_target(emu: &Emulator, cluster: &str, name: &str, min: i32, max: i32) {
+    emu.appautoscaling()
+        .register_scalable_target()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(cluster, name))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .min_capacity(min)
+        .max_capacity(max)
+        .send()
+        .await
+        .expect("RegisterScalableTarget");
+}
+
+async fn activities(emu: &Emulator, cluster: &str, name: &str) -> Vec<ScalingActivity> {
+    emu.appautoscaling()
+        .describe_scaling_activities()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(cluster, name))
+        .send()
+        .await
+        .expect("DescribeScalingActivities")
+        .scaling_activities()
+        .to_vec()
+}
+
+/// Successful "Setting desired count to N." activities, oldest first: (N, start, cause).
+async fn desired_count_changes(
+    emu: &Emulator,
+    cluster: &str,
+    name: &str,
+) -> Vec<(i32, f64, String)> {
+    let mut out: Vec<(i32, f64, String)> = activities(emu, cluster, name)
+        .await
+        .iter()
+        .filter(|a| a.status_code().as_str() == "Successful")
+        .filter_map(|a| {
+            let n = a
+                .description()
+                .strip_prefix("Setting desired count to ")?
+                .strip_suffix('.')?
+                .parse()
+                .ok()?;
+            Some((n, a.start_time().as_secs_f64(), a.cause().to_string()))
+        })
+        .collect();
+    out.sort_by(|a, b| a.1.total_cmp(&b.1));
+    out
+}
+
+async fn alarm_state(emu: &Emulator, name: &str) -> Option<StateValue> {
+    let out = emu
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .expect("DescribeAlarms");
+    out.metric_alarms()
+        .first()
+        .and_then(|a| a.state_value().cloned())
+}
+
+/// Datapoints (timestamp, statistic) of a metric over the last hour of emulator time.
+async fn datapoints(
+    emu: &Emulator,
+    namespace: &str,
+    metric: &str,
+    dims: &[(&str, &str)],
+    stat: Statistic,
+) -> Vec<(f64, f64)> {
+    let now = emulator_now(emu);
+    let mut q = emu
+        .cloudwatch()
+        .get_metric_statistics()
+        .namespace(namespace)
+        .metric_name(metric)
+        .start_time(DateTime::from_secs(now as i64 - 3600))
+        .end_time(DateTime::from_secs(now as i64 + 60))
+        .period(60)
+        .statistics(stat.clone());
+    for (k, v) in dims {
+        q = q.dimensions(Dimension::builder().name(*k).value(*v).build());
+    }
+    let out = q.send().await.expect("GetMetricStatistics");
+    let mut points: Vec<(f64, f64)> = out
+        .datapoints()
+        .iter()
+        .filter_map(|d| {
+            let v = match stat {
+                Statistic::Average => d.average(),
+                Statistic::Maximum => d.maximum(),
+                Statistic::Sum => d.sum(),
+                Statistic::SampleCount => d.sample_count(),
+                _ => d.minimum(),
+            }?;
+            Some((d.timestamp()?.as_secs_f64(), v))
+        })
+        .collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    points
+}
+
+async fn task_definition(emu: &Emulator, family: &str, cpu: &str, command: &str) {
+    emu.ecs()
+        .register_task_definition()
+        .family(family)
+        .cpu(cpu)
+        .container_definitions(container("app", 32, &["sh", "-c", command]).build())
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+}
+
+async fn create_service(emu: &Emulator, cluster: &str, name: &str, def: &str, count: i32) {
+    emu.ecs()
+        .create_service()
+        .cluster(cluster)
+        .service_name(name)
+        .task_definition(def)
+        .desired_count(count)
+        .send()
+        .await
+        .expect("CreateService");
+}
+
+#[tokio::test]
+async fn cpu_target_tracking_scales_out_on_burning_tasks_and_back_in() {
+    ensure_image();
+    let started = Instant::now();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("cpu", "burn");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    // Task-level cpu is a hard limit on EC2 (an eighth of a core here): a busy loop uses its
+    // whole reservation, 100 %, and four of them take half a core.
+    task_definition(&emu, "burn", "128", "while :; do :; done").await;
+    task_definition(&emu, "burn", "128", "exec sleep 3600").await;
+    create_service(&emu, c, s, "burn:1", 1).await;
+    register_target(&emu, c, s, 1, 4).await;
+    let policy = emu
+        .appautoscaling()
+        .put_scaling_policy()
+        .policy_name("cpu50")
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(c, s))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(50.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageCpuUtilization)
+                        .build()
+                        .expect("spec"),
+                )
+                .scale_out_cooldown(300)
+                .scale_in_cooldown(300)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+    let alarm = |kind: &str| {
+        policy
+            .alarms()
+            .iter()
+            .map(|a| a.alarm_name())
+            .find(|n| n.contains(kind))
+            .unwrap_or_else(|| panic!("the {kind} alarm: {policy:?}"))
+            .to_string()
+    };
+    let (high, low) = (alarm("-AlarmHigh-"), alarm("-AlarmLow-"));
+
+    // The publisher's measurement of the burning task appears as AWS/ECS CPUUtilization.
+    let dims = [("ClusterName", c), ("ServiceName", s)];
+    let busy = wait_until!(30, "a CPUUtilization datapoint above 50 %", async {
+        let p = datapoints(&emu, "AWS/ECS", "CPUUtilization", &dims, Statistic::Average).await;
+        p.last().filter(|(_, v)| *v > 50.0).copied()
+    });
+    assert!(
+        busy.1 <= 130.0,
+        "a task capped at its 128 units uses at most about 100 % of them: {busy:?}"
+    );
+    let units = datapoints(
+        &emu,
+        "AWS/ECS",
+        "CPUUtilization",
+        &dims,
+        Statistic::SampleCount,
+    )
+    .await;
+    assert!(units.iter().all(|(_, n)| *n >= 1.0), "{units:?}");
+    let cluster = datapoints(
+        &emu,
+        "AWS/ECS",
+        "CPUReservation",
+        &[("ClusterName", c)],
+        Statistic::Average,
+    )
+    .await;
+    // One or more 128-unit tasks on an 8192-unit instance.
+    assert!(
+        cluster
+            .last()
+            .is_some_and(|(_, v)| *v >= 128.0 / 8192.0 * 100.0 - 1e-9),
+        "{cluster:?}"
+    );
+    let listed = emu
+        .cloudwatch()
+        .list_metrics()
+        .namespace("AWS/ECS")
+        .send()
+        .await
+        .expect("ListMetrics");
+    let names: Vec<&str> = listed
+        .metrics()
+        .iter()
+        .filter_map(|m| m.metric_name())
+        .collect();
+    for n in [
+        "CPUUtilization",
+        "MemoryUtilization",
+        "CPUReservation",
+        "MemoryReservation",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+
+    wait_until!(30, "AlarmHigh in ALARM", async {
+        (alarm_state(&emu, &high).await == Some(StateValue::Alarm)).then_some(())
+    });
+    // Out: 1 → 2, and once the scale-out cooldown is over (the new task burns too) → 4.
+    let at_four = wait_for_count(&emu, c, s, 4, 60).await;
+    assert_eq!(at_four.desired_count(), 4);
+    let tasks = emu
+        .ecs()
+        .list_tasks()
+        .cluster(c)
+        .service_name(s)
+        .send()
+        .await
+        .expect("ListTasks");
+    assert_eq!(tasks.task_arns().len(), 4, "{tasks:?}");
+    let outs = desired_count_changes(&emu, c, s).await;
+    assert!(outs.len() >= 2, "{outs:?}");
+    assert_eq!(outs.first().map(|o| o.0), Some(2), "{outs:?}");
+    assert_eq!(outs.last().map(|o| o.0), Some(4), "{outs:?}");
+    // Within the scale-out cooldown the capacity the first scale-out added counts as there:
+    // from 1 task at about 100 % (at most ~130 %) no more than 3 can be asked for; 4 needs a
+    // decision made from 2 or more tasks, after the cooldown.
+    let first = outs[0].1;
+    for (n, at, _) in &outs {
+        if *n == 4 {
+            assert!(
+                at - first >= 300.0 - 1.0,
+                "the scale-out to 4 waits for the 300 s scale-out cooldown: {outs:?}"
+            );
+        }
+    }
+    for (_, _, cause) in &outs {
+        assert_eq!(
+            cause,
+            &format!("monitor alarm {high} in state ALARM triggered policy cpu50")
+        );
+    }
+
+    // Stop the load: a deployment to a task definition that sleeps; AlarmLow's 15 periods pass
+    // and the service scales in to its minimum.
+    emu.ecs()
+        .update_service()
+        .cluster(c)
+        .service(s)
+        .task_definition("burn:2")
+        .send()
+        .await
+        .expect("UpdateService");
+    wait_until!(60, "AlarmLow in ALARM", async {
+        (alarm_state(&emu, &low).await == Some(StateValue::Alarm)).then_some(())
+    });
+    wait_for_count(&emu, c, s, 1, 60).await;
+    let changes = desired_count_changes(&emu, c, s).await;
+    let (n, at, cause) = changes.last().cloned().expect("a scale-in");
+    assert_eq!(n, 1, "{changes:?}");
+    assert_eq!(
+        cause,
+        format!("monitor alarm {low} in state ALARM triggered policy cpu50")
+    );
+    let last_out = outs.last().map(|o| o.1).unwrap_or_default();
+    assert!(
+        at - last_out >= 15.0 * 60.0,
+        "AlarmLow needs 15 minutes: {changes:?}"
+    );
+    let after = datapoints(&emu, "AWS/ECS", "CPUUtilization", &dims, Statistic::Average).await;
+    assert!(
+        after.last().is_some_and(|(_, v)| *v < 45.0),
+        "sleeping tasks are idle: {after:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "under two minutes of wall time: {:?}",
+        started.elapsed()
+    );
+}
+
+async fn step_policy(
+    emu: &Emulator,
+    c: &str,
+    s: &str,
+    name: &str,
+    kind: AdjustmentType,
+    steps: Vec<StepAdjustment>,
+) -> String {
+    let out = emu
+        .appautoscaling()
+        .put_scaling_policy()
+        .policy_name(name)
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(c, s))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .policy_type(PolicyType::StepScaling)
+        .step_scaling_policy_configuration(
+            StepScalingPolicyConfiguration::builder()
+                .adjustment_type(kind)
+                .metric_aggregation_type(MetricAggregationType::Maximum)
+                .cooldown(3600)
+                .set_step_adjustments(Some(steps))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+    out.policy_arn().to_string()
+}
+
+fn step(lower: Option<f64>, upper: Option<f64>, adjustment: i32) -> StepAdjustment {
+    StepAdjustment::builder()
+        .set_metric_interval_lower_bound(lower)
+        .set_metric_interval_upper_bound(upper)
+        .scaling_adjustment(adjustment)
+        .build()
+        .expect("step")
+}
+
+async fn depth_alarm(
+    emu: &Emulator,
+    name: &str,
+    op: ComparisonOperator,
+    threshold: f64,
+    arn: &str,
+) {
+    emu.cloudwatch()
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("App/Queue")
+        .metric_name("Depth")
+        .statistic(Statistic::Maximum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(threshold)
+        .comparison_operator(op)
+        .alarm_actions(arn)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+}
+
+async fn put_depth(emu: &Emulator, value: f64) {
+    emu.cloudwatch()
+        .put_metric_data()
+        .namespace("App/Queue")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("Depth")
+                .value(value)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutMetricData");
+}
+
+#[tokio::test]
+async fn step_scaling_on_a_custom_metric_changes_capacity_by_its_steps() {
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("steps", "worker");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    task_definition(&emu, "worker", "128", "exec sleep 3600").await;
+    create_service(&emu, c, s, "worker:1", 1).await;
+    wait_for_count(&emu, c, s, 1, 30).await;
+    register_target(&emu, c, s, 1, 10).await;
+    // Depth above 10: +1 up to 10 over the threshold, +3 beyond.
+    let out = step_policy(
+        &emu,
+        c,
+        s,
+        "depth-out",
+        AdjustmentType::ChangeInCapacity,
+        vec![step(Some(0.0), Some(10.0), 1), step(Some(10.0), None, 3)],
+    )
+    .await;
+    depth_alarm(
+        &emu,
+        "depth-high",
+        ComparisonOperator::GreaterThanThreshold,
+        10.0,
+        &out,
+    )
+    .await;
+    // 25 is 15 over the threshold: the second step, +3.
+    wait_until!(30, "4 desired", async {
+        put_depth(&emu, 25.0).await;
+        (service(&emu, c, s).await.desired_count() == 4).then_some(())
+    });
+    wait_for_count(&emu, c, s, 4, 30).await;
+
+    // Depth below 5: -50 % of 4.
+    let in_arn = step_policy(
+        &emu,
+        c,
+        s,
+        "depth-in",
+        AdjustmentType::PercentChangeInCapacity,
+        vec![step(None, Some(0.0), -50)],
+    )
+    .await;
+    depth_alarm(
+        &emu,
+        "depth-low",
+        ComparisonOperator::LessThanThreshold,
+        5.0,
+        &in_arn,
+    )
+    .await;
+    wait_until!(30, "2 desired", async {
+        put_depth(&emu, 1.0).await;
+        (service(&emu, c, s).await.desired_count() == 2).then_some(())
+    });
+    wait_for_count(&emu, c, s, 2, 30).await;
+    let changes = desired_count_changes(&emu, c, s).await;
+    let counts: Vec<i32> = changes.iter().map(|c| c.0).collect();
+    assert_eq!(counts, vec![4, 2], "{changes:?}");
+    assert_eq!(
+        changes[0].2,
+        "monitor alarm depth-high in state ALARM triggered policy depth-out"
+    );
+    assert_eq!(
+        changes[1].2,
+        "monitor alarm depth-low in state ALARM triggered policy depth-in"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_action_raises_the_minimum_at_its_time() {
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("sched", "web");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    task_definition(&emu, "web", "128", "exec sleep 3600").await;
+    create_service(&emu, c, s, "web:1", 1).await;
+    wait_for_count(&emu, c, s, 1, 30).await;
+    register_target(&emu, c, s, 1, 5).await;
+    // Five minutes of emulator time from now (five real seconds).
+    let at = (emulator_now(&emu) as i64 / 60 + 5) * 60;
+    let when = DateTime::from_secs(at)
+        .fmt(aws_sdk_cloudwatch::primitives::DateTimeFormat::DateTime)
+        .expect("format");
+    let schedule = format!("at({})", when.trim_end_matches('Z'));
+    emu.appautoscaling()
+        .put_scheduled_action()
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(c, s))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .scheduled_action_name("morning")
+        .schedule(&schedule)
+        .scalable_target_action(
+            ScalableTargetAction::builder()
+                .min_capacity(3)
+                .max_capacity(5)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutScheduledAction");
+    let raised_at = wait_until!(30, "the minimum raised to 3", async {
+        let before = emulator_now(&emu);
+        let targets = emu
+            .appautoscaling()
+            .describe_scalable_targets()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_ids(resource_id(c, s))
+            .send()
+            .await
+            .expect("DescribeScalableTargets");
+        let min = targets.scalable_targets()[0].min_capacity();
+        if min != 3 {
+            assert!(
+                before < at as f64 + 60.0,
+                "the action is late: min {min} at {before}, scheduled {at}"
+            );
+            assert_eq!(min, 1, "nothing else changes the minimum");
+        }
+        (min == 3).then_some(before)
+    });
+    assert!(
+        raised_at + 5.0 >= at as f64,
+        "not before its time: seen at {raised_at}, scheduled {at}"
+    );
+    // The desired count follows the new minimum, with real tasks.
+    wait_for_count(&emu, c, s, 3, 30).await;
+    let acts = activities(&emu, c, s).await;
+    assert!(
+        acts.iter().any(|a| {
+            a.description() == "Setting min capacity to 3 and max capacity to 5"
+                && a.cause() == "scheduled action name morning was triggered"
+        }),
+        "{acts:?}"
+    );
+    let actions = emu
+        .appautoscaling()
+        .describe_scheduled_actions()
+        .service_namespace(ServiceNamespace::Ecs)
+        .send()
+        .await
+        .expect("DescribeScheduledActions");
+    assert_eq!(actions.scheduled_actions()[0].schedule(), schedule.as_str());
+}
