@@ -613,3 +613,340 @@ async fn a_scheduled_action_raises_the_minimum_at_its_time() {
         .expect("DescribeScheduledActions");
     assert_eq!(actions.scheduled_actions()[0].schedule(), schedule.as_str());
 }
+
+/// The default subnets (two AZs) and their VPC.
+async fn default_subnets(emu: &Emulator) -> (Vec<String>, String) {
+    let out = emu
+        .ec2()
+        .describe_subnets()
+        .send()
+        .await
+        .expect("DescribeSubnets");
+    let mut list: Vec<(String, String, String)> = out
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .map(|s| {
+            (
+                s.availability_zone().unwrap_or_default().to_string(),
+                s.subnet_id().unwrap_or_default().to_string(),
+                s.vpc_id().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    let vpc = list[0].2.clone();
+    (list.into_iter().map(|(_, s, _)| s).take(2).collect(), vpc)
+}
+
+/// One HTTP/1.1 GET (new connection each time); the status code, 0 when it failed.
+fn get_status(port: u16, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return 0;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return 0;
+    }
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn alb_request_count_per_target_scales_out_a_service_behind_an_alb() {
+    use aws_sdk_ecs::types::{LoadBalancer as EcsLoadBalancer, NetworkMode, PortMapping};
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ProtocolEnum, TargetTypeEnum,
+    };
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("albc", "web");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    let elb = emu.elbv2();
+    let (subnets, vpc) = default_subnets(&emu).await;
+    let lb = elb
+        .create_load_balancer()
+        .name("front")
+        .set_subnets(Some(subnets))
+        .send()
+        .await
+        .expect("CreateLoadBalancer");
+    let lb = lb.load_balancers()[0].clone();
+    let lb_arn = lb.load_balancer_arn().unwrap_or_default().to_string();
+    let tg = elb
+        .create_target_group()
+        .name("web")
+        .protocol(ProtocolEnum::Http)
+        .port(8080)
+        .vpc_id(&vpc)
+        .target_type(TargetTypeEnum::Instance)
+        .health_check_interval_seconds(5)
+        .health_check_timeout_seconds(2)
+        .healthy_threshold_count(2)
+        .send()
+        .await
+        .expect("CreateTargetGroup");
+    let tg_arn = tg.target_groups()[0]
+        .target_group_arn()
+        .unwrap_or_default()
+        .to_string();
+    // Deregistered tasks drain for 5 s, not 300.
+    elb.modify_target_group_attributes()
+        .target_group_arn(&tg_arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::TargetGroupAttribute::builder()
+                .key("deregistration_delay.timeout_seconds")
+                .value("5")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("ModifyTargetGroupAttributes");
+    let listener = elb
+        .create_listener()
+        .load_balancer_arn(&lb_arn)
+        .protocol(ProtocolEnum::Http)
+        .port(80)
+        .default_actions(
+            Action::builder()
+                .r#type(ActionTypeEnum::Forward)
+                .target_group_arn(&tg_arn)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateListener");
+    let listener_arn = listener.listeners()[0]
+        .listener_arn()
+        .unwrap_or_default()
+        .to_string();
+    emu.ecs()
+        .register_task_definition()
+        .family("web")
+        .cpu("128")
+        .network_mode(NetworkMode::Bridge)
+        .container_definitions(
+            container(
+                "app",
+                32,
+                &[
+                    "sh",
+                    "-c",
+                    "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www",
+                ],
+            )
+            .port_mappings(
+                PortMapping::builder()
+                    .container_port(8080)
+                    .host_port(0)
+                    .build(),
+            )
+            .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    emu.ecs()
+        .create_service()
+        .cluster(c)
+        .service_name(s)
+        .task_definition("web:1")
+        .desired_count(1)
+        .load_balancers(
+            EcsLoadBalancer::builder()
+                .target_group_arn(&tg_arn)
+                .container_name("app")
+                .container_port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateService");
+    wait_for_count(&emu, c, s, 1, 30).await;
+    register_target(&emu, c, s, 1, 3).await;
+    // ResourceLabel: app/<lb name>/<lb id>/targetgroup/<tg name>/<tg id>.
+    let lb_dim = lb_arn
+        .split_once(":loadbalancer/")
+        .map(|(_, d)| d.to_string())
+        .expect("LB dimension");
+    let tg_dim = tg_arn.rsplit(':').next().unwrap_or_default().to_string();
+    let policy = emu
+        .appautoscaling()
+        .put_scaling_policy()
+        .policy_name("requests")
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(c, s))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(20.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::AlbRequestCountPerTarget)
+                        .resource_label(format!("{lb_dim}/{tg_dim}"))
+                        .build()
+                        .expect("spec"),
+                )
+                .disable_scale_in(true)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+    let high = policy
+        .alarms()
+        .iter()
+        .map(|a| a.alarm_name())
+        .find(|n| n.contains("-AlarmHigh-"))
+        .expect("AlarmHigh")
+        .to_string();
+
+    let port: u16 = wait_until!(30, "the listener bound", async {
+        let state = emu.raw("GET", "/_emulator/state", &[], b"").json();
+        state["loadBalancerListeners"][&listener_arn]
+            .as_str()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+    });
+    let dns = lb.dns_name().unwrap_or_default().to_string();
+    wait_until!(30, "the first target answering through the ALB", async {
+        (get_status(port, &dns) == 200).then_some(())
+    });
+
+    // A bounded load loop: about 50 requests a second (50 per emulated minute) on one target,
+    // over the target of 20 per target, for at most 60 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let dns = dns.clone();
+        std::thread::spawn(move || {
+            let (mut ok, deadline) = (0u64, Instant::now() + Duration::from_secs(60));
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < deadline {
+                if get_status(port, &dns) == 200 {
+                    ok += 1;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            ok
+        })
+    };
+    wait_until!(40, "AlarmHigh in ALARM", async {
+        (alarm_state(&emu, &high).await == Some(StateValue::Alarm)).then_some(())
+    });
+    let scaled = wait_until!(30, "more than one task", async {
+        let sv = service(&emu, c, s).await;
+        (sv.desired_count() > 1).then_some(sv)
+    });
+    let n = scaled.desired_count();
+    wait_for_count(&emu, c, s, n, 30).await;
+    // The new tasks are registered and take traffic.
+    wait_until!(30, "every task a healthy target", async {
+        let h = elb
+            .describe_target_health()
+            .target_group_arn(&tg_arn)
+            .send()
+            .await
+            .expect("DescribeTargetHealth");
+        let healthy = h
+            .target_health_descriptions()
+            .iter()
+            .filter(|d| {
+                d.target_health()
+                    .and_then(|t| t.state())
+                    .map(|s| s.as_str())
+                    == Some("healthy")
+            })
+            .count();
+        (healthy == n as usize).then_some(())
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let ok = load.join().expect("load thread");
+    assert!(ok > 50, "the load loop got answers: {ok}");
+
+    let changes = desired_count_changes(&emu, c, s).await;
+    assert!(
+        changes.first().is_some_and(|(_, _, cause)| cause
+            == &format!("monitor alarm {high} in state ALARM triggered policy requests")),
+        "{changes:?}"
+    );
+    let per_target = datapoints(
+        &emu,
+        "AWS/ApplicationELB",
+        "RequestCountPerTarget",
+        &[("TargetGroup", &tg_dim)],
+        Statistic::Sum,
+    )
+    .await;
+    assert!(per_target.iter().any(|(_, v)| *v > 20.0), "{per_target:?}");
+    let lb_dims = [("LoadBalancer", lb_dim.as_str())];
+    let pair = [
+        ("LoadBalancer", lb_dim.as_str()),
+        ("TargetGroup", tg_dim.as_str()),
+    ];
+    // Every answered request is counted once its minute is published (a second later); the
+    // ALB's own health checks are not requests.
+    let sum = wait_until!(10, "RequestCount to count every answered request", async {
+        let total = datapoints(
+            &emu,
+            "AWS/ApplicationELB",
+            "RequestCount",
+            &lb_dims,
+            Statistic::Sum,
+        )
+        .await;
+        let sum: f64 = total.iter().map(|(_, v)| v).sum();
+        (sum >= ok as f64).then_some(sum)
+    });
+    assert!(
+        sum <= ok as f64 + 30.0,
+        "{sum} requests counted, {ok} sent and answered (and the probes before the load)"
+    );
+    let codes = datapoints(
+        &emu,
+        "AWS/ApplicationELB",
+        "HTTPCode_Target_2XX_Count",
+        &pair,
+        Statistic::Sum,
+    )
+    .await;
+    assert!(!codes.is_empty(), "2XX counts per target group");
+    let healthy = datapoints(
+        &emu,
+        "AWS/ApplicationELB",
+        "HealthyHostCount",
+        &pair,
+        Statistic::Maximum,
+    )
+    .await;
+    assert!(healthy.iter().any(|(_, v)| *v >= 1.0), "{healthy:?}");
+    let latency = datapoints(
+        &emu,
+        "AWS/ApplicationELB",
+        "TargetResponseTime",
+        &lb_dims,
+        Statistic::Average,
+    )
+    .await;
+    assert!(
+        latency.iter().all(|(_, v)| *v > 0.0 && *v < 5.0),
+        "{latency:?}"
+    );
+    let active = datapoints(
+        &emu,
+        "AWS/ApplicationELB",
+        "ActiveConnectionCount",
+        &lb_dims,
+        Statistic::Sum,
+    )
+    .await;
+    assert!(active.iter().any(|(_, v)| *v >= 1.0), "{active:?}");
+}
