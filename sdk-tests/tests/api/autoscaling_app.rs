@@ -331,7 +331,9 @@ async fn cpu_target_tracking_scales_out_on_burning_tasks_and_back_in() {
     assert_eq!(tasks.task_arns().len(), 4, "{tasks:?}");
     let outs = desired_count_changes(&emu, c, s).await;
     assert!(outs.len() >= 2, "{outs:?}");
-    assert_eq!(outs.first().map(|o| o.0), Some(2), "{outs:?}");
+    // From one task at about 100 % of its units and a target of 50 %: 2 (3 when the minute
+    // measured a little over 100 %).
+    assert!(matches!(outs[0].0, 2 | 3), "{outs:?}");
     assert_eq!(outs.last().map(|o| o.0), Some(4), "{outs:?}");
     // Within the scale-out cooldown the capacity the first scale-out added counts as there:
     // from 1 task at about 100 % (at most ~130 %) no more than 3 can be asked for; 4 needs a
