@@ -72,6 +72,9 @@ pub struct Publisher {
     cost: Cost,
 }
 
+/// Rows with the "<account>/<region>/" scope of their key.
+type ScopedRows<T> = Vec<(String, T)>;
+
 /// A running task's containers (Docker ids) to measure.
 struct ToMeasure {
     task_arn: String,
@@ -171,7 +174,7 @@ impl Publisher {
     }
 
     /// Unstopped tasks and every container instance, with their scopes.
-    fn ecs_rows(&self) -> (Vec<(String, Task)>, Vec<(String, ContainerInstance)>) {
+    fn ecs_rows(&self) -> (ScopedRows<Task>, ScopedRows<ContainerInstance>) {
         let Some(ecs) = &self.ecs else {
             return (Vec::new(), Vec::new());
         };
