@@ -486,7 +486,6 @@ async fn wait_for_dependencies(
     }
 }
 
-
 /// "task 1f2e… (web:3) in cluster demo RUNNING on i-0ab… (127.16.0.3), ports web 8080→32768".
 fn running_line(task: &crate::services::ecs::Task) -> String {
     let place = match (&task.ec2_instance_id, &task.host_ip) {

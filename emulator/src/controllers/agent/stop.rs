@@ -152,4 +152,3 @@ fn exit_codes(task: &crate::services::ecs::Task) -> String {
         format!(", exit codes {}", codes.join(", "))
     }
 }
-

@@ -74,5 +74,7 @@ pub fn describe_scaling_activities(s: &AppAutoScaling, ctx: &Ctx, input: Value) 
         .map(|(_, a)| (format!("{:020.3}|{}", 1e12 - a.start, a.id), a))
         .collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
-    page_of(&input, "ScalingActivities", rows, |a| a.describe(with_not_scaled))
+    page_of(&input, "ScalingActivities", rows, |a| {
+        a.describe(with_not_scaled)
+    })
 }
