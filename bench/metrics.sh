@@ -56,7 +56,7 @@ echo "== $TASKS tasks"
 aws ecs create-cluster --cluster-name bench >/dev/null
 for _ in 1 2 3 4; do
   aws ecs register-container-instance --cluster bench \
-    --instance-identity-document '{"instanceType":"m5.12xlarge","availabilityZone":"us-east-1a"}' >/dev/null
+    --instance-identity-document '{"instanceType":"m5.4xlarge","availabilityZone":"us-east-1a"}' >/dev/null
 done
 aws ecs register-task-definition --family idle --cpu 128 --container-definitions \
   "[{\"name\":\"app\",\"image\":\"$IMAGE\",\"memory\":16,\"command\":[\"sh\",\"-c\",\"exec sleep 3600\"],\"stopTimeout\":2}]" >/dev/null
