@@ -429,10 +429,13 @@ fn plan_replica(
     // Start the primary's missing tasks, within maximumPercent (a failed rollout stops starting).
     if primary.rollout_state != RolloutState::Failed {
         let need = desired - primary_wanted.len() as i64;
+        // maximumPercent bounds the tasks in RUNNING or PENDING state that should run: a task
+        // already told to stop (STOPPING, draining, waiting for stopTimeout) does not count.
+        let counted = live.iter().filter(|t| t.wanted()).count() as i64;
         let room = if desired == 0 {
             0
         } else {
-            max_total.max(desired) - live.len() as i64
+            max_total.max(desired) - counted
         };
         let n = need.min(room);
         if n > 0 {
@@ -742,4 +745,150 @@ fn unplaceable(svc: &EcsService, first: Option<&Failure>) -> String {
         "(service {}) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {instance}) {what}. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.",
         svc.name
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::ecs::model::{DeploymentStatus, DesiredStatus, TaskStatus};
+
+    const NEW: &str = "ecs-svc/new";
+    const OLD: &str = "ecs-svc/old";
+
+    fn service(desired: i64, min: i64, max: i64) -> EcsService {
+        let deployment = |id: &str, status| Deployment {
+            id: id.into(),
+            status,
+            ..Default::default()
+        };
+        EcsService {
+            name: "web".into(),
+            desired_count: desired,
+            minimum_healthy_percent: min,
+            maximum_percent: max,
+            deployments: vec![
+                deployment(NEW, DeploymentStatus::Primary),
+                deployment(OLD, DeploymentStatus::Active),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn task(id: &str, deployment: &str, last: TaskStatus, desired: DesiredStatus) -> Task {
+        Task {
+            arn: format!("arn:aws:ecs:us-east-1:000000000000:task/c/{id}"),
+            id: id.into(),
+            started_by: Some(deployment.into()),
+            last_status: last,
+            desired_status: desired,
+            started_at: Some(0.0),
+            ..Default::default()
+        }
+    }
+
+    /// One pass over `tasks` (every RUNNING task that should run counts as healthy).
+    fn plan(svc: &EcsService, tasks: &[Task]) -> Actions {
+        let ctx = Ctx {
+            account: "000000000000".into(),
+            region: "us-east-1".into(),
+            request_id: "test".into(),
+            now: 1000.0,
+            access_key: None,
+        };
+        let mut actions = Actions::default();
+        for t in tasks.iter().filter(|t| t.is_running() && t.wanted()) {
+            actions.healthy.insert(t.arn.clone());
+        }
+        plan_replica(&ctx, svc, tasks, &HashSet::new(), &mut actions);
+        actions
+    }
+
+    fn old_running(n: i64) -> Vec<Task> {
+        (0..n)
+            .map(|i| {
+                task(
+                    &format!("old{i}"),
+                    OLD,
+                    TaskStatus::Running,
+                    DesiredStatus::Running,
+                )
+            })
+            .collect()
+    }
+
+    fn unable(a: &Actions) -> bool {
+        a.events
+            .iter()
+            .any(|e| e.contains("was unable to stop or start tasks"))
+    }
+
+    /// A new deployment replacing `desired` healthy old tasks: how many new tasks start and how
+    /// many old ones stop in the first pass, for ECS's common min/max pairs.
+    #[test]
+    fn deployment_arithmetic_for_common_min_max_pairs() {
+        // (min, max) → for desired 1..=4: (starts, old stops, "unable" event)
+        let cases: [((i64, i64), [(usize, usize, bool); 4]); 4] = [
+            (
+                (0, 100),
+                [(0, 1, false), (0, 2, false), (0, 3, false), (0, 4, false)],
+            ),
+            // minimumHealthyPercent rounds up: 50 % of 1 is 1, so the one old task stays.
+            (
+                (50, 200),
+                [(1, 0, false), (2, 1, false), (3, 1, false), (4, 2, false)],
+            ),
+            (
+                (100, 200),
+                [(1, 0, false), (2, 0, false), (3, 0, false), (4, 0, false)],
+            ),
+            (
+                (100, 100),
+                [(0, 0, true), (0, 0, true), (0, 0, true), (0, 0, true)],
+            ),
+        ];
+        for ((min, max), by_desired) in cases {
+            for (i, want) in by_desired.iter().enumerate() {
+                let desired = i as i64 + 1;
+                let a = plan(&service(desired, min, max), &old_running(desired));
+                let got = (a.start, a.stop.len(), unable(&a));
+                assert_eq!(got, *want, "desired {desired}, min {min}, max {max}");
+            }
+        }
+    }
+
+    /// ecs-deploy's case: right after a scale-in, the task being stopped (desired STOPPED, still
+    /// RUNNING until its stopTimeout) does not count toward maximumPercent.
+    #[test]
+    fn a_stopping_task_does_not_count_toward_maximum_percent() {
+        let svc = service(1, 100, 200);
+        let mut tasks = old_running(1);
+        tasks.push(task(
+            "going",
+            OLD,
+            TaskStatus::Running,
+            DesiredStatus::Stopped,
+        ));
+        let a = plan(&svc, &tasks);
+        assert_eq!(a.start, 1, "room for the new task: {:?}", a.events);
+        assert!(!unable(&a), "{:?}", a.events);
+    }
+
+    /// Scale-in of the primary: extra tasks stop, pending ones first, and nothing starts.
+    #[test]
+    fn scale_in_stops_the_extra_tasks_pending_first() {
+        let svc = service(2, 100, 200);
+        let tasks = vec![
+            task("a", NEW, TaskStatus::Running, DesiredStatus::Running),
+            task("b", NEW, TaskStatus::Running, DesiredStatus::Running),
+            task("c", NEW, TaskStatus::Pending, DesiredStatus::Running),
+        ];
+        let a = plan(&svc, &tasks);
+        assert_eq!(a.start, 0);
+        let stopped: Vec<&str> = a
+            .stop
+            .iter()
+            .map(|s| s.arn.rsplit('/').next().unwrap_or_default())
+            .collect();
+        assert_eq!(stopped, vec!["c"]);
+    }
 }
