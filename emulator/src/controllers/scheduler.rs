@@ -822,12 +822,15 @@ mod tests {
             .any(|e| e.contains("was unable to stop or start tasks"))
     }
 
+    /// (tasks started, tasks stopped, whether the "unable to stop or start" event was written).
+    type Pass = (usize, usize, bool);
+
     /// A new deployment replacing `desired` healthy old tasks: how many new tasks start and how
     /// many old ones stop in the first pass, for ECS's common min/max pairs.
     #[test]
     fn deployment_arithmetic_for_common_min_max_pairs() {
         // (min, max) → for desired 1..=4: (starts, old stops, "unable" event)
-        let cases: [((i64, i64), [(usize, usize, bool); 4]); 4] = [
+        let cases: [((i64, i64), [Pass; 4]); 4] = [
             (
                 (0, 100),
                 [(0, 1, false), (0, 2, false), (0, 3, false), (0, 4, false)],
