@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod controllers;
 pub mod dns;
+pub mod efs;
 pub mod feedback;
 pub mod lb;
 pub mod operations_doc;
