@@ -149,6 +149,20 @@ pub enum Command {
         #[command(flatten)]
         target: Endpoint,
     },
+    /// Serve a directory through EFS's FUSE file system at a mount point until interrupted
+    /// (what tasks get; for benchmarks and debugging).
+    EfsMount {
+        /// The directory served as the file system's root.
+        backing: PathBuf,
+        /// Where to mount it.
+        mountpoint: PathBuf,
+        /// Act as this uid:gid on every operation, as an access point's PosixUser does.
+        #[arg(long)]
+        posix_user: Option<String>,
+        /// Mount read-only.
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
 /// Which running emulator a command talks to.

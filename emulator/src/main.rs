@@ -49,6 +49,20 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&config);
+    if let Some(Command::EfsMount {
+        backing,
+        mountpoint,
+        posix_user,
+        read_only,
+    }) = &config.command
+    {
+        return ecs_emulator::efs::mount_foreground(
+            backing,
+            mountpoint,
+            posix_user.as_deref(),
+            *read_only,
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

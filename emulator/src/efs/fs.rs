@@ -37,16 +37,17 @@ use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, CWD};
 use rustix::process::{Gid, Uid};
 
 use super::creds::{AsIdentity, Identity};
+use super::peers::{map_ino, Change, Peers};
 
 /// EFS limits (aws-behaviour.md §7).
 pub const MAX_NAME: usize = 255;
 pub const MAX_SYMLINK: usize = 4080;
 pub const MAX_LINKS: u64 = 177;
 
-/// How long the kernel may trust names and attributes. Data needs no such bound (passthrough
-/// shares the backing page cache; otherwise the page cache is dropped at every open), but a
-/// size or a name changed through another instance's mount is seen within this time.
-const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may trust names and attributes. Changes made through another mount of
+/// the same file system are pushed to this one's kernel at once (`peers.rs`), so this only
+/// bounds what is changed behind the emulator's back, directly in the backing directory.
+const TTL: Duration = Duration::from_secs(30);
 
 /// What one mount serves and as whom.
 #[derive(Debug, Clone)]
@@ -70,6 +71,9 @@ struct Node {
 
 struct Handle {
     file: OwnedFd,
+    /// Backing inode number, and whether the handle could change the file's data.
+    ino: u64,
+    writable: bool,
     _backing: Option<Arc<BackingId>>,
 }
 
@@ -87,6 +91,7 @@ pub struct EfsFs {
     dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     next_fh: AtomicU64,
     passthrough: AtomicBool,
+    peers: Option<(Arc<Peers>, u64)>,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -184,6 +189,7 @@ impl EfsFs {
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
+            peers: None,
         })
     }
 
@@ -191,16 +197,41 @@ impl EfsFs {
         &self.opts
     }
 
+    /// The backing inode number of the served root.
+    pub fn root_backing_ino(&self) -> u64 {
+        self.root_ino
+    }
+
+    /// Joins the other mounts of the file system (`id`: this mount's number among them).
+    pub fn with_peers(mut self, peers: Arc<Peers>, id: u64) -> Self {
+        self.peers = Some((peers, id));
+        self
+    }
+
+    fn changed_entry(&self, parent: INodeNo, name: &OsStr) {
+        if let Some((p, id)) = &self.peers {
+            let parent = map_ino(self.root_ino, parent.0);
+            p.publish(
+                *id,
+                Change::Entry {
+                    parent,
+                    name: name.to_os_string(),
+                },
+            );
+            p.publish(*id, Change::Inode(parent));
+        }
+    }
+
+    fn changed_inode(&self, backing_ino: u64) {
+        if let Some((p, id)) = &self.peers {
+            p.publish(*id, Change::Inode(backing_ino));
+        }
+    }
+
     /// Backing inode number → FUSE inode number: the root is 1 (FUSE's root id); a backing
     /// inode numbered 1 (none on ext4/xfs) takes the root's number instead.
     fn fuse_ino(&self, backing: u64) -> u64 {
-        if backing == self.root_ino {
-            1
-        } else if backing == 1 {
-            self.root_ino
-        } else {
-            backing
-        }
+        map_ino(self.root_ino, backing)
     }
 
     /// The identity an operation runs as, or None for root.
@@ -532,6 +563,7 @@ impl Filesystem for EfsFs {
                 }
                 Ok(())
             })?;
+            self.changed_inode(map_ino(self.root_ino, ino.0));
             self.attr_of(&*fd)
         })();
         reply!(reply, r, |a| reply.attr(&TTL, &a));
@@ -565,6 +597,7 @@ impl Filesystem for EfsFs {
             self.as_caller(req, || {
                 rustix::fs::mknodat(&*pfd, name, kind, perm, rdev as u64).map_err(errno)
             })?;
+            self.changed_entry(parent, name);
             self.created(req, &pfd, name)
         })();
         reply!(reply, r, |a| reply.entry(&TTL, &a, Generation(0)));
@@ -587,6 +620,7 @@ impl Filesystem for EfsFs {
             self.as_caller(req, || {
                 rustix::fs::mkdirat(&*pfd, name, perm).map_err(errno)
             })?;
+            self.changed_entry(parent, name);
             self.created(req, &pfd, name)
         })();
         reply!(reply, r, |a| reply.entry(&TTL, &a, Generation(0)));
@@ -599,7 +633,9 @@ impl Filesystem for EfsFs {
             let pfd = self.node(parent)?;
             self.as_caller(req, || {
                 rustix::fs::unlinkat(&*pfd, name, AtFlags::empty()).map_err(errno)
-            })
+            })?;
+            self.changed_entry(parent, name);
+            Ok(())
         })();
         reply!(reply, r, |_v| reply.ok());
     }
@@ -611,7 +647,9 @@ impl Filesystem for EfsFs {
             let pfd = self.node(parent)?;
             self.as_caller(req, || {
                 rustix::fs::unlinkat(&*pfd, name, AtFlags::REMOVEDIR).map_err(errno)
-            })
+            })?;
+            self.changed_entry(parent, name);
+            Ok(())
         })();
         reply!(reply, r, |_v| reply.ok());
     }
@@ -634,6 +672,7 @@ impl Filesystem for EfsFs {
             self.as_caller(req, || {
                 rustix::fs::symlinkat(target, &*pfd, link_name).map_err(errno)
             })?;
+            self.changed_entry(parent, link_name);
             self.created(req, &pfd, link_name)
         })();
         reply!(reply, r, |a| reply.entry(&TTL, &a, Generation(0)));
@@ -658,7 +697,10 @@ impl Filesystem for EfsFs {
             let flags = rustix::fs::RenameFlags::from_bits_retain(flags.bits());
             self.as_caller(req, || {
                 rustix::fs::renameat_with(&*from, name, &*to, newname, flags).map_err(errno)
-            })
+            })?;
+            self.changed_entry(parent, name);
+            self.changed_entry(newparent, newname);
+            Ok(())
         })();
         reply!(reply, r, |_v| reply.ok());
     }
@@ -691,6 +733,8 @@ impl Filesystem for EfsFs {
                 )
                 .map_err(errno)
             })?;
+            self.changed_entry(newparent, newname);
+            self.changed_inode(map_ino(self.root_ino, ino.0));
             let fd2 = self.as_caller(req, || Self::open_child(&pfd, newname))?;
             self.remember(fd2)
         })();
@@ -717,8 +761,11 @@ impl Filesystem for EfsFs {
         };
         let backing = self.backing_for(ino.0, &file, |f| reply.open_backing(f));
         let fh = self.new_fh();
+        let writable = Self::open_flags(flags.0).intersects(OFlags::WRONLY | OFlags::RDWR);
         let handle = Arc::new(Handle {
             file,
+            ino: map_ino(self.root_ino, ino.0),
+            writable,
             _backing: backing.clone(),
         });
         self.files.lock().insert(fh, handle);
@@ -747,6 +794,7 @@ impl Filesystem for EfsFs {
             let file = self.as_caller(req, || {
                 rustix::fs::openat(&*pfd, name, oflags, perm).map_err(errno)
             })?;
+            self.changed_entry(parent, name);
             let attr = self.created(req, &pfd, name)?;
             Ok((file, attr))
         })();
@@ -760,6 +808,8 @@ impl Filesystem for EfsFs {
             fh,
             Arc::new(Handle {
                 file,
+                ino: map_ino(self.root_ino, attr.ino.0),
+                writable: true,
                 _backing: backing.clone(),
             }),
         );
@@ -855,7 +905,12 @@ impl Filesystem for EfsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.files.lock().remove(&fh.0);
+        // Close-to-open: what this handle wrote is news to the other mounts' caches.
+        if let Some(h) = self.files.lock().remove(&fh.0) {
+            if h.writable {
+                self.changed_inode(h.ino);
+            }
+        }
         reply.ok();
     }
 

@@ -13,6 +13,7 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use parking_lot::Mutex;
 
 use super::fs::{EfsFs, FsOptions};
+use super::peers::Peers;
 
 /// What is served at one mount point.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,6 +38,8 @@ pub enum MountError {
 struct Active {
     opts: FsOptions,
     fs_name: String,
+    file_system_id: String,
+    id: u64,
     session: Option<BackgroundSession>,
 }
 
@@ -45,6 +48,9 @@ pub struct Mounts {
     base: PathBuf,
     fuse: Result<(), String>,
     active: Mutex<HashMap<PathBuf, Active>>,
+    /// Per file system, its mounts (cache coherence between them).
+    peers: Mutex<HashMap<String, Arc<Peers>>>,
+    next_id: std::sync::atomic::AtomicU64,
 }
 
 /// A path component from any id: keeps `[A-Za-z0-9._-]`, replaces the rest.
@@ -188,6 +194,8 @@ impl Mounts {
             base,
             fuse,
             active: Mutex::new(HashMap::new()),
+            peers: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
         };
         mounts.clean_stale();
         Arc::new(mounts)
@@ -236,20 +244,41 @@ impl Mounts {
             }
         }
         if let Some(mut old) = active.remove(&path) {
+            self.leave(&old);
             drop(old.session.take());
             let _ = detach(&path);
         }
         let fs_name = format!("efs:{}", key.file_system_id);
-        let session = mount(&path, &fs_name, opts.clone())?;
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peers = self.peers_of(&key.file_system_id);
+        let session = mount_with(&path, &fs_name, opts.clone(), Some((peers, id)))?;
         active.insert(
             path.clone(),
             Active {
                 opts,
                 fs_name,
+                file_system_id: key.file_system_id.clone(),
+                id,
                 session: Some(session),
             },
         );
         Ok(path)
+    }
+
+    fn peers_of(&self, file_system_id: &str) -> Arc<Peers> {
+        self.peers
+            .lock()
+            .entry(file_system_id.to_string())
+            .or_insert_with(Peers::new)
+            .clone()
+    }
+
+    fn leave(&self, a: &Active) {
+        if let Some(p) = self.peers.lock().get(&a.file_system_id) {
+            p.leave(a.id);
+        }
     }
 
     /// Remounts every mount that died (killed from outside, aborted connection). Called
@@ -262,9 +291,11 @@ impl Mounts {
                 continue;
             }
             tracing::warn!(mount = %path.display(), "EFS mount died; remounting");
+            self.leave(a);
             drop(a.session.take());
             let _ = detach(path);
-            match mount(path, &a.fs_name, a.opts.clone()) {
+            let peers = self.peers_of(&a.file_system_id);
+            match mount_with(path, &a.fs_name, a.opts.clone(), Some((peers, a.id))) {
                 Ok(s) => {
                     a.session = Some(s);
                     remade.push(path.clone());
@@ -286,6 +317,7 @@ impl Mounts {
             .collect();
         for p in gone {
             if let Some(a) = active.remove(&p) {
+                self.leave(&a);
                 unmount(&p, a.session);
             }
         }
@@ -295,6 +327,7 @@ impl Mounts {
     pub fn release_all(&self) {
         let all: Vec<(PathBuf, Active)> = self.active.lock().drain().collect();
         for (p, a) in all {
+            self.leave(&a);
             unmount(&p, a.session);
         }
     }
@@ -322,7 +355,17 @@ fn unmount(path: &Path, session: Option<BackgroundSession>) {
     }
 }
 
-fn mount(path: &Path, fs_name: &str, opts: FsOptions) -> Result<BackgroundSession, MountError> {
+/// Mounts `opts` at `path` (created if missing) and serves it on background threads.
+pub fn mount(path: &Path, fs_name: &str, opts: FsOptions) -> Result<BackgroundSession, MountError> {
+    mount_with(path, fs_name, opts, None)
+}
+
+fn mount_with(
+    path: &Path,
+    fs_name: &str,
+    opts: FsOptions,
+    peers: Option<(Arc<Peers>, u64)>,
+) -> Result<BackgroundSession, MountError> {
     fs::create_dir_all(path).map_err(|e| MountError::Failed(format!("{}: {e}", path.display())))?;
     let mut options = vec![
         MountOption::FSName(fs_name.to_string()),
@@ -349,9 +392,18 @@ fn mount(path: &Path, fs_name: &str, opts: FsOptions) -> Result<BackgroundSessio
     config.clone_fd = true;
     let fs = EfsFs::new(opts)
         .map_err(|e| MountError::Failed(format!("cannot open the file system root: {e}")))?;
+    let root_ino = fs.root_backing_ino();
+    let fs = match &peers {
+        Some((p, id)) => fs.with_peers(p.clone(), *id),
+        None => fs,
+    };
     let session = fuser::Session::new(fs, path, &config)
         .map_err(|e| MountError::Failed(format!("mount {}: {e}", path.display())))?;
-    session
+    let session = session
         .spawn()
-        .map_err(|e| MountError::Failed(format!("mount {}: {e}", path.display())))
+        .map_err(|e| MountError::Failed(format!("mount {}: {e}", path.display())))?;
+    if let Some((p, id)) = peers {
+        p.join(id, root_ino, session.notifier());
+    }
+    Ok(session)
 }

@@ -227,6 +227,31 @@ fn two_instances_share_one_file_system() {
         .read_to_string(&mut s)
         .expect("read");
     assert_eq!(s, "from a");
+    // Both kernels now cache the name and attributes; b's change reaches a's cache.
+    assert_eq!(fs::metadata(a.join("shared")).expect("a").len(), 6);
+    fs::write(b.join("shared"), b"from b, longer").expect("rewrite on b");
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = fs::metadata(a.join("shared")).expect("a").len();
+        if seen == 14 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        seen, 14,
+        "the size written on b is seen on a within a second"
+    );
+    fs::remove_file(b.join("shared")).expect("unlink on b");
+    let mut gone = false;
+    for _ in 0..50 {
+        gone = !a.join("shared").exists();
+        if gone {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(gone, "the unlink on b is seen on a");
     fs::write(b.join("shared"), b"from b, longer").expect("rewrite on b");
     assert_eq!(
         fs::read(a.join("shared")).expect("read on a"),
