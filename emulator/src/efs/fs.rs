@@ -77,8 +77,11 @@ struct Handle {
     _backing: Option<Arc<BackingId>>,
 }
 
+/// A directory's entries: (backing inode, kind, name).
+type Listing = Vec<(u64, FileType, Vec<u8>)>;
+
 struct DirHandle {
-    entries: Mutex<Option<Vec<(u64, FileType, Vec<u8>)>>>,
+    entries: Mutex<Option<Listing>>,
     fd: OwnedFd,
 }
 
@@ -416,7 +419,7 @@ impl EfsFs {
         self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
 
-    fn read_dir(fd: &OwnedFd) -> Res<Vec<(u64, FileType, Vec<u8>)>> {
+    fn read_dir(fd: &OwnedFd) -> Res<Listing> {
         let mut dir = rustix::fs::Dir::read_from(fd).map_err(errno)?;
         let mut out = Vec::new();
         while let Some(entry) = dir.read() {
