@@ -32,6 +32,8 @@ pub struct App {
     pub dns: Option<Arc<crate::dns::DnsServer>>,
     /// The AWS/ECS and AWS/ApplicationELB metrics publisher.
     pub metrics: Option<Arc<crate::controllers::metrics::Publisher>>,
+    /// EFS's data plane: the FUSE mounts tasks' EFS volumes bind.
+    pub efs: Option<Arc<crate::efs::EfsVolumes>>,
 }
 
 impl App {
@@ -75,6 +77,9 @@ impl App {
                 .handle::<crate::services::servicediscovery::CloudMap>()
                 .map(crate::dns::DnsServer::new),
             runtime: OnceLock::new(),
+            efs: registry
+                .handle::<crate::services::efs::Efs>()
+                .map(crate::efs::EfsVolumes::new),
             config,
             store,
             clock,
@@ -99,6 +104,9 @@ impl App {
                 Err(e) => tracing::warn!(error = %e, "the DNS server cannot listen"),
             }
             tokio::spawn(dns.clone().refresh());
+        }
+        if let Some(efs) = &self.efs {
+            tokio::spawn(efs.clone().watch());
         }
         // EC2 instances register with ECS whether or not Docker is reachable.
         if let (Some(ec2), Some(ecs)) =
@@ -188,6 +196,7 @@ impl App {
             ecr,
             ssm: self.registry.handle::<crate::services::ssm::Ssm>(),
             logs: self.registry.handle::<crate::services::logs::Logs>(),
+            efs: self.efs.clone(),
             ..Default::default()
         };
         // Containers reach the emulator through the Docker bridge's gateway address.
@@ -262,6 +271,10 @@ impl App {
             Some(rt) => agent::remove_all(rt.as_ref(), &self.owner).await,
             None => 0,
         };
+        // The FUSE mounts last: no container binds them any more.
+        if let Some(efs) = &self.efs {
+            efs.release_all();
+        }
         // The owner id lives in the store too: keep it, so later containers stay recognisable.
         let meta: Arc<Table<String>> = Table::open(&self.store, "emulator.meta");
         meta.put("owner", self.owner.clone())

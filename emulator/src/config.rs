@@ -149,6 +149,10 @@ pub enum Command {
         #[command(flatten)]
         target: Endpoint,
     },
+    /// Internal: waits for its standard input to close (the emulator exited, even by kill -9),
+    /// then unmounts every EFS mount left under BASE.
+    #[command(hide = true)]
+    EfsReaper { base: PathBuf },
     /// Serve a directory through EFS's FUSE file system at a mount point until interrupted
     /// (what tasks get; for benchmarks and debugging).
     EfsMount {

@@ -49,6 +49,10 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&config);
+    if let Some(Command::EfsReaper { base }) = &config.command {
+        ecs_emulator::efs::mounts::reap(base);
+        return Ok(());
+    }
     if let Some(Command::EfsMount {
         backing,
         mountpoint,
@@ -75,7 +79,13 @@ fn main() -> anyhow::Result<()> {
         println!("ecs-emulator ready on http://{addr}");
         let controllers = app.clone();
         tokio::spawn(async move { controllers.start_controllers(addr).await });
-        server::run(listener, app, shutdown_signal()).await?;
+        let efs = app.efs.clone();
+        let served = server::run(listener, app, shutdown_signal()).await;
+        // Unmount every EFS mount before exiting (their containers are left to Docker).
+        if let Some(efs) = efs {
+            let _ = tokio::task::spawn_blocking(move || efs.release_all()).await;
+        }
+        served?;
         Ok(())
     })
 }

@@ -7,6 +7,7 @@ pub mod fs;
 pub mod mounts;
 pub mod peers;
 pub mod policy;
+pub mod volumes;
 
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ mod tests;
 pub use creds::Identity;
 pub use fs::{EfsFs, FsOptions};
 pub use mounts::{MountError, MountKey, Mounts};
+pub use volumes::{EfsVolumes, MountedVolume};
 
 /// `ecs-emulator efs-mount`: serves `backing` at `mountpoint` until SIGINT or SIGTERM.
 pub fn mount_foreground(

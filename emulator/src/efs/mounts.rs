@@ -165,6 +165,44 @@ fn detach(path: &Path) -> io::Result<()> {
     }
 }
 
+/// `ecs-emulator efs-reaper`: blocks until standard input closes, then detaches every mount
+/// under `base`. The emulator starts one and keeps the pipe's other end, so when the emulator
+/// dies, even by kill -9, its mounts go with it (no "Transport endpoint is not connected").
+pub fn reap(base: &Path) {
+    use std::io::Read;
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    for p in mounts_under(base) {
+        if let Err(e) = detach(&p) {
+            eprintln!("efs-reaper: cannot unmount {}: {e}", p.display());
+        }
+    }
+}
+
+/// Starts `ecs-emulator efs-reaper <base>` (see [`reap`]); the returned pipe must stay open
+/// as long as the mounts should.
+pub fn spawn_reaper(base: &Path) -> io::Result<std::process::ChildStdin> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()?;
+    let mut child = std::process::Command::new(exe)
+        .arg("efs-reaper")
+        .arg(base)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        // Its own process group: a Ctrl-C meant for the emulator does not end it first.
+        .process_group(0)
+        .spawn()?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| io::Error::other("no pipe"))?;
+    // Reap it when it exits, so it never lingers as a zombie.
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    Ok(stdin)
+}
+
 /// Whether `path` is a live mount: its session thread runs and the kernel answers on it
 /// (a killed FUSE server leaves "Transport endpoint is not connected").
 fn alive(path: &Path, session: &Option<BackgroundSession>) -> bool {

@@ -17,6 +17,7 @@ mod ecs_api;
 mod ecs_docker;
 mod ecs_services;
 mod efs_api;
+mod efs_tasks;
 mod elb_classic;
 mod elbv2;
 mod errors;

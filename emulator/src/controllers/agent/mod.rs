@@ -38,6 +38,8 @@ pub struct AgentEndpoints {
     pub ssm: Option<Arc<Ssm>>,
     /// CloudWatch Logs, for the awslogs log driver.
     pub logs: Option<Arc<Logs>>,
+    /// EFS volumes (efsVolumeConfiguration): the FUSE mounts of each instance.
+    pub efs: Option<Arc<crate::efs::EfsVolumes>>,
 }
 
 pub struct Agent {

@@ -149,6 +149,74 @@ pub async fn prepare_volumes(agent: &Agent, task: &Task, volumes: &[Value]) -> R
     Ok(())
 }
 
+/// Mounts a task's EFS volumes (the instance's FUSE mount of each file system, or an access
+/// point's view of it): volume name → what to bind. A volume that cannot be mounted stops the
+/// task with ECS's reason; there is no fallback to a plain directory.
+pub async fn prepare_efs(
+    agent: &Agent,
+    task: &Task,
+    volumes: &[Value],
+) -> Result<HashMap<String, crate::efs::MountedVolume>, String> {
+    use crate::efs::volumes::{EfsVolumeConfiguration, VolumeRequest};
+    let mut out = HashMap::new();
+    for v in volumes {
+        let Some(conf) = v.get("efsVolumeConfiguration") else {
+            continue;
+        };
+        let name = v.str("name").unwrap_or_default().to_string();
+        let conf: EfsVolumeConfiguration = serde_json::from_value(conf.clone()).map_err(|_| {
+            format!("ResourceInitializationError: invalid efsVolumeConfiguration of volume {name}")
+        })?;
+        let efs = agent.endpoints.efs.clone().ok_or(
+            "ResourceInitializationError: failed to invoke EFS utils commands to set up EFS volumes: EFS is not available",
+        )?;
+        let (account, region) = scope_of(&task.arn);
+        // Each container instance is one NFS client; a Fargate task is a host of its own.
+        let instance = task
+            .container_instance_arn
+            .as_deref()
+            .and_then(|a| a.rsplit('/').next())
+            .unwrap_or(&task.id)
+            .to_string();
+        let az = task.availability_zone.clone();
+        let role = task.task_role_arn.clone();
+        let mounted = tokio::task::spawn_blocking(move || {
+            efs.mount(&VolumeRequest {
+                account: &account,
+                region: &region,
+                instance: &instance,
+                availability_zone: az.as_deref(),
+                task_role_arn: role.as_deref(),
+                config: &conf,
+            })
+        })
+        .await
+        .map_err(|e| format!("ResourceInitializationError: {e}"))??;
+        out.insert(name, mounted);
+    }
+    Ok(out)
+}
+
+/// Bind mounts of a container's mountPoints on EFS volumes (readOnly honoured; a mount made
+/// read-only by the file system policy stays read-only whatever the container asks).
+pub fn efs_binds(cdef: &Value, efs: &HashMap<String, crate::efs::MountedVolume>) -> Vec<String> {
+    cdef.get("mountPoints")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|m| {
+            let vol = efs.get(m.str("sourceVolume")?)?;
+            let ro = m.bool("readOnly") == Some(true) || vol.read_only;
+            Some(format!(
+                "{}:{}{}",
+                vol.path.display(),
+                m.str("containerPath")?,
+                if ro { ":ro" } else { "" }
+            ))
+        })
+        .collect()
+}
+
 /// Names of a task's task-scoped Docker volumes (removed with the task).
 pub fn task_scoped_volumes(task: &Task, volumes: &[Value]) -> Vec<String> {
     volumes

@@ -187,6 +187,10 @@ fn binds(c: &Value, def: &TaskDef, task: &Task) -> Vec<String> {
         let Some(vol) = volumes.iter().find(|v| v.str("name") == Some(source)) else {
             continue;
         };
+        // EFS volumes are the instance's FUSE mount, bound by the agent (resources::efs_binds).
+        if vol.get("efsVolumeConfiguration").is_some() {
+            continue;
+        }
         let ro = if m.bool("readOnly") == Some(true) {
             ":ro"
         } else {

@@ -188,6 +188,15 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
             reason,
         };
     }
+    let efs = match resources::prepare_efs(agent, task, &volumes).await {
+        Ok(m) => m,
+        Err(reason) => {
+            return Outcome::Failed {
+                container: String::new(),
+                reason,
+            }
+        }
+    };
     let pull_started = agent.clock.now();
     update(agent, key, |t| t.pull_started_at = Some(pull_started));
     let mut images: HashMap<String, (String, Option<String>)> = HashMap::new();
@@ -256,6 +265,9 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
             secrets,
             awsvpc: None,
         });
+        container_spec
+            .binds
+            .extend(resources::efs_binds(cdef, &efs));
         if let Some(net) = &awsvpc {
             container_spec.network_mode = match &netns_owner {
                 Some(owner) => format!("container:{owner}"),

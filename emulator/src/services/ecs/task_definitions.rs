@@ -274,6 +274,25 @@ fn normalize_containers(
     Ok(out)
 }
 
+/// ECS's rules for `volumes[].efsVolumeConfiguration` (ClientException).
+fn validate_efs_volumes(input: &Value) -> Result<(), AwsError> {
+    for v in input
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(c) = v.get("efsVolumeConfiguration") else {
+            continue;
+        };
+        let conf: crate::efs::volumes::EfsVolumeConfiguration =
+            serde_json::from_value(c.clone())
+                .map_err(|_| client("Invalid efsVolumeConfiguration: fileSystemId is required."))?;
+        crate::efs::volumes::validate(&conf).map_err(client)?;
+    }
+    Ok(())
+}
+
 fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let family = input.str("family").unwrap_or_default().to_string();
     if !valid_name(&family) {
@@ -320,6 +339,7 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
         }
     }
     let containers = normalize_containers(&input, &network_mode, memory, fargate)?;
+    validate_efs_volumes(&input)?;
     let scope = ctx.scope();
     let tags: Vec<super::model::Tag> = input.member("tags")?.unwrap_or_default();
     let def = ecs.task_definitions.transact(|t| {
