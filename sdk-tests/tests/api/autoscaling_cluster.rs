@@ -13,63 +13,10 @@ use sdk_tests::{crate_dir, Emulator};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::ec2_instances::{base64, ecs_ami};
+use crate::ecs_docker::ensure_image;
+
 const IMAGE: &str = "ecs-emulator-test/busybox:latest";
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn ensure_image() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let script = sdk_tests::workspace_dir().join("fixtures/build-images.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("run fixtures/build-images.sh");
-        assert!(
-            out.status.success(),
-            "building the test image failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-async fn ecs_ami(ec2: &aws_sdk_ec2::Client) -> String {
-    ec2.describe_images()
-        .owners("amazon")
-        .filters(
-            Filter::builder()
-                .name("name")
-                .values("al2023-ami-ecs-hvm-*-x86_64")
-                .build(),
-        )
-        .send()
-        .await
-        .expect("DescribeImages")
-        .images()
-        .first()
-        .and_then(|i| i.image_id())
-        .expect("an ECS-optimized AMI")
-        .to_string()
-}
 
 /// A launch template whose instances join `cluster`.
 async fn template(ec2: &aws_sdk_ec2::Client, name: &str, cluster: &str) -> String {

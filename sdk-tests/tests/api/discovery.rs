@@ -267,6 +267,37 @@ impl Setup {
             .to_string()
     }
 
+    /// Polls the first container's Docker log of `task` until `done` holds; returns the log and
+    /// the container id.
+    async fn logs_until(
+        &self,
+        cluster: &str,
+        task: &str,
+        what: &str,
+        done: impl Fn(&str) -> bool,
+    ) -> (String, String) {
+        wait_until(what, 60, || async {
+            let out = self
+                .ecs
+                .describe_tasks()
+                .cluster(cluster)
+                .tasks(task)
+                .send()
+                .await
+                .ok()?;
+            let id = out
+                .tasks()
+                .first()?
+                .containers()
+                .first()?
+                .runtime_id()?
+                .to_string();
+            let logs = docker_logs(&id);
+            done(&logs).then_some((logs, id))
+        })
+        .await
+    }
+
     fn awsvpc(&self) -> NetworkConfiguration {
         NetworkConfiguration::builder()
             .awsvpc_configuration(
@@ -423,26 +454,13 @@ async fn a_task_finds_another_service_by_name_and_a_records_follow_the_task_coun
         .expect("RunTask client");
     let client_arn = run.tasks()[0].task_arn().expect("arn").to_string();
     let container_dns = container_dns(&s.emu);
-    let (logs, client_container) =
-        wait_until("the client to print the api's answer", 60, || async {
-            let out = s
-                .ecs
-                .describe_tasks()
-                .cluster("disc")
-                .tasks(&client_arn)
-                .send()
-                .await
-                .ok()?;
-            let id = out
-                .tasks()
-                .first()?
-                .containers()
-                .first()?
-                .runtime_id()?
-                .to_string();
-            let logs = docker_logs(&id);
-            logs.contains("hello-from-api").then_some((logs, id))
-        })
+    let (logs, client_container) = s
+        .logs_until(
+            "disc",
+            &client_arn,
+            "the client to print the api's answer",
+            |logs| logs.contains("hello-from-api"),
+        )
         .await;
     // On a user-defined network (awsvpc) Docker's embedded resolver (127.0.0.11) forwards to the
     // container's Dns setting: the emulator's DNS server.
@@ -594,27 +612,8 @@ async fn bridge_service_registers_srv_records_with_its_host_ports() {
         .await
         .expect("RunTask");
     let arn = run.tasks()[0].task_arn().expect("arn").to_string();
-    wait_until("the client to print both SRV ports", 60, || async {
-        let out = s
-            .ecs
-            .describe_tasks()
-            .cluster("srv")
-            .tasks(&arn)
-            .send()
-            .await
-            .ok()?;
-        let id = out
-            .tasks()
-            .first()?
-            .containers()
-            .first()?
-            .runtime_id()?
-            .to_string();
-        let logs = docker_logs(&id);
-        ports
-            .iter()
-            .all(|p| logs.contains(&format!(" {p} ")))
-            .then_some(())
+    s.logs_until("srv", &arn, "the client to print both SRV ports", |logs| {
+        ports.iter().all(|p| logs.contains(&format!(" {p} ")))
     })
     .await;
 }

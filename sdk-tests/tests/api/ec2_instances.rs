@@ -7,50 +7,20 @@ use aws_sdk_ec2::types::{
 };
 use aws_sdk_ecs::types::{ContainerDefinition, ContainerInstance};
 use sdk_tests::Emulator;
-use std::process::Command;
 use std::time::{Duration, Instant};
+
+use crate::ecs_docker::ensure_image;
+
+/// User data as RunInstances takes it.
+pub fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 const IMAGE: &str = "ecs-emulator-test/busybox:latest";
 
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn ensure_image() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let script = sdk_tests::workspace_dir().join("fixtures/build-images.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("run fixtures/build-images.sh");
-        assert!(
-            out.status.success(),
-            "building the test image failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
 /// The ECS-optimized Amazon Linux 2023 x86_64 AMI of the region.
-async fn ecs_ami(ec2: &aws_sdk_ec2::Client) -> String {
+pub async fn ecs_ami(ec2: &aws_sdk_ec2::Client) -> String {
     let out = ec2
         .describe_images()
         .owners("amazon")
