@@ -616,29 +616,11 @@ async fn a_scheduled_action_raises_the_minimum_at_its_time() {
     assert_eq!(actions.scheduled_actions()[0].schedule(), schedule.as_str());
 }
 
-/// The default subnets (two AZs) and their VPC.
+/// The default subnets of two AZs and their VPC.
 async fn default_subnets(emu: &Emulator) -> (Vec<String>, String) {
-    let out = emu
-        .ec2()
-        .describe_subnets()
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let mut list: Vec<(String, String, String)> = out
-        .subnets()
-        .iter()
-        .filter(|s| s.default_for_az() == Some(true))
-        .map(|s| {
-            (
-                s.availability_zone().unwrap_or_default().to_string(),
-                s.subnet_id().unwrap_or_default().to_string(),
-                s.vpc_id().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
-    list.sort();
-    let vpc = list[0].2.clone();
-    (list.into_iter().map(|(_, s, _)| s).take(2).collect(), vpc)
+    let (mut subnets, vpc) = crate::elbv2::subnets_and_vpc(emu).await;
+    subnets.truncate(2);
+    (subnets, vpc)
 }
 
 /// One HTTP/1.1 GET (new connection each time); the status code, 0 when it failed.

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 const IMAGE: &str = "ecs-emulator-test/busybox:latest";
 
-async fn subnets_and_vpc(emu: &Emulator) -> (Vec<String>, String) {
+/// The default subnets (one per AZ, in AZ order) and their VPC.
+pub async fn subnets_and_vpc(emu: &Emulator) -> (Vec<String>, String) {
     let subnets = emu
         .ec2()
         .describe_subnets()
