@@ -21,11 +21,14 @@ COMMIT=${COMMIT:-HEAD}
 root=$(pwd)
 export RUSTC_BOOTSTRAP=1
 targets=("$@")
-((${#targets[@]})) || targets=(fuzz_json fuzz_cbor fuzz_query fuzz_restjson fuzz_request fuzz_dns)
+((${#targets[@]})) || targets=(fuzz_json fuzz_cbor fuzz_query fuzz_restjson fuzz_request fuzz_dns
+  fuzz_manifest fuzz_cluster_query fuzz_alb_rules fuzz_sigv4 fuzz_metric_math)
 command -v cargo-fuzz >/dev/null || { echo "missing cargo-fuzz (cargo install cargo-fuzz)" >&2; exit 1; }
 
-# Seed corpora (fuzz/corpus is git-ignored): a few valid inputs per target so that mutation starts
-# from well-formed requests.
+# Seed corpora: a few valid inputs per target so that mutation starts from well-formed requests.
+# The five targets of ecs_emulator::fuzz_checks have theirs committed (fuzz/corpus/<target>/seed-*,
+# replayed by a unit test); the codec targets' seeds are written here. What libFuzzer adds to a
+# corpus stays local (git-ignored).
 python3 - <<'PY'
 import json, os, struct
 def put(target, name, data):
@@ -150,6 +153,8 @@ if [[ -z ${REPORT_ONLY:-} ]]; then
     case $t in
       fuzz_json | fuzz_restjson) dict=(-dict="$fuzzdir/dicts/json.dict") ;;
       fuzz_query) dict=(-dict="$fuzzdir/dicts/query.dict") ;;
+      fuzz_manifest | fuzz_cluster_query | fuzz_alb_rules | fuzz_sigv4 | fuzz_metric_math)
+        dict=(-dict="$fuzzdir/dicts/${t#fuzz_}.dict") ;;
     esac
     log=fuzz/target/logs/$t.log
     echo "== $t: $RUNS inputs (log: $log)"

@@ -1,15 +1,20 @@
 //! The running emulator: configuration, state store, clock and every service.
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, RuntimeKind};
 use crate::controllers::agent::{self, Agent, AgentEndpoints};
 use crate::controllers::instance_agent::InstanceAgent;
 use crate::runtime::docker::DockerRuntime;
+use crate::runtime::simulated::SimulatedRuntime;
 use crate::runtime::ContainerRuntime;
 use crate::services::ec2::Ec2;
 use crate::services::ecr::Ecr;
 use crate::services::ecs::Ecs;
-use crate::services::{self, Deps, Registry};
+use crate::services::{
+    application_autoscaling, autoscaling, cloudwatch, ec2, ecr, ecs, efs, elb, elbv2, iam, logs,
+    servicediscovery, ssm, sts, Deps, Registry,
+};
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError, Table};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +39,12 @@ pub struct App {
     pub metrics: Option<Arc<crate::controllers::metrics::Publisher>>,
     /// EFS's data plane: the FUSE mounts tasks' EFS volumes bind.
     pub efs: Option<Arc<crate::efs::EfsVolumes>>,
+    /// Faults made through /_emulator/faults (their rows, and the data planes' view of them).
+    pub faults: Arc<crate::faults::Faults>,
+    /// What the control API requires (--admin-token, or made up under --strict-auth).
+    pub admin_token: Option<String>,
+    /// The one shutdown signal every listener and controller loop gets.
+    shutdown: crate::shutdown::Trigger,
 }
 
 impl App {
@@ -44,18 +55,20 @@ impl App {
             Store::open(&config.data_dir())?
         };
         let clock = Clock::new(config.time_scale);
-        let registry = services::build(&Deps {
+        let mut registry = build(&Deps {
             store: store.clone(),
             clock: clock.clone(),
             config: config.clone(),
         });
+        // The load balancer data plane and the instance agent find the faults' view by type.
+        let faults = crate::faults::Faults::new(&store);
+        registry.provide(faults.network());
         let meta: Arc<Table<String>> = Table::open(&store, "emulator.meta");
         let owner = match meta.get("owner") {
             Some(o) => o,
             None => {
                 let o = uuid::Uuid::new_v4().simple().to_string();
-                meta.put("owner", o.clone())
-                    .map_err(|e| StoreError::Db(e.message))?;
+                meta.put("owner", o.clone())?;
                 o
             }
         };
@@ -69,8 +82,19 @@ impl App {
                     clock.clone(),
                 )
             });
+        let admin_token = config
+            .admin_token
+            .clone()
+            .filter(|t| !t.is_empty())
+            .or_else(|| {
+                config
+                    .strict_auth
+                    .then(|| uuid::Uuid::new_v4().simple().to_string())
+            });
         Ok(Arc::new(App {
+            admin_token,
             owner,
+            faults,
             metrics,
             lb: crate::lb::Lb::new(&registry, clock.clone()),
             dns: registry
@@ -85,17 +109,80 @@ impl App {
             clock,
             registry,
             started: Instant::now(),
+            shutdown: crate::shutdown::channel().0,
         }))
     }
 }
 
+/// Builds every service and registers its operations, each after the services it calls, so
+/// every handle is passed to a constructor and no link is made late. The order is the
+/// dependency order (arrows point at what a service calls):
+///
+/// IAM ← STS; EC2 ← Cloud Map, EFS, ELBv2 ← ELB; EC2, ELBv2, CloudWatch ← EC2 Auto Scaling;
+/// EC2, ELBv2, Cloud Map, EC2 Auto Scaling ← ECS; CloudWatch, ECS ← Application Auto Scaling.
+///
+/// The one way back, a CloudWatch alarm running an Auto Scaling policy, goes through the narrow
+/// `AlarmActionTarget` trait that the scaling services register with CloudWatch.
+pub fn build(deps: &Deps) -> Registry {
+    let mut r = Registry::default();
+    let iam = iam::register(&mut r, deps);
+    sts::register(&mut r, deps, iam.clone());
+    let ec2 = ec2::register(&mut r, deps);
+    let cloudwatch = cloudwatch::register(&mut r, deps);
+    logs::register(&mut r, deps);
+    ssm::register(&mut r, deps);
+    ecr::register(&mut r, deps, iam);
+    efs::register(&mut r, deps, ec2.clone());
+    let cloudmap = servicediscovery::register(&mut r, deps, ec2.clone());
+    let elbv2 = elbv2::register(&mut r, deps, ec2.clone());
+    elb::register(&mut r, deps, ec2.clone(), elbv2.clone());
+    let autoscaling =
+        autoscaling::register(&mut r, deps, ec2.clone(), elbv2.clone(), cloudwatch.clone());
+    let ecs = ecs::register(
+        &mut r,
+        deps,
+        ecs::EcsDeps {
+            ec2,
+            elbv2,
+            cloudmap,
+            autoscaling,
+        },
+    );
+    application_autoscaling::register(&mut r, deps, cloudwatch, ecs);
+    r
+}
+
 impl App {
+    /// Tells the services the address really listened on (`--listen` may say port 0): ECR's
+    /// repository URIs and the registry host the task agents pull from name that port. Called
+    /// before the controllers start, which read it once.
+    pub fn listening_on(&self, addr: std::net::SocketAddr) {
+        if let Some(ecr) = self.registry.handle::<Ecr>() {
+            ecr.set_port(addr.port());
+        }
+    }
+
+    /// The shutdown signal, for a listener or a loop.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.subscribe()
+    }
+
+    /// Fires the shutdown signal: listeners stop accepting, loops stop.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.fire();
+    }
+
+    /// Spawns a controller loop that stops when the shutdown signal fires.
+    fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        tokio::spawn(self.shutdown().run_until(work));
+    }
+
     /// Connects to Docker and starts the controllers. Runs after the main port is serving, so
     /// start-up does not wait on Docker. `addr` is where the main port listens.
     pub async fn start_controllers(self: &Arc<Self>, addr: SocketAddr) {
         // Load balancer listeners serve whether or not Docker is reachable.
         if let Some(lb) = &self.lb {
-            tokio::spawn(lb.clone().run());
+            self.spawn(lb.clone().run(self.shutdown()));
         }
         // The DNS server answers people and tests on loopback whether or not Docker is reachable.
         if let Some(dns) = &self.dns {
@@ -103,33 +190,39 @@ impl App {
                 Ok(addr) => eprintln!("ecs-emulator DNS server on {addr} (udp, tcp)"),
                 Err(e) => tracing::warn!(error = %e, "the DNS server cannot listen"),
             }
-            tokio::spawn(dns.clone().refresh());
+            self.spawn(dns.clone().refresh());
         }
         if let Some(efs) = &self.efs {
-            tokio::spawn(efs.clone().watch());
+            self.spawn(efs.clone().watch());
         }
+        tokio::spawn(
+            self.faults
+                .clone()
+                .run(self.registry.handle::<Ecs>(), self.store.watch_changes()),
+        );
         // EC2 instances register with ECS whether or not Docker is reachable.
         if let (Some(ec2), Some(ecs)) =
             (self.registry.handle::<Ec2>(), self.registry.handle::<Ecs>())
         {
-            tokio::spawn(InstanceAgent::new(ec2, ecs, self.clock.clone()).run());
+            let network = self.registry.handle::<crate::faults::network::Network>();
+            self.spawn(InstanceAgent::new(ec2, ecs, self.clock.clone(), network).run());
         }
         if let Some(cw) = self
             .registry
             .handle::<crate::services::cloudwatch::CloudWatch>()
         {
-            tokio::spawn(
+            self.spawn(
                 crate::controllers::alarms::AlarmController::new(cw, self.clock.clone()).run(),
             );
         }
         if let Some(metrics) = &self.metrics {
-            tokio::spawn(metrics.clone().run());
+            self.spawn(metrics.clone().run());
         }
         if let Some(aas) = self
             .registry
             .handle::<crate::services::application_autoscaling::AppAutoScaling>()
         {
-            tokio::spawn(crate::services::application_autoscaling::run_scheduler(
+            self.spawn(crate::services::application_autoscaling::run_scheduler(
                 aas,
                 self.clock.clone(),
             ));
@@ -138,7 +231,7 @@ impl App {
             .registry
             .handle::<crate::services::autoscaling::AutoScaling>()
         {
-            tokio::spawn(
+            self.spawn(
                 crate::controllers::autoscaling::AutoScalingController::new(
                     asg,
                     self.clock.clone(),
@@ -151,7 +244,7 @@ impl App {
             self.registry
                 .handle::<crate::services::autoscaling::AutoScaling>(),
         ) {
-            tokio::spawn(
+            self.spawn(
                 crate::controllers::capacity::CapacityController::new(
                     ecs,
                     asg,
@@ -163,25 +256,30 @@ impl App {
             );
         }
         if let Some(ecr) = self.registry.handle::<Ecr>() {
-            tokio::spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
+            self.spawn(crate::services::ecr::run_lifecycle(ecr, self.clock.clone()));
         }
         if let Some(ecs) = self.registry.handle::<Ecs>() {
-            tokio::spawn(
+            self.spawn(
                 crate::controllers::scheduler::Scheduler::new(ecs, self.clock.clone()).run(),
             );
         }
-        let runtime: Arc<dyn ContainerRuntime> =
-            match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
-                Ok(Ok(d)) => Arc::new(d),
-                Ok(Err(e)) => {
-                    tracing::warn!(error = %e, "Docker is not reachable: tasks will not start");
-                    return;
-                }
-                Err(_) => {
-                    tracing::warn!("Docker did not answer within 10 s: tasks will not start");
-                    return;
-                }
-            };
+        if let (Some(ecs), Some(cw)) = (
+            self.registry.handle::<Ecs>(),
+            self.registry
+                .handle::<crate::services::cloudwatch::CloudWatch>(),
+        ) {
+            tokio::spawn(
+                crate::controllers::deployment_alarms::DeploymentAlarmController::new(
+                    ecs,
+                    cw,
+                    self.clock.clone(),
+                )
+                .run(),
+            );
+        }
+        let Some(runtime) = self.connect_runtime().await else {
+            return;
+        };
         let _ = self.runtime.set(runtime.clone());
         if let Some(metrics) = &self.metrics {
             metrics.set_runtime(runtime.clone());
@@ -227,6 +325,7 @@ impl App {
             endpoints.containers.task_endpoint = crate::task_endpoints::listen::start(
                 task_endpoints,
                 self.config.task_endpoint_ip,
+                self.config.peers_dir.clone(),
                 gateway,
             )
             .await;
@@ -238,7 +337,34 @@ impl App {
             self.clock.clone(),
             endpoints,
         );
-        tokio::spawn(agent.run());
+        self.spawn(agent.run());
+    }
+
+    /// Docker, or the simulated runtime with `--runtime simulated`; None when Docker is not
+    /// reachable.
+    async fn connect_runtime(&self) -> Option<Arc<dyn ContainerRuntime>> {
+        if self.config.runtime == RuntimeKind::Simulated {
+            let warning = "--runtime simulated: NOTHING RUNS. Tasks go through their states, but \
+                           no container is created: containers are timers, stats are synthetic \
+                           and DescribeTasks marks every task (attribute ecs-emulator.runtime)";
+            eprintln!("ecs-emulator: {warning}");
+            tracing::warn!("{warning}");
+            return Some(SimulatedRuntime::new(self.clock.clone()));
+        }
+        match tokio::time::timeout(Duration::from_secs(10), DockerRuntime::connect()).await {
+            Ok(Ok(d)) => Some(Arc::new(d)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "{}", crate::runtime::docker::unreachable_hint());
+                None
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "{} (no answer within 10 s)",
+                    crate::runtime::docker::unreachable_hint()
+                );
+                None
+            }
+        }
     }
 
     /// Serves the main router on the Docker bridge gateway too (same port when free).
@@ -256,29 +382,68 @@ impl App {
         };
         let url = format!("http://{}", listener.local_addr()?);
         let app = self.clone();
+        let shutdown = self.shutdown().wait();
         tokio::spawn(async move {
-            let _ = crate::server::run(listener, app, std::future::pending()).await;
+            let router = crate::server::container_router(app);
+            let _ = crate::serve::serve(listener, router, shutdown).await;
         });
         Ok(url)
     }
 
-    /// Drops all state and every container this emulator owns.
+    /// Drops all state and every container, volume and network this emulator owns, atomically:
+    /// the reset fence closes first (container starts and stops and scheduler passes under way
+    /// finish, no new ones begin), then the containers go, then the state, then the fence
+    /// opens. Blobs nothing references any more and leftover uploads go too.
     pub async fn reset(&self) -> Result<usize, StoreError> {
-        // State first: while containers are being removed, the service scheduler would otherwise
-        // see its tasks gone and start replacements that outlive the reset.
-        self.store.reset()?;
+        let ecs = self.registry.handle::<Ecs>();
+        let _closed = match &ecs {
+            Some(ecs) => {
+                let closed = ecs.fence.close(RESET_FENCE_WAIT).await;
+                if closed.is_none() {
+                    tracing::warn!(
+                        "reset: container starts still under way after {RESET_FENCE_WAIT:?}; resetting anyway"
+                    );
+                }
+                closed
+            }
+            None => None,
+        };
         let removed = match self.runtime.get() {
-            Some(rt) => agent::remove_all(rt.as_ref(), &self.owner).await,
+            Some(rt) => {
+                let n = agent::remove_all(rt.as_ref(), &self.owner).await;
+                if let Err(e) = rt
+                    .remove_labelled_volumes_and_networks(crate::runtime::OWNER_LABEL, &self.owner)
+                    .await
+                {
+                    tracing::warn!(error = %e, "reset: cannot remove the emulator's volumes and networks");
+                }
+                n
+            }
             None => 0,
         };
-        // The FUSE mounts last: no container binds them any more.
+        // The FUSE mounts after the containers: no container binds them any more.
         if let Some(efs) = &self.efs {
             efs.release_all();
         }
+        self.store.reset()?;
+        if let Some(efs) = &self.efs {
+            efs.forget_all_data();
+        }
         // The owner id lives in the store too: keep it, so later containers stay recognisable.
         let meta: Arc<Table<String>> = Table::open(&self.store, "emulator.meta");
-        meta.put("owner", self.owner.clone())
-            .map_err(|e| StoreError::Db(e.message))?;
+        meta.put("owner", self.owner.clone())?;
+        // No image is left, so no blob is referenced; uploads under way go too.
+        if let Some(ecr) = self.registry.handle::<Ecr>() {
+            let blobs = ecr.blobs.clone();
+            match tokio::task::spawn_blocking(move || blobs.remove_all()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "reset: cannot remove blobs"),
+                Err(e) => tracing::warn!(error = %e, "reset: blob removal failed"),
+            }
+        }
         Ok(removed)
     }
 }
+
+/// How long a reset waits for container starts and stops under way (image pulls included).
+const RESET_FENCE_WAIT: Duration = Duration::from_secs(120);

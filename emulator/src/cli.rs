@@ -1,12 +1,15 @@
-//! The commands that talk to a running emulator: `status`, `reset`, `logs`.
+//! The commands that talk to a running emulator: `status`, `reset`, `logs`, `fault …`.
 
 use crate::config::{Command, Config};
-use crate::ui::view::{ClusterView, Summary};
+use crate::ui::view::{ClusterView, ServiceView, Summary};
 use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+
+/// --admin-token (ECS_EMULATOR_ADMIN_TOKEN), sent to the control API when given.
+static ADMIN_TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
 /// Runs a client command; `None` when the command is not one of these.
 pub fn run(config: &Config) -> Option<anyhow::Result<()>> {
@@ -18,8 +21,22 @@ pub fn run(config: &Config) -> Option<anyhow::Result<()>> {
             cluster,
             target,
         } => (target, Box::new(move |url| logs(url, cluster, task))),
+        Command::WaitStable {
+            cluster,
+            service,
+            timeout,
+            target,
+        } => (
+            target,
+            Box::new(move |url| wait_stable(url, cluster, service, timeout)),
+        ),
+        Command::Fault { action, target } => (
+            target,
+            Box::new(move |url| crate::faults::cli::run(url, action)),
+        ),
         _ => return None,
     };
+    let _ = ADMIN_TOKEN.set(config.admin_token.clone());
     let endpoint = target
         .endpoint
         .unwrap_or_else(|| format!("http://{}", config.listen))
@@ -29,12 +46,27 @@ pub fn run(config: &Config) -> Option<anyhow::Result<()>> {
 }
 
 async fn call(method: http::Method, url: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    request(method, url, None).await
+}
+
+/// One request to the emulator (a JSON body when given); the status and the body.
+pub(crate) async fn request(
+    method: http::Method,
+    url: &str,
+    body: Option<Vec<u8>>,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let request = http::Request::builder()
+    let mut builder = http::Request::builder()
         .method(method)
         .uri(url)
-        .header("accept", "application/json")
-        .body(Full::default())?;
+        .header("accept", "application/json");
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    if let Some(token) = ADMIN_TOKEN.get().and_then(|t| t.as_deref()) {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    let request = builder.body(Full::new(bytes::Bytes::from(body.unwrap_or_default())))?;
     let response =
         tokio::time::timeout(std::time::Duration::from_secs(30), client.request(request))
             .await
@@ -51,7 +83,9 @@ async fn call(method: http::Method, url: &str) -> anyhow::Result<(u16, Vec<u8>)>
     Ok((status, body))
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -120,6 +154,97 @@ fn logs(endpoint: String, cluster: String, task: String) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One progress line for a service: counts and deployments.
+pub fn progress_line(s: &ServiceView, elapsed: u64) -> String {
+    let deployments: Vec<String> = s
+        .deployments
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {}/{}",
+                d.status, d.rollout_state, d.running, d.desired
+            )
+        })
+        .collect();
+    format!(
+        "{}: {}/{} running, {} pending · {} · {elapsed} s",
+        s.name,
+        s.running,
+        s.desired,
+        s.pending,
+        deployments.join("; ")
+    )
+}
+
+/// Stable as the services-stable waiter says: one deployment and running = desired.
+pub fn is_stable(s: &ServiceView) -> bool {
+    s.deployments.len() == 1 && s.running == s.desired && s.pending == 0
+}
+
+fn wait_stable(
+    endpoint: String,
+    cluster: String,
+    service: String,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let started = std::time::Instant::now();
+    let tty = std::io::stderr().is_terminal();
+    let mut last = String::new();
+    block_on(async {
+        loop {
+            let (code, body) =
+                call(http::Method::GET, &format!("{endpoint}/_emulator/summary")).await?;
+            if code != 200 {
+                bail!(
+                    "the emulator answered HTTP {code}: {}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+            let summary: Summary = serde_json::from_slice(&body).context("unexpected summary")?;
+            let Some(c) = summary.clusters.iter().find(|c| c.name == cluster) else {
+                bail!("no cluster {cluster} (aws ecs list-clusters lists them)");
+            };
+            let Some(s) = c.services.iter().find(|s| s.name == service) else {
+                bail!("no service {service} in cluster {cluster} (aws ecs list-services --cluster {cluster})");
+            };
+            let elapsed = started.elapsed().as_secs();
+            let line = progress_line(s, elapsed);
+            // On a terminal one line rewritten in place; elsewhere a line per change.
+            if tty {
+                eprint!("\r\x1b[2K{line}");
+            } else if strip_elapsed(&line) != strip_elapsed(&last) {
+                eprintln!("{line}");
+            }
+            let _ = std::io::stderr().flush();
+            last = line;
+            if is_stable(s) {
+                if tty {
+                    eprintln!();
+                }
+                println!("{service} is stable: {}/{} running", s.running, s.desired);
+                return Ok(());
+            }
+            if elapsed >= timeout {
+                if tty {
+                    eprintln!();
+                }
+                let event = s
+                    .events
+                    .first()
+                    .map(|(_, m)| m.as_str())
+                    .unwrap_or("no events");
+                bail!("{service} was not stable after {timeout} s; its last event: {event}");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    })
+}
+
+fn strip_elapsed(line: &str) -> &str {
+    line.rsplit_once(" · ").map(|(a, _)| a).unwrap_or(line)
+}
+
 fn pct(used: i64, total: i64) -> String {
     if total <= 0 {
         return "-".into();
@@ -133,6 +258,17 @@ pub fn render_status(endpoint: &str, s: &Summary) -> String {
         "ecs-emulator at {endpoint} · account {} · {}\ndashboard: {endpoint}/_emulator/\n",
         s.account, s.region
     );
+    if !s.faults.is_empty() {
+        out.push_str("\nFaults\n");
+        for f in &s.faults {
+            let how = if f.lasting {
+                format!("heal: ecs-emulator fault heal {}", f.id)
+            } else {
+                "happened once".to_string()
+            };
+            out.push_str(&format!("  {}  {}  ({how})\n", f.id, f.summary));
+        }
+    }
     if s.clusters.is_empty() {
         out.push_str("\nNo clusters.\n");
     }
@@ -244,7 +380,34 @@ fn cluster_text(c: &ClusterView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ui::view::{InstanceView, ServiceView};
+    use crate::ui::view::{DeploymentView, InstanceView};
+
+    #[test]
+    fn progress_and_stability() {
+        let mut s = ServiceView {
+            name: "web".into(),
+            desired: 2,
+            running: 1,
+            pending: 1,
+            deployments: vec![DeploymentView {
+                status: "PRIMARY".into(),
+                rollout_state: "IN_PROGRESS".into(),
+                desired: 2,
+                running: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            progress_line(&s, 7),
+            "web: 1/2 running, 1 pending · PRIMARY IN_PROGRESS 1/2 · 7 s"
+        );
+        assert!(!is_stable(&s));
+        s.running = 2;
+        s.pending = 0;
+        assert!(is_stable(&s));
+        assert_eq!(strip_elapsed("a · b · 7 s"), "a · b");
+    }
 
     #[test]
     fn status_shows_instances_reservations_and_services() {

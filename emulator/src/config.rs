@@ -68,6 +68,18 @@ pub struct Config {
     #[arg(long, env = "ECS_EMULATOR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
+    /// Where task containers run: `docker` (the Docker Engine), or `simulated` (nothing runs:
+    /// containers are timers in memory with synthetic stats, for scale tests and machines
+    /// without Docker; DescribeTasks says so).
+    #[arg(long, env = "ECS_EMULATOR_RUNTIME", value_enum, default_value_t = RuntimeKind::Docker, global = true)]
+    pub runtime: RuntimeKind,
+
+    /// RunInstances (and launch templates, Auto Scaling groups) launch any well-formed AMI id,
+    /// so production AMI ids hard-coded in templates work locally; by default, as in AWS, an id
+    /// EC2 does not know (built-in AMIs, RegisterImage) is InvalidAMIID.NotFound.
+    #[arg(long, env = "ECS_EMULATOR_ACCEPT_ANY_AMI", global = true)]
+    pub accept_any_ami: bool,
+
     /// Verify SigV4 signatures against --auth-keys and reject requests that fail.
     #[arg(long, env = "ECS_EMULATOR_STRICT_AUTH", global = true)]
     pub strict_auth: bool,
@@ -80,6 +92,23 @@ pub struct Config {
         global = true
     )]
     pub auth_keys: String,
+
+    /// Token the control API (/_emulator/*, the dashboard) requires, as `Authorization: Bearer
+    /// TOKEN`, an `ecs-emulator-admin-token` cookie or `?token=TOKEN` (which sets the cookie).
+    /// With --strict-auth and no token given, one is made up and printed at start.
+    /// /_emulator/health stays open.
+    #[arg(
+        long,
+        env = "ECS_EMULATOR_ADMIN_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Serve the control API and dashboard on the listener task containers reach (the Docker
+    /// bridge gateway) too; by default containers get only the AWS APIs and the registry.
+    #[arg(long, env = "ECS_EMULATOR_CONTROL_API_FOR_CONTAINERS", global = true)]
+    pub control_api_for_containers: bool,
 
     /// Host name in ECR repository URIs and the registry's proxy endpoint (the port is the one
     /// the emulator listens on).
@@ -100,6 +129,13 @@ pub struct Config {
         global = true
     )]
     pub task_endpoint_ip: std::net::Ipv4Addr,
+
+    /// Directory where the emulators of one machine register with each other to share the task
+    /// endpoint address (a 0700 directory of this user). Default:
+    /// <temp dir>/ecs-emulator-task-endpoints. An emulator in a container and one on the host
+    /// share it through a bind mount at the same path (compose.yaml).
+    #[arg(long, env = "ECS_EMULATOR_PEERS_DIR", global = true)]
+    pub peers_dir: Option<PathBuf>,
 
     /// Loopback address of the DNS server that answers Cloud Map's DNS namespaces (UDP and TCP;
     /// a free port when this one is taken; the address is logged and in GET /_emulator/state).
@@ -149,10 +185,39 @@ pub enum Command {
         #[command(flatten)]
         target: Endpoint,
     },
+    /// Wait until a service is stable (one deployment, running = desired), showing progress, as
+    /// `aws ecs wait services-stable` does; fails after --timeout seconds.
+    WaitStable {
+        cluster: String,
+        service: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[command(flatten)]
+        target: Endpoint,
+    },
+    /// Make, list and heal faults of a running emulator (an instance stopped, an Availability
+    /// Zone down, a container killed, a target blackholed, the registry paused, …).
+    Fault {
+        #[command(subcommand)]
+        action: crate::faults::cli::FaultAction,
+        #[command(flatten)]
+        target: Endpoint,
+    },
     /// Internal: waits for its standard input to close (the emulator exited, even by kill -9),
     /// then unmounts every EFS mount left under BASE.
     #[command(hide = true)]
     EfsReaper { base: PathBuf },
+    /// Internal: puts a clone of the EFS mount at SOURCE over the dead mount at TARGET in the
+    /// mount namespace of process PID (a running container, after an emulator restart).
+    #[command(hide = true)]
+    EfsGraft {
+        source: PathBuf,
+        pid: u32,
+        target: PathBuf,
+        #[arg(long)]
+        read_only: bool,
+    },
     /// Serve a directory through EFS's FUSE file system at a mount point until interrupted
     /// (what tasks get; for benchmarks and debugging).
     EfsMount {
@@ -173,8 +238,14 @@ pub enum Command {
 #[derive(Debug, Clone, clap::Args)]
 pub struct Endpoint {
     /// The emulator's URL. Default: http:// and the --listen address.
-    #[arg(long, env = "ECS_EMULATOR_ENDPOINT")]
+    #[arg(long, env = "ECS_EMULATOR_ENDPOINT", global = true)]
     pub endpoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    Docker,
+    Simulated,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -7,9 +7,108 @@ use axum::Json;
 use serde_json::json;
 use std::sync::Arc;
 
+/// The cookie the dashboard keeps the admin token in once `?token=` gave it.
+const TOKEN_COOKIE: &str = "ecs-emulator-admin-token";
+
+/// The admin token a request presents: `Authorization: Bearer`, the cookie, or `?token=`.
+fn presented_token(req: &axum::extract::Request) -> Option<(String, bool)> {
+    let headers = req.headers();
+    if let Some(t) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    {
+        return Some((t.trim().to_string(), false));
+    }
+    let from_cookie = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == TOKEN_COOKIE)
+        .map(|(_, v)| v.to_string());
+    if let Some(t) = from_cookie {
+        return Some((t, false));
+    }
+    form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| (v.into_owned(), true))
+}
+
+/// With an admin token, the control API and the dashboard answer only requests that present it.
+pub async fn require_admin(
+    State(app): State<Arc<App>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(expected) = app.admin_token.as_deref() else {
+        return next.run(req).await;
+    };
+    match presented_token(&req) {
+        Some((t, from_query)) if crate::protocol::sigv4::signatures_match(&t, expected) => {
+            let mut response = next.run(req).await;
+            if from_query {
+                // The dashboard's links and fetches carry no token: keep it in a cookie.
+                if let Ok(v) = http::HeaderValue::from_str(&format!(
+                    "{TOKEN_COOKIE}={t}; Path=/_emulator; HttpOnly; SameSite=Strict"
+                )) {
+                    response.headers_mut().append(http::header::SET_COOKIE, v);
+                }
+            }
+            response
+        }
+        presented => (
+            http::StatusCode::UNAUTHORIZED,
+            [(http::header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({
+                "error": if presented.is_some() {
+                    "the admin token is wrong"
+                } else {
+                    "the control API requires the admin token (printed at start, or --admin-token): Authorization: Bearer TOKEN"
+                }
+            })),
+        )
+            .into_response(),
+    }
+}
+
+/// `status` is `running`, or `degraded` while the data dir refuses writes (full, read-only):
+/// reads keep working, writes answer 503 ServiceUnavailable, and `storage.error` says why. Each
+/// call while degraded checks the disk again, so it turns `running` once space is freed. It is
+/// `degraded` too while Docker does not answer (`docker.status` `unreachable`): tasks then wait
+/// PENDING and stops are retried until it does.
 pub async fn health(State(app): State<Arc<App>>) -> Response {
+    let store = app.store.clone();
+    let disk = tokio::task::spawn_blocking(move || store.disk_health())
+        .await
+        .unwrap_or_else(|e| crate::store::DiskHealth::Degraded(e.to_string()));
+    let (mut status, storage) = match disk {
+        crate::store::DiskHealth::Ok => ("running", json!({"status": "ok"})),
+        crate::store::DiskHealth::Degraded(why) => (
+            "degraded",
+            json!({"status": "degraded", "error": why, "writes": "refused with 503 ServiceUnavailable"}),
+        ),
+    };
+    let docker = match app.runtime.get() {
+        None => json!({"status": "none"}),
+        Some(runtime) => match runtime.ping().await {
+            Ok(()) => json!({"status": "ok", "runtime": runtime.name()}),
+            Err(e) => {
+                status = "degraded";
+                json!({
+                    "status": "unreachable",
+                    "error": e.message,
+                    "address": crate::runtime::docker::daemon_address(),
+                    "tasks": "PENDING tasks wait and stops are retried until Docker answers",
+                })
+            }
+        },
+    };
     Json(json!({
-        "status": "running",
+        "status": status,
+        "storage": storage,
+        "docker": docker,
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs_f64(),
         "durable": app.store.is_durable(),
@@ -55,102 +154,11 @@ pub async fn state(State(app): State<Arc<App>>) -> Response {
             .map(|e| e.bound.read().clone()),
         "dnsServers": app.dns.as_ref().map(|d| d.addresses()),
         "metricsPublisher": app.metrics.as_ref().map(|m| m.cost()),
+        "schedulerPasses": app
+            .registry
+            .handle::<crate::services::ecs::Ecs>()
+            .map(|e| e.scheduler_passes.lock().to_json()),
+        "faults": app.faults.list().iter().map(|f| f.to_json()).collect::<Vec<_>>(),
     }))
     .into_response()
-}
-
-/// `POST /_emulator/faults/spot-interruption` with `{"instanceId": "i-…"}` (a running Spot
-/// instance) or `{"taskArn": "arn:…:task/<cluster>/<id>"}` (a FARGATE_SPOT task): the
-/// two-minute Spot interruption notice. The instance's container instances go DRAINING at once
-/// (the agent's ECS_ENABLE_SPOT_INSTANCE_DRAINING behaviour), so services move their tasks, and
-/// the instance is terminated two emulated minutes later; a FARGATE_SPOT task stops with
-/// stopCode SpotInterruption. Optional `region` (default: the emulator's).
-pub async fn spot_interruption(State(app): State<Arc<App>>, body: axum::body::Bytes) -> Response {
-    let bad = |status: http::StatusCode, msg: String| {
-        (status, Json(json!({"error": msg}))).into_response()
-    };
-    let Ok(input) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return bad(
-            http::StatusCode::BAD_REQUEST,
-            "the body must be JSON: {\"instanceId\": \"i-…\"} or {\"taskArn\": \"…\"}".into(),
-        );
-    };
-    let account = app.config.account_id.clone();
-    let region = input
-        .get("region")
-        .and_then(|r| r.as_str())
-        .unwrap_or(&app.config.region)
-        .to_string();
-    let now = app.clock.now();
-    let Some(ecs) = app.registry.handle::<crate::services::ecs::Ecs>() else {
-        return bad(
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            "ECS is not available".into(),
-        );
-    };
-    if let Some(id) = input.get("instanceId").and_then(|v| v.as_str()) {
-        let Some(ec2) = app.registry.handle::<crate::services::ec2::Ec2>() else {
-            return bad(
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                "EC2 is not available".into(),
-            );
-        };
-        return match ec2.interrupt_spot(&account, &region, id, now) {
-            Ok(i) => {
-                let drained = ecs.drain_ec2_instance(&format!("{account}/{region}/"), id);
-                Json(json!({
-                    "instanceId": id,
-                    "terminatesAt": i.interruption_at,
-                    "containerInstancesDraining": drained,
-                }))
-                .into_response()
-            }
-            Err(e) if e.code == "InvalidInstanceID.NotFound" => {
-                bad(http::StatusCode::NOT_FOUND, e.message)
-            }
-            Err(e) => bad(http::StatusCode::BAD_REQUEST, e.message),
-        };
-    }
-    if let Some(arn) = input.get("taskArn").and_then(|v| v.as_str()) {
-        let scope = format!("{account}/{region}/");
-        let Some(task) = ecs
-            .tasks
-            .scan(&scope)
-            .into_iter()
-            .map(|(_, t)| t)
-            .find(|t| t.arn == arn || t.id == arn)
-        else {
-            return bad(http::StatusCode::NOT_FOUND, format!("no task {arn}"));
-        };
-        if task.capacity_provider_name.as_deref() != Some("FARGATE_SPOT") || !task.wanted() {
-            return bad(
-                http::StatusCode::BAD_REQUEST,
-                format!("the task {arn} is not a running FARGATE_SPOT task"),
-            );
-        }
-        let ctx = crate::services::Ctx {
-            account,
-            region,
-            request_id: uuid::Uuid::new_v4().to_string(),
-            now,
-            access_key: None,
-        };
-        let task_arn = task.arn.clone();
-        return match ecs.stop_tasks_where(
-            &ctx,
-            &task.cluster,
-            |t| t.arn == task_arn,
-            "SpotInterruption",
-            "Your Spot Task was interrupted.",
-        ) {
-            Ok(_) => {
-                Json(json!({"taskArn": task.arn, "stopCode": "SpotInterruption"})).into_response()
-            }
-            Err(e) => bad(http::StatusCode::BAD_REQUEST, e.message),
-        };
-    }
-    bad(
-        http::StatusCode::BAD_REQUEST,
-        "name an instanceId or a taskArn".into(),
-    )
 }

@@ -55,6 +55,45 @@ pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A container's output as `docker logs` prints it: stdout, then stderr.
+pub fn docker_logs(id: &str) -> String {
+    let out = Command::new("docker")
+        .args(["logs", id])
+        .output()
+        .expect("docker logs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs `sdk-tests/python/<script> <endpoint>` (boto3 and the AWS CLI against `emu`) and fails
+/// the test unless it exits 0 and prints `ok_line`. Exit code 3 means the Python tooling is
+/// missing: the test fails (never skips) and says to run .ci/run.
+pub fn run_python(emu: &Emulator, script: &str, ok_line: &str) {
+    let out = Command::new("python3")
+        .arg(crate_dir().join("python").join(script))
+        .arg(emu.endpoint())
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 is not available ({e}): run .ci/run to install python3, boto3 and the AWS CLI")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if out.status.code() == Some(3) {
+        panic!("the Python tooling is missing: run .ci/run to install it\n{stderr}");
+    }
+    assert!(
+        out.status.success() && stdout.contains(ok_line),
+        "{script} failed ({}):\n{stdout}\n{stderr}\nemulator log:\n{}",
+        out.status,
+        emu.log()
+    );
+}
+
 /// A running emulator process. Killed (SIGKILL) when dropped.
 pub struct Emulator {
     child: Option<Child>,
@@ -63,6 +102,9 @@ pub struct Emulator {
     data: tempfile::TempDir,
     logs: tempfile::TempDir,
     starts: u32,
+    admin_token: Option<String>,
+    /// Extra environment variables of the process (e.g. DOCKER_HOST).
+    env: Vec<(String, String)>,
 }
 
 impl Emulator {
@@ -71,23 +113,82 @@ impl Emulator {
         Emulator::start_with(&[])
     }
 
+    /// Starts the emulator on a copy of the data directory `data` (its files), with extra flags:
+    /// for data dirs written by an earlier version.
+    pub fn start_from(data: &Path, args: &[&str]) -> Emulator {
+        let dir = tempfile::Builder::new()
+            .prefix("ecs-emulator-data-")
+            .tempdir()
+            .expect("create a data directory");
+        let entries = std::fs::read_dir(data)
+            .unwrap_or_else(|e| panic!("read the data directory {}: {e}", data.display()));
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name()))
+                    .unwrap_or_else(|e| panic!("copy {}: {e}", entry.path().display()));
+            }
+        }
+        Emulator::start_in(dir, args)
+    }
+
     /// Starts the emulator with extra flags (`--strict-auth`, `--ephemeral`, …).
     pub fn start_with(args: &[&str]) -> Emulator {
         let data = tempfile::Builder::new()
             .prefix("ecs-emulator-data-")
             .tempdir()
             .expect("create a data directory");
+        Emulator::start_in(data, args)
+    }
+
+    /// Starts the emulator on the data directory `data` (created by the test, e.g. on a small
+    /// tmpfs), with extra flags.
+    pub fn start_in(data: tempfile::TempDir, args: &[&str]) -> Emulator {
+        Emulator::start_in_with_env(data, args, &[])
+    }
+
+    /// Starts the emulator with extra flags and environment variables (`DOCKER_HOST` pointing
+    /// at a proxy the test controls, …).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Emulator {
+        let data = tempfile::Builder::new()
+            .prefix("ecs-emulator-data-")
+            .tempdir()
+            .expect("create a data directory");
+        Emulator::start_in_with_env(data, args, env)
+    }
+
+    fn start_in_with_env(data: tempfile::TempDir, args: &[&str], env: &[(&str, &str)]) -> Emulator {
         let logs = tempfile::Builder::new()
             .prefix("ecs-emulator-logs-")
             .tempdir()
             .expect("create a log directory");
+        let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        // Under --strict-auth the control API takes a token: give one, so that raw() and the
+        // reset on drop can use it.
+        let given = args
+            .iter()
+            .position(|a| a == "--admin-token")
+            .and_then(|i| args.get(i + 1).cloned());
+        let admin_token = match given {
+            Some(t) => Some(t),
+            None if args.iter().any(|a| a == "--strict-auth") => {
+                let t = format!("test-admin-{}", std::process::id());
+                args.extend(["--admin-token".to_string(), t.clone()]);
+                Some(t)
+            }
+            None => None,
+        };
         let mut emulator = Emulator {
             child: None,
             port: 0,
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args,
             data,
             logs,
             starts: 0,
+            admin_token,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         emulator.spawn();
         emulator
@@ -115,7 +216,9 @@ impl Emulator {
             .env_remove("ECS_EMULATOR_EPHEMERAL")
             .env_remove("ECS_EMULATOR_STRICT_AUTH")
             .env_remove("ECS_EMULATOR_AUTH_KEYS")
+            .env_remove("ECS_EMULATOR_ADMIN_TOKEN")
             .env("ECS_EMULATOR_LOG_LEVEL", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
@@ -195,8 +298,32 @@ impl Emulator {
         }
     }
 
+    /// Sends SIGTERM and waits (at most `limit`) for the process to exit: its exit status and how
+    /// long it took, or None when it was still running at `limit` (it is killed then).
+    pub fn terminate(&mut self, limit: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let mut child = self.child.take()?;
+        let started = std::time::Instant::now();
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM failed");
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some((status, started.elapsed()));
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Kills the process (SIGKILL) if it runs, then starts it again on the same data directory and
-    /// flags. The port changes.
+    /// flags (after [`Emulator::terminate`] too). The port changes.
     pub fn restart(&mut self) {
         self.kill9();
         self.spawn();
@@ -207,7 +334,13 @@ impl Emulator {
         aws_smithy_http_client::Builder::new().build_http()
     }
 
-    /// A raw HTTP request to the emulator (see [`http`]).
+    /// The admin token the control API takes (under --strict-auth, or --admin-token).
+    pub fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
+    /// A raw HTTP request to the emulator (see [`http`]). Requests to /_emulator/* carry the
+    /// admin token, when there is one, unless `headers` has an Authorization of its own.
     pub fn raw(
         &self,
         method: &str,
@@ -215,7 +348,17 @@ impl Emulator {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> RawResponse {
-        http(self.port, method, path, headers, body)
+        let bearer = self.admin_token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(b) = bearer.as_deref() {
+            let has_auth = headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+            if path.starts_with("/_emulator") && !has_auth {
+                all.push(("Authorization", b));
+            }
+        }
+        http(self.port, method, path, &all, body)
     }
 }
 
@@ -225,8 +368,14 @@ impl Drop for Emulator {
         // running containers behind; then stop it.
         if self.pid().is_some() {
             let port = self.port;
-            let _ =
-                std::panic::catch_unwind(move || http(port, "POST", "/_emulator/reset", &[], b""));
+            let bearer = self.admin_token.as_ref().map(|t| format!("Bearer {t}"));
+            let _ = std::panic::catch_unwind(move || {
+                let headers: Vec<(&str, &str)> = bearer
+                    .as_deref()
+                    .map(|b| vec![("Authorization", b)])
+                    .unwrap_or_default();
+                http(port, "POST", "/_emulator/reset", &headers, b"")
+            });
         }
         self.kill9();
     }
@@ -464,4 +613,315 @@ pub fn http_to(host: &str, port: u16, method: &str, path: &str) -> String {
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read the response");
     String::from_utf8_lossy(&parse_response(&raw).body).into_owned()
+}
+
+/// Polls `check` every 200 ms until it gives a value; panics after `secs` seconds naming `what`.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs the emulator binary as a client command against `emulator` (`--endpoint` set), e.g.
+/// `cli(&emu, &["fault", "list"])`.
+pub fn cli(emulator: &Emulator, args: &[&str]) -> std::process::Output {
+    Command::new(binary())
+        .args(args)
+        .arg("--endpoint")
+        .arg(emulator.endpoint())
+        .env_remove("ECS_EMULATOR_ENDPOINT")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary().display()))
+}
+
+/// How [`sign`] and [`presign`] sign: the SDKs' own signer (aws-sigv4) with these inputs.
+#[derive(Debug, Clone)]
+pub struct Signing {
+    pub service: String,
+    pub region: String,
+    pub time: std::time::SystemTime,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl Signing {
+    /// test/test in us-east-1, now.
+    pub fn new(service: &str) -> Signing {
+        Signing {
+            service: service.to_string(),
+            region: REGION.to_string(),
+            time: std::time::SystemTime::now(),
+            access_key: ACCESS_KEY.to_string(),
+            secret_key: SECRET_KEY.to_string(),
+        }
+    }
+
+    fn settings_and_identity(
+        &self,
+    ) -> (
+        aws_sigv4::http_request::SigningSettings,
+        aws_smithy_runtime_api::client::identity::Identity,
+    ) {
+        let identity = aws_credential_types::Credentials::new(
+            self.access_key.clone(),
+            self.secret_key.clone(),
+            None,
+            None,
+            "sdk-tests",
+        )
+        .into();
+        (
+            aws_sigv4::http_request::SigningSettings::default(),
+            identity,
+        )
+    }
+}
+
+/// The headers (Authorization, X-Amz-Date) that sign a request to the emulator on `port` as an
+/// SDK would: `headers` (the Host [`http`] sends is added) and `body` are covered.
+pub fn sign(
+    port: u16,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    s: &Signing,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest};
+    let (settings, identity) = s.settings_and_identity();
+    let params: aws_sigv4::http_request::SigningParams =
+        aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&s.region)
+            .name(&s.service)
+            .time(s.time)
+            .settings(settings)
+            .build()
+            .expect("signing params")
+            .into();
+    let host = format!("127.0.0.1:{port}");
+    let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
+    all.extend_from_slice(headers);
+    let signable = SignableRequest::new(
+        method,
+        format!("http://{host}{path_and_query}"),
+        all.into_iter(),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("sign").into_parts();
+    let (headers, _) = instructions.into_parts();
+    headers
+        .into_iter()
+        .map(|h| (h.name().to_string(), h.value().to_string()))
+        .collect()
+}
+
+/// A presigned `path_and_query` (GET, no body) valid for `expires` from `s.time`.
+pub fn presign(port: u16, path_and_query: &str, expires: Duration, s: &Signing) -> String {
+    use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SignatureLocation};
+    let (mut settings, identity) = s.settings_and_identity();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires);
+    let params: aws_sigv4::http_request::SigningParams =
+        aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&s.region)
+            .name(&s.service)
+            .time(s.time)
+            .settings(settings)
+            .build()
+            .expect("signing params")
+            .into();
+    let host = format!("127.0.0.1:{port}");
+    let uri = format!("http://{host}{path_and_query}");
+    let signable = SignableRequest::new(
+        "GET",
+        uri.clone(),
+        [("host", host.as_str())].into_iter(),
+        SignableBody::Bytes(b""),
+    )
+    .expect("signable request");
+    let (instructions, _) = sign(signable, &params).expect("presign").into_parts();
+    let (_, query) = instructions.into_parts();
+    let mut out = path_and_query.to_string();
+    for (k, v) in query {
+        out.push(if out.contains('?') { '&' } else { '?' });
+        out.push_str(&format!("{}={}", uri_encode(k), uri_encode(&v)));
+    }
+    out
+}
+
+/// Percent-encodes all but SigV4's unreserved characters.
+fn uri_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The hex SHA-256 of a body (for x-amz-content-sha256).
+pub fn sha256_hex(body: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(body))
+}
+
+/// The emulator's container image, built from [`binary`] by fixtures/build-emulator-image.sh
+/// (FROM scratch, nothing pulled) under a tag of its own, and removed when dropped.
+pub struct EmulatorImage {
+    /// `ecs-emulator-test/emulator`
+    pub name: String,
+    /// Unique to this test process.
+    pub tag: String,
+    _context: tempfile::TempDir,
+}
+
+impl EmulatorImage {
+    /// Builds `ecs-emulator-test/emulator:<what>-<pid>` (bounded: 180 s).
+    pub fn build(what: &str) -> EmulatorImage {
+        let bin = binary();
+        assert!(bin.is_file(), "build the emulator first: {}", bin.display());
+        let name = "ecs-emulator-test/emulator".to_string();
+        let tag = format!("{what}-{}", std::process::id());
+        let context = tempfile::Builder::new()
+            .prefix("ecs-emulator-image-")
+            .tempdir()
+            .expect("a context directory");
+        let out = Command::new("timeout")
+            .arg("180s")
+            .arg("bash")
+            .arg(workspace_dir().join("fixtures/build-emulator-image.sh"))
+            .arg(&bin)
+            .arg(format!("{name}:{tag}"))
+            .env("EMULATOR_IMAGE_CONTEXT", context.path().join("ctx"))
+            .output()
+            .expect("bash");
+        let image = EmulatorImage {
+            name,
+            tag,
+            _context: context,
+        };
+        assert!(
+            out.status.success(),
+            "image build failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        image
+    }
+
+    /// `name:tag`.
+    pub fn reference(&self) -> String {
+        format!("{}:{}", self.name, self.tag)
+    }
+}
+
+impl Drop for EmulatorImage {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rmi", "-f", &self.reference()])
+            .output();
+    }
+}
+
+/// Removes, when dropped, every container, network and volume carrying the emulator owner label
+/// `ecs-emulator.owner=<owner>`: what a containerised emulator's tasks leave when a test fails
+/// before its reset.
+pub struct OwnerCleanup(pub Option<String>);
+
+impl Drop for OwnerCleanup {
+    fn drop(&mut self) {
+        let Some(owner) = &self.0 else { return };
+        let filter = format!("label=ecs-emulator.owner={owner}");
+        let list = |args: &[&str]| -> Vec<String> {
+            Command::new("docker")
+                .args(args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .lines()
+                        .filter(|l| !l.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for id in list(&["ps", "-aq", "--filter", &filter]) {
+            let _ = Command::new("docker").args(["rm", "-f", &id]).output();
+        }
+        for id in list(&["network", "ls", "-q", "--filter", &filter]) {
+            let _ = Command::new("docker").args(["network", "rm", &id]).output();
+        }
+        for id in list(&["volume", "ls", "-q", "--filter", &filter]) {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &id])
+                .output();
+        }
+    }
+}
+
+/// Registers a t3.medium container instance (in us-east-1a) in `cluster` and runs one bridge task
+/// of family `family` whose busybox container prints its task metadata (retrying for up to 10 s),
+/// then sleeps `sleep_secs`; returns the task's ARN. The tests of the containerised emulator
+/// (compose, testcontainers) use it to show that task endpoints work from there.
+pub async fn run_metadata_probe(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    family: &str,
+    sleep_secs: u32,
+) -> String {
+    use aws_sdk_ecs::types::{ContainerDefinition, NetworkMode};
+    ecs.register_container_instance()
+        .cluster(cluster)
+        .instance_identity_document(
+            r#"{"instanceType":"t3.medium","availabilityZone":"us-east-1a"}"#,
+        )
+        .send()
+        .await
+        .expect("register container instance");
+    let script = format!(
+        "for i in 1 2 3 4 5 6 7 8 9 10; do wget -qO- $ECS_CONTAINER_METADATA_URI_V4/task && break; sleep 1; done; echo; sleep {sleep_secs}"
+    );
+    ecs.register_task_definition()
+        .family(family)
+        .network_mode(NetworkMode::Bridge)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("probe")
+                .image("ecs-emulator-test/busybox:latest")
+                .memory(64)
+                .essential(true)
+                .command("sh")
+                .command("-c")
+                .command(script)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register task definition");
+    let run = ecs
+        .run_task()
+        .cluster(cluster)
+        .task_definition(family)
+        .send()
+        .await
+        .expect("run task");
+    run.tasks()[0].task_arn().expect("task arn").to_string()
 }

@@ -143,7 +143,7 @@ pub struct BlobStore {
 impl Drop for BlobStore {
     fn drop(&mut self) {
         if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.root);
+            crate::tempdirs::remove(&self.root);
         }
     }
 }
@@ -158,16 +158,22 @@ impl BlobStore {
     }
 
     /// A store in a fresh directory under the system's temporary directory, removed on drop.
+    /// The stores of processes that are gone (killed, so never dropped) are removed first.
     pub fn temporary() -> BlobStore {
-        let root = std::env::temp_dir().join(format!(
-            "ecs-emulator-blobs-{}-{}",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ));
         BlobStore {
-            root,
+            root: crate::tempdirs::fresh(TEMPORARY_PREFIX),
             temporary: true,
         }
+    }
+
+    /// Removes every blob and upload (a reset: no image is left). A temporary store's whole
+    /// directory goes.
+    pub fn remove_all(&self) -> io::Result<GcReport> {
+        let report = self.gc(&HashSet::new(), Duration::ZERO)?;
+        if self.temporary {
+            crate::tempdirs::remove(&self.root);
+        }
+        Ok(report)
     }
 
     pub fn root(&self) -> &Path {
@@ -337,6 +343,8 @@ impl BlobStore {
         Ok(report)
     }
 }
+
+const TEMPORARY_PREFIX: &str = "ecs-emulator-blobs-";
 
 /// An upload in progress. Dropping it without [`Upload::finish`] removes its temporary file.
 #[derive(Debug)]

@@ -84,9 +84,7 @@ impl AutoScalingController {
     /// One reconciliation of every group (public for tests).
     pub fn pass(&self, now: f64) {
         scheduled::run_due(&self.asg, now);
-        let Some(ec2) = self.asg.ec2.get() else {
-            return;
-        };
+        let ec2 = &self.asg.ec2;
         let mut by_scope: HashMap<String, HashMap<String, Instance>> = HashMap::new();
         for (_, g) in self.asg.all_groups() {
             let scope = scope_of(&g);
@@ -103,9 +101,7 @@ impl AutoScalingController {
     /// Instances failing ELB health checks in any of the group's target groups.
     fn elb_unhealthy(&self, g: &Group) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
-        let Some(elb) = self.asg.elbv2.get() else {
-            return out;
-        };
+        let elb = &self.asg.elbv2;
         if g.health_check_type != "ELB" {
             return out;
         }
@@ -125,19 +121,22 @@ impl AutoScalingController {
         let unhealthy = self.elb_unhealthy(g);
         let refresh = misc::refresh_step(&self.asg, scope, g, now);
         let key = format!("{scope}{}", g.name);
-        let decided = self.asg.groups.transact(|t| {
-            let Some(stored) = t.get(&key).cloned() else {
-                return Ok(None);
-            };
-            let mut g = stored.clone();
-            let fx = plan(&mut g, instances, &unhealthy, &refresh, now);
-            if fx.remove_group {
-                t.remove(&key);
-            } else if g != stored {
-                t.put(&key, g.clone());
-            }
-            Ok(Some((g, fx)))
-        });
+        let decided = self
+            .asg
+            .groups
+            .transact::<_, crate::store::StoreError, _>(|t| {
+                let Some(stored) = t.get(&key).cloned() else {
+                    return Ok(None);
+                };
+                let mut g = stored.clone();
+                let fx = plan(&mut g, instances, &unhealthy, &refresh, now);
+                if fx.remove_group {
+                    t.remove(&key);
+                } else if g != stored {
+                    t.put(&key, g.clone());
+                }
+                Ok(Some((g, fx)))
+            });
         let Ok(Some((g, fx))) = decided else {
             return;
         };
@@ -167,11 +166,9 @@ impl AutoScalingController {
             now,
             access_key: None,
         };
-        if let Some(ec2) = self.asg.ec2.get() {
-            if !fx.terminate.is_empty() {
-                if let Err(e) = ec2.terminate(&ctx, &fx.terminate) {
-                    tracing::warn!(group = %g.name, error = %e.message, "terminating instances");
-                }
+        if !fx.terminate.is_empty() {
+            if let Err(e) = self.asg.ec2.terminate(&ctx, &fx.terminate) {
+                tracing::warn!(group = %g.name, error = %e.message, "terminating instances");
             }
         }
         self.targets(g, &fx.deregister, false);
@@ -183,9 +180,7 @@ impl AutoScalingController {
 
     /// Registers (or deregisters) instances in every target group of the group.
     fn targets(&self, g: &Group, ids: &[String], register: bool) {
-        let Some(elb) = self.asg.elbv2.get() else {
-            return;
-        };
+        let elb = &self.asg.elbv2;
         if ids.is_empty() {
             return;
         }
@@ -212,126 +207,199 @@ impl AutoScalingController {
         }
     }
 
-    /// RunInstances input for one instance of the group.
-    fn launch_input(&self, scope: &str, g: &Group, req: &LaunchReq) -> Value {
-        let mut input = match (&g.launch_template, &g.launch_configuration, &req.template) {
-            (_, _, Some(t)) => json!({"LaunchTemplate": t}),
-            (Some(lt), _, _) => {
-                json!({"LaunchTemplate": {"LaunchTemplateId": lt.id, "Version": lt.version}})
-            }
-            (None, Some(lc), _) => self
-                .asg
-                .launch_configs
-                .get(&format!("{scope}{lc}"))
-                .map(|lc| launch_configs::run_input(&lc))
-                .unwrap_or(json!({})),
-            _ => json!({}),
-        };
-        input["MinCount"] = json!(1);
-        input["MaxCount"] = json!(1);
-        input["SubnetId"] = json!(subnet_id(&req.subnet));
-        if let Some(t) = &req.instance_type {
-            input["InstanceType"] = json!(t);
-        }
-        if req.spot {
-            input["InstanceMarketOptions"] = json!({"MarketType": "spot"});
-        }
-        let tags: Vec<Value> = g
-            .tags
-            .iter()
-            .filter(|t| t.propagate)
-            .map(|t| json!({"Key": t.key, "Value": t.value}))
-            .collect();
-        if !tags.is_empty() {
-            input["TagSpecifications"] = json!([{"ResourceType": "instance", "Tags": tags}]);
-        }
-        input
-    }
-
     fn launch(&self, scope: &str, g: &Group, ctx: &Ctx, reqs: &[LaunchReq], cause: &str) {
-        let Some(ec2) = self.asg.ec2.get() else {
-            return;
-        };
-        let system_tags =
-            BTreeMap::from([("aws:autoscaling:groupName".to_string(), g.name.clone())]);
-        let mut members = Vec::new();
-        let mut acts = Vec::new();
-        let mut failed = false;
-        for req in reqs {
-            let details = json!({"Subnet ID": subnet_id(&req.subnet), "Availability Zone": req.az});
-            match ec2.launch(ctx, self.launch_input(scope, g, req), &system_tags) {
-                Ok(launched) => {
-                    for i in launched {
-                        let a = new_activity(
-                            &g.name,
-                            &g.arn,
-                            format!("Launching a new EC2 instance: {}", i.instance_id),
-                            cause.to_string(),
-                            ctx.now,
-                            "PreInService",
-                            details.clone(),
-                        );
-                        members.push(Member {
-                            id: i.instance_id.clone(),
-                            az: i.availability_zone.clone(),
-                            subnet: req.subnet.clone(),
-                            state: "Pending".into(),
-                            health: "Healthy".into(),
-                            protected: g.protect_new,
-                            launch_template: i.launch_template.as_ref().map(|r| LtSpec {
-                                id: r.id.clone(),
-                                name: r.name.clone(),
-                                version: r.version.to_string(),
-                            }),
-                            launch_configuration: g.launch_configuration.clone(),
-                            instance_type: i.instance_type.clone(),
-                            image_id: i.image_id.clone(),
-                            launched: ctx.now,
-                            since: ctx.now,
-                            wait: None,
-                            spot: i.instance_lifecycle.as_deref() == Some("spot"),
-                            weighted_capacity: req.weighted.clone(),
-                            activity: Some(a.id.clone()),
-                            replace: false,
-                            unhealthy_reason: None,
-                            registered: false,
-                        });
-                        acts.push(a);
-                    }
-                }
-                Err(e) => {
-                    let mut a = new_activity(
-                        &g.name,
-                        &g.arn,
-                        "Launching a new EC2 instance.  Status Reason: ".to_string() + &e.message,
-                        cause.to_string(),
-                        ctx.now,
-                        "Failed",
-                        details,
-                    );
-                    a.message = Some(e.message.clone());
-                    acts.push(a);
-                    failed = true;
-                    break;
-                }
-            }
-        }
+        let (members, acts, error) = launch_members(&self.asg, scope, g, ctx, reqs, cause);
         let _ = save_in(&self.asg, scope, &acts);
         let key = format!("{scope}{}", g.name);
-        let _ = self.asg.groups.transact(|t| {
-            let Some(mut stored) = t.get(&key).cloned() else {
-                return Ok(());
-            };
-            for m in &members {
-                stored.instances.insert(m.id.clone(), m.clone());
-            }
-            if failed {
-                stored.retry_after = ctx.now + LAUNCH_RETRY_S;
-            }
-            t.put(&key, stored);
-            Ok(())
-        });
+        let _ = self
+            .asg
+            .groups
+            .transact::<_, crate::store::StoreError, _>(|t| {
+                let Some(mut stored) = t.get(&key).cloned() else {
+                    return Ok(());
+                };
+                for m in &members {
+                    stored.instances.insert(m.id.clone(), m.clone());
+                }
+                if error.is_some() {
+                    stored.retry_after = ctx.now + LAUNCH_RETRY_S;
+                }
+                t.put(&key, stored);
+                Ok(())
+            });
     }
+}
+
+/// Launches `reqs` through EC2 (stopping at the first failure); returns the new members, their
+/// activities (not saved yet) and the failure. The caller adds the members to the group.
+fn launch_members(
+    asg: &AutoScaling,
+    scope: &str,
+    g: &Group,
+    ctx: &Ctx,
+    reqs: &[LaunchReq],
+    cause: &str,
+) -> (Vec<Member>, Vec<Activity>, Option<String>) {
+    let ec2 = &asg.ec2;
+    let system_tags = BTreeMap::from([("aws:autoscaling:groupName".to_string(), g.name.clone())]);
+    let mut members = Vec::new();
+    let mut acts = Vec::new();
+    let mut failed = None;
+    for req in reqs {
+        let details = json!({"Subnet ID": subnet_id(&req.subnet), "Availability Zone": req.az});
+        match ec2.launch(ctx, launch_input(asg, scope, g, req), &system_tags) {
+            Ok(launched) => {
+                for i in launched {
+                    let a = new_activity(
+                        &g.name,
+                        &g.arn,
+                        format!("Launching a new EC2 instance: {}", i.instance_id),
+                        cause.to_string(),
+                        ctx.now,
+                        "PreInService",
+                        details.clone(),
+                    );
+                    members.push(Member {
+                        id: i.instance_id.clone(),
+                        az: i.availability_zone.clone(),
+                        subnet: req.subnet.clone(),
+                        state: "Pending".into(),
+                        health: "Healthy".into(),
+                        protected: g.protect_new,
+                        launch_template: i.launch_template.as_ref().map(|r| LtSpec {
+                            id: r.id.clone(),
+                            name: r.name.clone(),
+                            version: r.version.to_string(),
+                        }),
+                        launch_configuration: g.launch_configuration.clone(),
+                        instance_type: i.instance_type.clone(),
+                        image_id: i.image_id.clone(),
+                        launched: ctx.now,
+                        since: ctx.now,
+                        wait: None,
+                        spot: i.instance_lifecycle.as_deref() == Some("spot"),
+                        weighted_capacity: req.weighted.clone(),
+                        activity: Some(a.id.clone()),
+                        replace: false,
+                        unhealthy_reason: None,
+                        registered: false,
+                    });
+                    acts.push(a);
+                }
+            }
+            Err(e) => {
+                let mut a = new_activity(
+                    &g.name,
+                    &g.arn,
+                    "Launching a new EC2 instance.  Status Reason: ".to_string() + &e.message,
+                    cause.to_string(),
+                    ctx.now,
+                    "Failed",
+                    details,
+                );
+                a.message = Some(e.message.clone());
+                acts.push(a);
+                failed = Some(e.message.clone());
+                break;
+            }
+        }
+    }
+    (members, acts, failed)
+}
+
+/// What LaunchInstances launched: the members, and the failure (with where it was tried).
+pub struct Launched {
+    pub members: Vec<Member>,
+    pub error: Option<LaunchError>,
+}
+
+pub struct LaunchError {
+    pub subnet: String,
+    pub az: String,
+    pub spot: bool,
+    pub message: String,
+}
+
+/// LaunchInstances: `n` instances launched now into the group (only in `zone` when given),
+/// balanced and split On-Demand/Spot like the group's own launches. The desired capacity grows by
+/// the number launched, or by `n` when `retry` (RetryStrategy retry-with-group-configuration:
+/// the group launches the rest itself).
+pub fn launch_now(
+    asg: &AutoScaling,
+    ctx: &Ctx,
+    group: &str,
+    n: usize,
+    zone: Option<&str>,
+    retry: bool,
+) -> Result<Launched, crate::protocol::AwsError> {
+    let scope = ctx.scope();
+    let g = asg.group(&scope, group)?;
+    let mut within = g.clone();
+    if let Some(z) = zone {
+        within.zones.retain(|x| x == z);
+    }
+    let reqs = launch_requests(&within, n);
+    let cause = format!(
+        "At {} an instance was started in response to a user request to launch instances.",
+        iso(ctx.now)
+    );
+    let (members, acts, failed) = launch_members(asg, &scope, &g, ctx, &reqs, &cause);
+    let _ = save_in(asg, &scope, &acts);
+    let grow = if retry { n } else { members.len() } as i64;
+    asg.update_group(&scope, group, |stored| {
+        for m in &members {
+            stored.instances.insert(m.id.clone(), m.clone());
+        }
+        stored.desired = (stored.desired + grow).min(stored.max);
+        Ok(())
+    })?;
+    let error = failed.map(|message| {
+        let req = reqs.get(members.len()).or(reqs.first());
+        LaunchError {
+            subnet: req
+                .map(|r| subnet_id(&r.subnet).to_string())
+                .unwrap_or_default(),
+            az: req.map(|r| r.az.clone()).unwrap_or_default(),
+            spot: req.is_some_and(|r| r.spot),
+            message,
+        }
+    });
+    Ok(Launched { members, error })
+}
+
+/// RunInstances input for one instance of the group.
+fn launch_input(asg: &AutoScaling, scope: &str, g: &Group, req: &LaunchReq) -> Value {
+    let mut input = match (&g.launch_template, &g.launch_configuration, &req.template) {
+        (_, _, Some(t)) => json!({"LaunchTemplate": t}),
+        (Some(lt), _, _) => {
+            json!({"LaunchTemplate": {"LaunchTemplateId": lt.id, "Version": lt.version}})
+        }
+        (None, Some(lc), _) => asg
+            .launch_configs
+            .get(&format!("{scope}{lc}"))
+            .map(|lc| launch_configs::run_input(&lc))
+            .unwrap_or(json!({})),
+        _ => json!({}),
+    };
+    input["MinCount"] = json!(1);
+    input["MaxCount"] = json!(1);
+    input["SubnetId"] = json!(subnet_id(&req.subnet));
+    if let Some(t) = &req.instance_type {
+        input["InstanceType"] = json!(t);
+    }
+    if req.spot {
+        input["InstanceMarketOptions"] = json!({"MarketType": "spot"});
+    }
+    let tags: Vec<Value> = g
+        .tags
+        .iter()
+        .filter(|t| t.propagate)
+        .map(|t| json!({"Key": t.key, "Value": t.value}))
+        .collect();
+    if !tags.is_empty() {
+        input["TagSpecifications"] = json!([{"ResourceType": "instance", "Tags": tags}]);
+    }
+    input
 }
 
 fn is_gone(i: Option<&Instance>) -> bool {
@@ -558,20 +626,60 @@ fn plan(
         .trim_start()
         .to_string();
     } else if active > g.desired && !g.suspended("Terminate") {
+        if g.rebalancing && launching(g) {
+            // The rebalancing launch first goes in service.
+            return fx;
+        }
         let victims = choose_victims(g, (active - g.desired) as usize);
-        let cause = format!(
-            "{}  At {t} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {active} to {}.",
-            g.cause, g.desired
-        )
-        .trim_start()
-        .to_string();
+        let cause = if std::mem::take(&mut g.rebalancing) {
+            format!("At {t} an instance was taken out of service to aid in balancing the group's zones.")
+        } else {
+            format!(
+                "{}  At {t} an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from {active} to {}.",
+                g.cause, g.desired
+            )
+            .trim_start()
+            .to_string()
+        };
         for id in victims {
             if let Some(a) = start_termination(g, &id, now, cause.clone(), false) {
                 fx.new_activities.push(a);
             }
         }
+    } else if active == g.desired && rebalance_due(g, now) {
+        fx.launches = launch_requests(g, 1);
+        fx.launch_cause =
+            format!("At {t} an instance was launched to aid in balancing the group's zones.");
+        g.rebalancing = !fx.launches.is_empty();
     }
     fx
+}
+
+/// Members still on their way in service.
+fn launching(g: &Group) -> bool {
+    g.instances.values().any(|m| m.state.starts_with("Pending"))
+}
+
+/// AZRebalance: the group's zones hold a different number of instances by more than one, and
+/// nothing is launching or terminating. AWS launches in the zone with the fewest before it
+/// terminates in the zone with the most, so capacity never drops.
+fn rebalance_due(g: &Group, now: f64) -> bool {
+    if g.suspended("AZRebalance") || g.suspended("Launch") || g.suspended("Terminate") {
+        return false;
+    }
+    if g.deleting
+        || now < g.retry_after
+        || launching(g)
+        || g.instances.values().any(|m| m.terminating())
+    {
+        return false;
+    }
+    let counts = per_zone(g);
+    let (Some(most), Some(fewest)) = (counts.values().max(), counts.values().min()) else {
+        return false;
+    };
+    // Only instances that may be terminated can be moved.
+    most - fewest > 1 && g.instances.values().any(|m| m.counts() && !m.protected)
 }
 
 /// Members counting towards capacity per zone of the group.

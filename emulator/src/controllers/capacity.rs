@@ -141,7 +141,8 @@ impl CapacityController {
             .next()
             .map(|m| m.instance_type.clone());
         if itype.is_none() {
-            if let (Some(lt), Some(ec2)) = (&group.launch_template, self.asg.ec2.get()) {
+            if let Some(lt) = &group.launch_template {
+                let ec2 = &self.asg.ec2;
                 let (account, region) = {
                     let c = Self::ctx(scope, 0.0);
                     (c.account, c.region)
@@ -161,8 +162,8 @@ impl CapacityController {
         }
         let t = itype
             .as_deref()
-            .and_then(crate::services::ecs::instance_types::lookup)
-            .or_else(|| crate::services::ecs::instance_types::lookup("m5.large"));
+            .and_then(crate::services::ec2::instance_types::lookup)
+            .or_else(|| crate::services::ec2::instance_types::lookup("m5.large"));
         t.map(|t| (t.registered_cpu(), t.registered_memory()))
             .unwrap_or((2048, 7680))
     }
@@ -192,6 +193,10 @@ impl CapacityController {
             .ecs
             .instances_needed(scope, cluster, &p.name, cpu, memory);
         let n = group.capacity();
+        self.asg
+            .managed_needed
+            .lock()
+            .insert(format!("{scope}{}", p.asg_name), m);
         let value = if n == 0 {
             if m > 0 {
                 200.0

@@ -103,9 +103,7 @@ pub fn attributes(
 /// One scheduler pass: registers running tasks, deregisters tasks that no longer run (or are
 /// gone), and keeps custom health in step with container health.
 pub fn sync(ecs: &Ecs, svc: &EcsService, tasks: &[Task], now: f64) {
-    let Some(cm) = ecs.cloudmap.get() else {
-        return;
-    };
+    let cm = &ecs.cloudmap;
     if svc.service_registries.is_empty() {
         return;
     }
@@ -160,9 +158,7 @@ fn register(
 
 /// Before a task stops: removes it from its service's registries (DNS and DiscoverInstances).
 pub fn deregister_task(ecs: &Ecs, task: &Task, now: f64) {
-    let Some(cm) = ecs.cloudmap.get() else {
-        return;
-    };
+    let cm = &ecs.cloudmap;
     let Some(name) = task.group.strip_prefix("service:") else {
         return;
     };
@@ -219,7 +215,7 @@ mod tests {
     #[tokio::test]
     async fn running_tasks_register_follow_container_health_and_leave_when_stopped() {
         let deps = Deps::for_tests();
-        let r = crate::services::build(&deps);
+        let r = crate::app::build(&deps);
         let ecs: Arc<Ecs> = r.handle().expect("ecs");
         let cm: Arc<CloudMap> = r.handle().expect("cloud map");
         let ctx = Ctx::for_tests();

@@ -11,6 +11,7 @@
 //!   deregistered (INACTIVE).
 
 use crate::clock::Clock;
+use crate::faults::network::Network;
 use crate::services::ec2::{Ec2, Instance};
 use crate::services::ecs::{ContainerInstance, Ecs, InstanceLaunch};
 use crate::services::Ctx;
@@ -156,15 +157,23 @@ pub struct InstanceAgent {
     pub clock: Clock,
     /// Instances whose registration failed, so a missing cluster is logged once.
     warned: parking_lot::Mutex<HashSet<String>>,
+    /// Faults: an instance in a downed Availability Zone stays disconnected.
+    network: Option<Arc<Network>>,
 }
 
 impl InstanceAgent {
-    pub fn new(ec2: Arc<Ec2>, ecs: Arc<Ecs>, clock: Clock) -> Arc<InstanceAgent> {
+    pub fn new(
+        ec2: Arc<Ec2>,
+        ecs: Arc<Ecs>,
+        clock: Clock,
+        network: Option<Arc<Network>>,
+    ) -> Arc<InstanceAgent> {
         Arc::new(InstanceAgent {
             ec2,
             ecs,
             clock,
             warned: parking_lot::Mutex::new(HashSet::new()),
+            network,
         })
     }
 
@@ -238,21 +247,34 @@ impl InstanceAgent {
         regs: &[(String, ContainerInstance)],
     ) -> Result<(), crate::protocol::AwsError> {
         if !regs.is_empty() {
+            if self
+                .network
+                .as_ref()
+                .is_some_and(|n| n.holds(&i.instance_id))
+            {
+                return Ok(());
+            }
             // Reconnect after a start; a deregistered instance's agent stays stopped.
             for (key, c) in regs {
                 if c.status != "INACTIVE" && !c.agent_connected {
-                    self.ecs.instances.transact(|t| {
-                        if let Some(c) = t.get_mut(key) {
-                            if c.status != "INACTIVE" && !c.agent_connected {
-                                c.agent_connected = true;
-                                c.version += 1;
+                    self.ecs
+                        .instances
+                        .transact::<_, crate::store::StoreError, _>(|t| {
+                            if let Some(c) = t.get_mut(key) {
+                                if c.status != "INACTIVE" && !c.agent_connected {
+                                    c.agent_connected = true;
+                                    c.version += 1;
+                                }
                             }
-                        }
-                        Ok(())
-                    })?;
+                            Ok(())
+                        })?;
                     self.ecs.wake_agent();
                 }
             }
+            return Ok(());
+        }
+        if i.recorded_from_agent {
+            // Its agent registered by itself (an identity document): nothing boots here.
             return Ok(());
         }
         let cfg = parse_user_data(i.user_data.as_deref().unwrap_or_default());
@@ -324,17 +346,19 @@ impl InstanceAgent {
                 "TerminationNotice",
                 &reason,
             )?;
-            self.ecs.instances.transact(|t| {
-                if let Some(c) = t.get_mut(key) {
-                    c.agent_connected = false;
-                    if terminated {
-                        c.status = "INACTIVE".into();
-                        c.deregistered_at = Some(ctx.now);
+            self.ecs
+                .instances
+                .transact::<_, crate::store::StoreError, _>(|t| {
+                    if let Some(c) = t.get_mut(key) {
+                        c.agent_connected = false;
+                        if terminated {
+                            c.status = "INACTIVE".into();
+                            c.deregistered_at = Some(ctx.now);
+                        }
+                        c.version += 1;
                     }
-                    c.version += 1;
-                }
-                Ok(())
-            })?;
+                    Ok(())
+                })?;
             tracing::info!(instance = %i.instance_id, container_instance = %c.arn, %reason, "host gone");
             self.ecs.wake_agent();
         }

@@ -61,7 +61,7 @@ fn scope(arn: &str) -> (String, String) {
 pub fn register(elbv2: &Elbv2, svc: &EcsService, task: &Task) -> Vec<LbTarget> {
     let (account, region) = scope(&task.arn);
     let mut out = Vec::new();
-    for lb in &svc.load_balancers {
+    for lb in svc.load_balancers_for(task) {
         let Some((group, spec)) = target_for(task, lb) else {
             continue;
         };
@@ -100,12 +100,12 @@ fn health_of<'a>(all: &'a [(String, Vec<TargetHealth>)], t: &LbTarget) -> Option
         .find(|h| h.id == t.id && t.port.is_none_or(|p| h.port == p))
 }
 
-/// The health of every target group a service uses, read once per pass.
+/// The health of every target group a service (or one of its task sets) uses, read once per
+/// pass.
 pub fn service_health(elbv2: &Elbv2, svc: &EcsService) -> Vec<(String, Vec<TargetHealth>)> {
     let (account, region) = scope(&svc.arn);
-    svc.load_balancers
-        .iter()
-        .filter_map(|lb| lb.target_group_arn.as_deref())
+    svc.target_group_arns()
+        .into_iter()
         .filter_map(|g| {
             elbv2
                 .target_health(&account, &region, g)

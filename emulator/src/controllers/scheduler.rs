@@ -6,18 +6,20 @@
 
 use super::lb_targets::{self, TaskLbHealth};
 use crate::clock::Clock;
+use crate::services::ecs::model::StabilityStatus;
 use crate::services::ecs::model::{
     DeploymentStatus, HealthStatus, PlacementStrategy, PropagateTags, RolloutState,
     SchedulingStrategy, ServiceStatus,
 };
 use crate::services::ecs::placement::{self, Failure};
 use crate::services::ecs::services::deployment_id;
+use crate::services::ecs::task_sets::TaskSet;
 use crate::services::ecs::tasks::mark_stopping;
 use crate::services::ecs::{Deployment, Ecs, EcsService, LaunchSpec, Target, Task};
 use crate::services::elbv2::Elbv2;
 use crate::services::Ctx;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,11 +43,15 @@ struct Stop {
 struct Actions {
     /// Running tasks that count as healthy (container and load balancer health).
     healthy: HashSet<String>,
+    /// Tasks whose definition gives an essential container a health check.
+    health_checked: HashSet<String>,
     events: Vec<String>,
     /// Tasks of the PRIMARY deployment to place.
     start: usize,
     /// Container instances that need a task of a DAEMON service.
     daemon_starts: Vec<String>,
+    /// Tasks to place per task set (id, count) of an EXTERNAL or CODE_DEPLOY service.
+    task_set_starts: Vec<(String, usize)>,
     stop: Vec<Stop>,
     /// A DRAINING service whose tasks have all stopped.
     inactive: bool,
@@ -67,7 +73,10 @@ impl Scheduler {
 
     pub async fn run(self: Arc<Self>) {
         loop {
-            self.pass();
+            {
+                let _inside = self.ecs.fence.enter().await;
+                self.pass();
+            }
             tokio::select! {
                 _ = self.ecs.scheduler_wakeup.notified() => {
                     // Let a burst of changes settle into one pass.
@@ -80,15 +89,24 @@ impl Scheduler {
 
     /// One reconciliation of every service that is not INACTIVE.
     pub fn pass(&self) {
+        let started = std::time::Instant::now();
         let services: Vec<(String, EcsService)> = self.ecs.services.read(|rows| {
             rows.iter()
                 .filter(|(_, s)| s.status != ServiceStatus::Inactive)
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect()
         });
+        let reconciled = services.len();
         for (key, svc) in services {
             self.reconcile(&key, svc);
         }
+        let took = started.elapsed();
+        tracing::trace!(
+            services = reconciled,
+            micros = took.as_micros() as u64,
+            "scheduler pass"
+        );
+        self.ecs.scheduler_passes.lock().record(reconciled, took);
     }
 
     fn ctx(&self, svc: &EcsService) -> Ctx {
@@ -110,52 +128,81 @@ impl Scheduler {
             .ecs
             .service_tasks(&ctx.scope(), &svc.cluster, &svc.name);
         let mut actions = Actions::default();
-        let lb = if svc.load_balancers.is_empty() {
+        let lb = if svc.target_group_arns().is_empty() {
             None
         } else {
-            self.ecs.elbv2.get().cloned()
+            Some(self.ecs.elbv2.clone())
         };
         if let Some(elbv2) = &lb {
             self.register_targets(&ctx, &svc, &mut tasks, elbv2, &mut actions);
         }
-        super::discovery::sync(&self.ecs, &svc, &tasks, ctx.now);
+        // Task sets' serviceRegistries are stored, not registered (docs/differences.md).
+        if !svc.uses_task_sets() {
+            super::discovery::sync(&self.ecs, &svc, &tasks, ctx.now);
+        }
+        actions.health_checked = self.health_checked(&tasks);
         observe_health(&ctx, &svc, &tasks, lb.as_deref(), &mut actions);
         if svc.status == ServiceStatus::Draining {
             plan_draining(&tasks, &mut actions);
+        } else if svc.uses_task_sets() {
+            let draining = self.ecs.draining_instances(&ctx.scope(), &svc.cluster);
+            plan_task_sets(&ctx, &svc, &tasks, &draining, &mut actions);
         } else if svc.scheduling_strategy == SchedulingStrategy::Daemon {
             let instances = self.ecs.cluster_instances(&ctx.scope(), &svc.cluster);
             plan_daemon(&instances, &tasks, &mut actions);
         } else {
-            let draining: HashSet<String> = self
-                .ecs
-                .cluster_instances(&ctx.scope(), &svc.cluster)
-                .into_iter()
-                .filter(|i| i.status == "DRAINING")
-                .map(|i| i.arn)
-                .collect();
+            let draining = self.ecs.draining_instances(&ctx.scope(), &svc.cluster);
             plan_replica(&ctx, &svc, &tasks, &draining, &mut actions);
         }
         self.apply(&ctx, key, &svc, &tasks, actions);
     }
 
+    /// The tasks whose definition has an essential container with a health check.
+    fn health_checked(&self, tasks: &[Task]) -> HashSet<String> {
+        let mut by_definition: HashMap<&str, bool> = HashMap::new();
+        tasks
+            .iter()
+            .filter(|t| {
+                *by_definition
+                    .entry(t.task_definition_arn.as_str())
+                    .or_insert_with(|| {
+                        self.ecs
+                            .task_definition_by_arn(&t.task_definition_arn)
+                            .is_some_and(|d| has_health_check(&d.body))
+                    })
+            })
+            .map(|t| t.arn.clone())
+            .collect()
+    }
+
     fn apply(&self, ctx: &Ctx, key: &str, svc: &EcsService, tasks: &[Task], actions: Actions) {
-        let Some(primary) = svc.primary().cloned() else {
-            return;
-        };
         let mut events = actions.events.clone();
         events.extend(self.apply_stops(ctx, svc, tasks, &actions.stop));
-        events.extend(self.apply_starts(ctx, svc, &primary, &actions));
+        if let Some(primary) = svc.primary() {
+            events.extend(self.apply_starts(ctx, svc, primary, tasks, &actions));
+        } else if svc.deployments.is_empty() {
+            events.extend(self.apply_task_set_starts(ctx, svc, tasks, &actions));
+        }
         let outcome = Outcome::of(tasks, &actions.healthy);
-        let _ = self.ecs.services.record(|t| {
-            if let Some(s) = t.get_mut(key) {
-                if actions.inactive {
-                    retire(s);
+        let draining = if svc.uses_task_sets() {
+            self.ecs.draining_instances(&ctx.scope(), &svc.cluster)
+        } else {
+            HashSet::new()
+        };
+        let _ = self
+            .ecs
+            .services
+            .record::<_, crate::store::StoreError, _>(|t| {
+                if let Some(s) = t.get_mut(key) {
+                    if actions.inactive {
+                        retire(s);
+                    }
+                    record_task_sets(s, &outcome, &draining, &actions.stop, ctx.now);
+                    record_deployments(s, &outcome, ctx.now, &mut events);
+                    add_events(s, ctx.now, events);
                 }
-                record_deployments(s, &outcome, ctx.now, &mut events);
-                add_events(s, ctx.now, events);
-            }
-            Ok(())
-        });
+                Ok(())
+            });
     }
 
     /// Marks tasks for stopping; returns the events to write.
@@ -174,15 +221,18 @@ impl Scheduler {
             }
             let id = stop.arn.rsplit('/').next().unwrap_or_default();
             let k = format!("{}{}/{}", ctx.scope(), svc.cluster, id);
-            let done = self.ecs.tasks.transact(|t| {
-                Ok(match t.get_mut(&k) {
-                    Some(task) if task.wanted() => {
-                        mark_stopping(task, ctx.now, STOP_CODE, &stop.reason);
-                        true
-                    }
-                    _ => false,
-                })
-            });
+            let done = self
+                .ecs
+                .tasks
+                .transact::<_, crate::store::StoreError, _>(|t| {
+                    Ok(match t.get_mut(&k) {
+                        Some(task) if task.wanted() => {
+                            mark_stopping(task, ctx.now, STOP_CODE, &stop.reason);
+                            true
+                        }
+                        _ => false,
+                    })
+                });
             if done.unwrap_or(false) {
                 stopped.push(&stop.arn);
             }
@@ -217,12 +267,21 @@ impl Scheduler {
         ctx: &Ctx,
         svc: &EcsService,
         primary: &Deployment,
+        tasks: &[Task],
         actions: &Actions,
     ) -> Vec<String> {
         let mut events = Vec::new();
         let mut started: Vec<String> = Vec::new();
         let mut placement_failure = None;
-        if actions.start > 0 {
+        let throttle = start_throttle(primary, tasks);
+        if throttle.is_some() && actions.start > 0 {
+            events.push(format!(
+                "(service {}) is unable to consistently start tasks successfully.",
+                svc.name
+            ));
+        }
+        let throttled = throttle.is_some_and(|t| ctx.now < t.until);
+        if actions.start > 0 && !throttled {
             let spec = launch_spec(svc, primary, actions.start, placement_target(svc));
             match self.ecs.launch(ctx, &spec) {
                 Ok(launched) => {
@@ -257,6 +316,64 @@ impl Scheduler {
         events
     }
 
+    /// Launches each task set's missing tasks (started by the task set's id); returns the events.
+    fn apply_task_set_starts(
+        &self,
+        ctx: &Ctx,
+        svc: &EcsService,
+        tasks: &[Task],
+        actions: &Actions,
+    ) -> Vec<String> {
+        let mut events = Vec::new();
+        let mut started: Vec<String> = Vec::new();
+        let mut placement_failure = None;
+        for (id, count) in &actions.task_set_starts {
+            let Some(ts) = svc.task_sets.iter().find(|ts| &ts.id == id) else {
+                continue;
+            };
+            // The throttle of repeated start failures applies per task set.
+            let as_deployment = Deployment {
+                id: ts.id.clone(),
+                ..Default::default()
+            };
+            let throttle = start_throttle(&as_deployment, tasks);
+            if throttle.is_some() {
+                events.push(format!(
+                    "(service {}) is unable to consistently start tasks successfully.",
+                    svc.name
+                ));
+            }
+            if throttle.is_some_and(|t| ctx.now < t.until) {
+                continue;
+            }
+            let spec = task_set_launch_spec(svc, ts, *count, placement_target(svc));
+            match self.ecs.launch(ctx, &spec) {
+                Ok(launched) => {
+                    if launched.tasks.is_empty() {
+                        placement_failure = Some(unplaceable(svc, launched.failures.first()));
+                    }
+                    started.extend(launched.tasks.iter().map(|t| t.arn.clone()));
+                }
+                Err(e) => {
+                    placement_failure = Some(format!(
+                        "(service {}) was unable to place a task. Reason: {}.",
+                        svc.name, e.message
+                    ))
+                }
+            }
+        }
+        if !started.is_empty() {
+            events.push(format!(
+                "(service {}) has started {} tasks: {}.",
+                svc.name,
+                started.len(),
+                task_list(started.iter().map(String::as_str))
+            ));
+        }
+        events.extend(placement_failure);
+        events
+    }
+
     /// Registers the targets of running tasks that have none yet (ECS registers after RUNNING).
     fn register_targets(
         &self,
@@ -277,12 +394,15 @@ impl Scheduler {
             }
             let k = format!("{}{}/{}", ctx.scope(), svc.cluster, t.id);
             let saved = registered.clone();
-            let _ = self.ecs.tasks.record(|tx| {
-                if let Some(task) = tx.get_mut(&k) {
-                    task.lb_targets = saved;
-                }
-                Ok(())
-            });
+            let _ = self
+                .ecs
+                .tasks
+                .record::<_, crate::store::StoreError, _>(|tx| {
+                    if let Some(task) = tx.get_mut(&k) {
+                        task.lb_targets = saved;
+                    }
+                    Ok(())
+                });
             t.lb_targets = registered;
             count += 1;
         }
@@ -298,9 +418,7 @@ impl Scheduler {
 }
 
 fn target_groups(svc: &EcsService) -> impl Iterator<Item = &str> {
-    svc.load_balancers
-        .iter()
-        .map(|lb| lb.target_group_arn.as_deref().unwrap_or_default())
+    svc.target_group_arns().into_iter()
 }
 
 /// "(task a) (task b)" from task ARNs.
@@ -348,13 +466,45 @@ fn observe_health(
             }
             Some(TaskLbHealth::Pending) => false,
             Some(TaskLbHealth::Healthy) => true,
-            None => lb.is_none(),
+            None => lb.is_none() || svc.load_balancers_for(t).is_empty(),
         };
         if healthy && t.is_running() && t.wanted() && t.computed_health() != HealthStatus::Unhealthy
         {
             actions.healthy.insert(t.arn.clone());
         }
     }
+}
+
+/// How long ECS waits after RUNNING before a task with neither a container health check nor a
+/// load balancer counts toward minimumHealthyPercent (API reference, DeploymentConfiguration).
+const SETTLE_WITHOUT_HEALTH_CHECK: f64 = 40.0;
+
+/// Whether a task given as healthy counts toward minimumHealthyPercent: with a container health
+/// check once it is HEALTHY; with a load balancer once the targets are healthy (already in
+/// `healthy`); with neither 40 s after it reached RUNNING.
+fn counts_toward_minimum(ctx: &Ctx, svc: &EcsService, t: &Task, actions: &Actions) -> bool {
+    if !actions.healthy.contains(&t.arn) {
+        return false;
+    }
+    if actions.health_checked.contains(&t.arn) {
+        return t.computed_health() == HealthStatus::Healthy;
+    }
+    !svc.load_balancers.is_empty()
+        || t.started_at
+            .is_some_and(|s| ctx.now - s >= SETTLE_WITHOUT_HEALTH_CHECK)
+}
+
+/// An essential container of the definition has a health check.
+fn has_health_check(definition: &Value) -> bool {
+    definition
+        .get("containerDefinitions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.get("essential").and_then(Value::as_bool) != Some(false)
+                && c.get("healthCheck").is_some_and(|h| !h.is_null())
+        })
 }
 
 /// A DRAINING service stops every task; once all are stopped it becomes INACTIVE.
@@ -411,13 +561,13 @@ fn plan_replica(
     let healthy = wanted
         .iter()
         .chain(to_move.iter())
-        .filter(|t| actions.healthy.contains(&t.arn))
+        .filter(|t| counts_toward_minimum(ctx, svc, t, actions))
         .count() as i64;
     // Tasks on draining instances stop once enough healthy ones run elsewhere (pending ones at
     // once).
     let mut can_move = healthy - min_healthy;
     for t in &to_move {
-        if t.is_running() && actions.healthy.contains(&t.arn) {
+        if t.is_running() && counts_toward_minimum(ctx, svc, t, actions) {
             if can_move <= 0 {
                 continue;
             }
@@ -481,6 +631,99 @@ fn plan_replica(
     }
 }
 
+/// EXTERNAL and CODE_DEPLOY: each task set runs its computedDesiredCount (the service's desired
+/// count × its scale, rounded up) of tasks, started by the task set's id. There is no rolling
+/// update between task sets (the deployment tool moves traffic and scale itself): missing tasks
+/// start, extra ones stop (pending first), tasks of DRAINING task sets and tasks of no task set
+/// stop, tasks failing container health checks (after the grace period) and tasks on DRAINING
+/// container instances are replaced.
+fn plan_task_sets(
+    ctx: &Ctx,
+    svc: &EcsService,
+    tasks: &[Task],
+    draining: &HashSet<String>,
+    actions: &mut Actions,
+) {
+    let grace = svc.health_check_grace_period.unwrap_or(0) as f64;
+    for t in tasks.iter().filter(|t| t.wanted() && !t.is_stopped()) {
+        if svc.task_set_of(t).is_none() {
+            actions.stop(t, "Task set deleted");
+        }
+    }
+    for ts in &svc.task_sets {
+        let reason = scaling_reason(&Deployment {
+            id: ts.id.clone(),
+            ..Default::default()
+        });
+        let mut keep: Vec<&Task> = Vec::new();
+        for t in tasks.iter().filter(|t| {
+            t.wanted() && !t.is_stopped() && svc.task_set_of(t).is_some_and(|o| o.id == ts.id)
+        }) {
+            let past_grace = t.started_at.is_some_and(|s| ctx.now - s >= grace);
+            if t.is_running() && past_grace && t.computed_health() == HealthStatus::Unhealthy {
+                actions.stop(t, "Task failed container health checks");
+            } else if t
+                .container_instance_arn
+                .as_ref()
+                .is_some_and(|a| draining.contains(a))
+            {
+                actions.stop(t, "Container instance is draining");
+            } else {
+                keep.push(t);
+            }
+        }
+        let want = ts.computed_desired_count(svc.desired_count).max(0) as usize;
+        if keep.len() < want {
+            actions
+                .task_set_starts
+                .push((ts.id.clone(), want - keep.len()));
+        }
+        keep.sort_by_key(|t| t.is_running());
+        for t in keep.iter().take(keep.len().saturating_sub(want)) {
+            actions.stop(t, reason.clone());
+        }
+    }
+}
+
+/// After a pass: each task set's stabilityStatus (STEADY_STATE once it runs its computed count,
+/// none pending, none on a DRAINING instance, all healthy; the time it changed), and DRAINING
+/// task sets whose tasks have all stopped are gone.
+fn record_task_sets(
+    s: &mut EcsService,
+    o: &Outcome<'_>,
+    draining_instances: &HashSet<String>,
+    stopping: &[Stop],
+    now: f64,
+) {
+    let desired = s.desired_count;
+    s.task_sets.retain(|ts| {
+        ts.status != crate::services::ecs::model::TaskSetStatus::Draining || o.live(&ts.id) > 0
+    });
+    for ts in s.task_sets.iter_mut() {
+        let live: Vec<&Task> = o
+            .of_deployment(&ts.id)
+            .filter(|t| !t.is_stopped() && t.wanted())
+            .filter(|t| !stopping.iter().any(|x| x.arn == t.arn))
+            .collect();
+        let steady = live.len() as i64 == ts.computed_desired_count(desired)
+            && live.iter().all(|t| o.healthy.contains(&t.arn))
+            && !live.iter().any(|t| {
+                t.container_instance_arn
+                    .as_ref()
+                    .is_some_and(|a| draining_instances.contains(a))
+            });
+        let status = if steady {
+            StabilityStatus::SteadyState
+        } else {
+            StabilityStatus::Stabilizing
+        };
+        if ts.stability_status != status {
+            ts.stability_status = status;
+            ts.stability_status_at = now;
+        }
+    }
+}
+
 /// DAEMON: one task per ACTIVE instance with a connected agent; tasks on draining or
 /// deregistered instances stop.
 fn plan_daemon(
@@ -505,6 +748,55 @@ fn plan_daemon(
             _ => {}
         }
     }
+}
+
+/// Consecutive start failures after which the scheduler throttles a service's launches.
+pub const THROTTLE_AFTER: usize = 3;
+/// The first wait between launches once throttled; it doubles with each further failure.
+pub const THROTTLE_FIRST: f64 = 10.0;
+/// The longest wait between launches (ECS's documented maximum, 27 minutes).
+pub const THROTTLE_MAX: f64 = 27.0 * 60.0;
+
+/// ECS's service throttle logic: once a deployment's tasks keep going from PENDING to STOPPED
+/// without reaching RUNNING, the time between launches grows (exponentially here, from
+/// THROTTLE_FIRST up to THROTTLE_MAX). Only the PRIMARY deployment's tasks count, so a new
+/// deployment (a new task definition) starts unthrottled, and a task that reaches RUNNING ends it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Throttle {
+    /// Consecutive failures to start.
+    pub failures: usize,
+    /// No launch before this (emulator clock).
+    pub until: f64,
+}
+
+pub fn start_throttle(primary: &Deployment, tasks: &[Task]) -> Option<Throttle> {
+    let mine: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| t.started_by.as_deref() == Some(primary.id.as_str()))
+        .collect();
+    let last_running = mine
+        .iter()
+        .filter_map(|t| t.started_at)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut failed: Vec<f64> = mine
+        .iter()
+        .filter(|t| t.is_stopped() && t.started_at.is_none())
+        .map(|t| t.stopped_at.unwrap_or(t.created_at))
+        .filter(|at| *at > last_running)
+        .collect();
+    if failed.len() < THROTTLE_AFTER {
+        return None;
+    }
+    failed.sort_by(f64::total_cmp);
+    let n = failed.len();
+    let exponent = i32::try_from(n - THROTTLE_AFTER)
+        .unwrap_or(i32::MAX)
+        .min(30);
+    let wait = (THROTTLE_FIRST * 2f64.powi(exponent)).min(THROTTLE_MAX);
+    Some(Throttle {
+        failures: n,
+        until: failed[n - 1] + wait,
+    })
 }
 
 /// What the deployments' bookkeeping needs from the service's tasks.
@@ -550,6 +842,7 @@ impl<'a> Outcome<'a> {
 /// A DRAINING service whose tasks have stopped is INACTIVE.
 fn retire(s: &mut EcsService) {
     s.status = ServiceStatus::Inactive;
+    s.task_sets.clear();
     for d in s.deployments.iter_mut() {
         d.status = DeploymentStatus::Inactive;
     }
@@ -562,9 +855,26 @@ fn record_deployments(s: &mut EcsService, o: &Outcome<'_>, now: f64, events: &mu
             roll_back(s, &failed, now, events);
         }
     }
-    // Old deployments without tasks are done.
-    s.deployments
-        .retain(|d| d.status == DeploymentStatus::Primary || o.live(&d.id) > 0);
+    // Old deployments without tasks are done; a failed one stays (ACTIVE, rolloutState FAILED)
+    // while the PRIMARY that rolls it back is in progress, as ECS shows it.
+    let rolling_back = s
+        .primary()
+        .is_some_and(|p| p.rollout_state == RolloutState::InProgress);
+    let (kept, done): (Vec<Deployment>, Vec<Deployment>) = std::mem::take(&mut s.deployments)
+        .into_iter()
+        .partition(|d| {
+            d.status == DeploymentStatus::Primary
+                || o.live(&d.id) > 0
+                || (rolling_back && d.rollout_state == RolloutState::Failed)
+        });
+    s.deployments = kept;
+    for mut d in done {
+        d.finished_at = Some(now);
+        d.status = DeploymentStatus::Inactive;
+        s.history.insert(0, d);
+    }
+    s.history
+        .truncate(crate::services::ecs::services::MAX_HISTORY);
     complete_rollout(s, o, now, events);
 }
 
@@ -575,7 +885,7 @@ fn trip_breaker(
     now: f64,
     events: &mut Vec<String>,
 ) -> Option<Deployment> {
-    let threshold = ((s.desired_count + 1) / 2).clamp(3, 200);
+    let threshold = crate::services::ecs::services::circuit_breaker_threshold(s.desired_count);
     let enabled = s.circuit_breaker.as_ref().is_some_and(|c| c.enable);
     let mut tripped = None;
     for d in s.deployments.iter_mut() {
@@ -605,7 +915,12 @@ fn trip_breaker(
 
 /// A new PRIMARY deployment from the last completed one; the failed one stays ACTIVE while its
 /// tasks drain (ECS keeps it in deployments[]).
-fn roll_back(s: &mut EcsService, failed: &Deployment, now: f64, events: &mut Vec<String>) {
+pub(crate) fn roll_back(
+    s: &mut EcsService,
+    failed: &Deployment,
+    now: f64,
+    events: &mut Vec<String>,
+) {
     let Some(prev) = s
         .deployments
         .iter()
@@ -625,9 +940,14 @@ fn roll_back(s: &mut EcsService, failed: &Deployment, now: f64, events: &mut Vec
     dep.rollout_state = RolloutState::InProgress;
     dep.rollout_state_reason = format!("ECS deployment {} in progress.", dep.id);
     dep.failed_tasks = 0;
+    dep.steady_at = None;
     dep.desired_count = s.desired_count;
     dep.created_at = now;
     dep.updated_at = now;
+    dep.revision = prev.revision_id().to_string();
+    dep.source_revisions = vec![failed.revision_id().to_string()];
+    dep.rollback_of = Some(failed.id.clone());
+    dep.finished_at = None;
     s.task_definition = dep.task_definition.clone();
     events.push(format!(
         "(service {}) rolling back to deployment {}.",
@@ -636,11 +956,18 @@ fn roll_back(s: &mut EcsService, failed: &Deployment, now: f64, events: &mut Vec
     s.deployments.insert(0, dep);
 }
 
-/// The PRIMARY deployment completes once it alone runs the desired count, all healthy.
+/// The PRIMARY deployment completes once it alone runs the desired count, all healthy. A
+/// deployment watched by CloudWatch alarms only records when it got there: the deployment
+/// alarm controller completes it after the bake time.
 fn complete_rollout(s: &mut EcsService, o: &Outcome<'_>, now: f64, events: &mut Vec<String>) {
-    let only_primary = s.deployments.len() == 1;
+    // Only the PRIMARY has tasks (a failed deployment kept for display has none).
+    let only_primary = s
+        .deployments
+        .iter()
+        .all(|d| d.status == DeploymentStatus::Primary || o.live(&d.id) == 0);
     let desired = s.desired_count;
     let name = s.name.clone();
+    let watched = s.deployment_alarms.as_ref().is_some_and(|a| a.enable);
     let Some(p) = s
         .deployments
         .iter_mut()
@@ -649,16 +976,28 @@ fn complete_rollout(s: &mut EcsService, o: &Outcome<'_>, now: f64, events: &mut 
         return;
     };
     let steady = only_primary && o.healthy(&p.id) == desired && o.live(&p.id) == desired;
-    if steady && p.rollout_state == RolloutState::InProgress {
-        p.rollout_state = RolloutState::Completed;
-        p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
-        p.updated_at = now;
-        events.push(format!(
-            "(service {name}) (deployment {}) deployment completed.",
-            p.id
-        ));
-        events.push(format!("(service {name}) has reached a steady state."));
+    if p.rollout_state != RolloutState::InProgress {
+        return;
     }
+    if watched {
+        p.steady_at = steady.then(|| p.steady_at.unwrap_or(now));
+    } else if steady {
+        events.extend(complete(&name, p, now));
+    }
+}
+
+/// Marks a deployment COMPLETED; returns ECS's events.
+pub(crate) fn complete(service: &str, p: &mut Deployment, now: f64) -> Vec<String> {
+    p.rollout_state = RolloutState::Completed;
+    p.rollout_state_reason = format!("ECS deployment {} completed.", p.id);
+    p.updated_at = now;
+    vec![
+        format!(
+            "(service {service}) (deployment {}) deployment completed.",
+            p.id
+        ),
+        format!("(service {service}) has reached a steady state."),
+    ]
 }
 
 /// Writes events, newest first; the same message within a minute is said once (ECS throttles
@@ -728,6 +1067,41 @@ fn launch_spec(svc: &EcsService, dep: &Deployment, count: usize, target: Target)
     }
 }
 
+/// The launch of `count` tasks of a task set: its task definition, launch type or capacity
+/// provider strategy and network configuration; the service's placement and tags.
+fn task_set_launch_spec(
+    svc: &EcsService,
+    ts: &TaskSet,
+    count: usize,
+    target: Target,
+) -> LaunchSpec {
+    LaunchSpec {
+        cluster: Some(svc.cluster.clone()),
+        task_definition: ts.task_definition.clone(),
+        count,
+        target,
+        started_by: Some(ts.id.clone()),
+        group: Some(format!("service:{}", svc.name)),
+        launch_type: ts.launch_type.clone(),
+        capacity_provider_strategy: ts.capacity_provider_strategy.clone(),
+        network_configuration: ts.network_configuration.clone(),
+        tags: if svc.propagate_tags == Some(PropagateTags::Service) {
+            svc.tags.clone()
+        } else {
+            Vec::new()
+        },
+        propagate_tags: svc
+            .propagate_tags
+            .filter(|p| *p == PropagateTags::TaskDefinition),
+        enable_execute_command: svc.enable_execute_command,
+        platform_version: ts
+            .platform_version
+            .clone()
+            .or_else(|| svc.platform_version.clone()),
+        ..Default::default()
+    }
+}
+
 /// The event ECS writes when no instance can take a task, naming the closest instance's shortfall.
 fn unplaceable(svc: &EcsService, first: Option<&Failure>) -> String {
     let instance = first
@@ -750,10 +1124,64 @@ fn unplaceable(svc: &EcsService, first: Option<&Failure>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::ecs::model::{DeploymentStatus, DesiredStatus, TaskStatus};
+    use crate::services::ecs::model::{DeploymentStatus, DesiredStatus, LoadBalancer, TaskStatus};
 
     const NEW: &str = "ecs-svc/new";
     const OLD: &str = "ecs-svc/old";
+
+    /// ECS's throttle: none for the first THROTTLE_AFTER-1 start failures, then waits of 10 s,
+    /// 20 s, 40 s ... after the last failure, never longer than 27 minutes; a task of the
+    /// deployment that reached RUNNING after them, or another deployment, starts afresh.
+    #[test]
+    fn launches_are_throttled_after_repeated_start_failures() {
+        let dep = Deployment {
+            id: NEW.into(),
+            status: DeploymentStatus::Primary,
+            ..Default::default()
+        };
+        let failed = |at: f64| Task {
+            started_by: Some(NEW.into()),
+            last_status: TaskStatus::Stopped,
+            created_at: at - 1.0,
+            stopped_at: Some(at),
+            ..Default::default()
+        };
+        let mut tasks: Vec<Task> = vec![failed(100.0), failed(110.0)];
+        assert_eq!(start_throttle(&dep, &tasks), None, "two failures");
+        tasks.push(failed(120.0));
+        assert_eq!(
+            start_throttle(&dep, &tasks),
+            Some(Throttle {
+                failures: 3,
+                until: 130.0
+            })
+        );
+        tasks.push(failed(140.0));
+        assert_eq!(start_throttle(&dep, &tasks).map(|t| t.until), Some(160.0));
+        tasks.push(failed(170.0));
+        assert_eq!(start_throttle(&dep, &tasks).map(|t| t.until), Some(210.0));
+        for i in 0..20 {
+            tasks.push(failed(300.0 + f64::from(i)));
+        }
+        assert_eq!(
+            start_throttle(&dep, &tasks).map(|t| t.until),
+            Some(319.0 + THROTTLE_MAX)
+        );
+        // Another deployment's failures do not count.
+        let other = Deployment {
+            id: OLD.into(),
+            ..dep.clone()
+        };
+        assert_eq!(start_throttle(&other, &tasks), None);
+        // A task that reached RUNNING after them ends the throttle.
+        tasks.push(Task {
+            started_by: Some(NEW.into()),
+            last_status: TaskStatus::Running,
+            started_at: Some(400.0),
+            ..Default::default()
+        });
+        assert_eq!(start_throttle(&dep, &tasks), None);
+    }
 
     fn service(desired: i64, min: i64, max: i64) -> EcsService {
         let deployment = |id: &str, status| Deployment {
@@ -788,6 +1216,11 @@ mod tests {
 
     /// One pass over `tasks` (every RUNNING task that should run counts as healthy).
     fn plan(svc: &EcsService, tasks: &[Task]) -> Actions {
+        plan_with(svc, tasks, Actions::default())
+    }
+
+    /// One pass at emulator time 1000, starting from `actions` (e.g. with health-checked tasks).
+    fn plan_with(svc: &EcsService, tasks: &[Task], mut actions: Actions) -> Actions {
         let ctx = Ctx {
             account: "000000000000".into(),
             region: "us-east-1".into(),
@@ -795,7 +1228,6 @@ mod tests {
             now: 1000.0,
             access_key: None,
         };
-        let mut actions = Actions::default();
         for t in tasks.iter().filter(|t| t.is_running() && t.wanted()) {
             actions.healthy.insert(t.arn.clone());
         }
@@ -874,6 +1306,336 @@ mod tests {
         let a = plan(&svc, &tasks);
         assert_eq!(a.start, 1, "room for the new task: {:?}", a.events);
         assert!(!unable(&a), "{:?}", a.events);
+    }
+
+    /// A deployment started while a scale-in is still stopping tasks (desired STOPPED, RUNNING
+    /// until their stopTimeout): for every common min/max pair and desired 1..=4 the first pass
+    /// is the same as without the stopping tasks, and the "unable" event only comes at 100/100.
+    #[test]
+    fn deployment_during_a_scale_in_ignores_the_stopping_tasks() {
+        for (min, max) in [(0, 100), (50, 200), (100, 200), (100, 100)] {
+            for desired in 1..=4 {
+                let svc = service(desired, min, max);
+                let without = plan(&svc, &old_running(desired));
+                let mut tasks = old_running(desired);
+                for i in 0..3 {
+                    tasks.push(task(
+                        &format!("going{i}"),
+                        OLD,
+                        TaskStatus::Running,
+                        DesiredStatus::Stopped,
+                    ));
+                }
+                let with = plan(&svc, &tasks);
+                let at = format!("desired {desired}, min {min}, max {max}");
+                assert_eq!(with.start, without.start, "{at}");
+                assert_eq!(with.stop, without.stop, "{at}");
+                assert_eq!(unable(&with), (min, max) == (100, 100), "{at}");
+            }
+        }
+    }
+
+    /// PENDING tasks of the new deployment count toward maximumPercent: nothing more starts, and
+    /// no "unable" event is written while they start.
+    #[test]
+    fn pending_tasks_count_toward_maximum_percent() {
+        let svc = service(2, 100, 200);
+        let mut tasks = old_running(2);
+        for i in 0..2 {
+            tasks.push(task(
+                &format!("new{i}"),
+                NEW,
+                TaskStatus::Pending,
+                DesiredStatus::Running,
+            ));
+        }
+        let a = plan(&svc, &tasks);
+        assert_eq!((a.start, a.stop.len(), unable(&a)), (0, 0, false));
+    }
+
+    /// desired 2 at 100/200 with two old tasks and two new RUNNING ones that started at
+    /// `started` (the pass runs at 1000): how many old tasks stop.
+    fn old_stops_after_new_tasks_started_at(started: f64, tweak: impl Fn(&mut Task)) -> usize {
+        let svc = service(2, 100, 200);
+        let mut tasks = old_running(2);
+        for i in 0..2 {
+            let mut t = task(
+                &format!("new{i}"),
+                NEW,
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            );
+            t.started_at = Some(started);
+            tweak(&mut t);
+            tasks.push(t);
+        }
+        plan(&svc, &tasks).stop.len()
+    }
+
+    /// Without a container health check or a load balancer, a task counts toward
+    /// minimumHealthyPercent 40 s (emulator clock) after RUNNING, not at once.
+    #[test]
+    fn a_task_without_health_checks_counts_toward_the_minimum_40_s_after_running() {
+        assert_eq!(old_stops_after_new_tasks_started_at(1000.0, |_| {}), 0);
+        assert_eq!(old_stops_after_new_tasks_started_at(961.0, |_| {}), 0);
+        assert_eq!(old_stops_after_new_tasks_started_at(960.0, |_| {}), 2);
+    }
+
+    /// With a container health check a task counts once HEALTHY, however long that takes.
+    #[test]
+    fn a_health_checked_task_counts_toward_the_minimum_once_healthy() {
+        let checked = |health: Option<HealthStatus>| {
+            move |t: &mut Task| {
+                t.containers = vec![crate::services::ecs::TaskContainer {
+                    essential: true,
+                    health_status: health,
+                    ..Default::default()
+                }];
+            }
+        };
+        let svc = service(2, 100, 200);
+        let run = |started: f64, health: Option<HealthStatus>| {
+            let mut tasks = old_running(2);
+            let mut actions = Actions::default();
+            for i in 0..2 {
+                let mut t = task(
+                    &format!("new{i}"),
+                    NEW,
+                    TaskStatus::Running,
+                    DesiredStatus::Running,
+                );
+                t.started_at = Some(started);
+                checked(health)(&mut t);
+                actions.health_checked.insert(t.arn.clone());
+                tasks.push(t);
+            }
+            plan_with(&svc, &tasks, actions).stop.len()
+        };
+        assert_eq!(run(0.0, None), 0, "no result yet, long after RUNNING");
+        assert_eq!(run(0.0, Some(HealthStatus::Unknown)), 0);
+        assert_eq!(
+            run(999.0, Some(HealthStatus::Healthy)),
+            2,
+            "healthy at once"
+        );
+    }
+
+    /// Behind a load balancer the targets' health decides (the pass is given them as healthy).
+    #[test]
+    fn a_task_behind_a_load_balancer_counts_once_its_targets_are_healthy() {
+        let mut svc = service(2, 100, 200);
+        svc.load_balancers = vec![LoadBalancer::default()];
+        let mut tasks = old_running(2);
+        for i in 0..2 {
+            let mut t = task(
+                &format!("new{i}"),
+                NEW,
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            );
+            t.started_at = Some(999.0);
+            tasks.push(t);
+        }
+        assert_eq!(plan(&svc, &tasks).stop.len(), 2);
+    }
+
+    fn task_set(
+        id: &str,
+        value: f64,
+        status: crate::services::ecs::model::TaskSetStatus,
+    ) -> TaskSet {
+        TaskSet {
+            id: id.into(),
+            status,
+            scale: crate::services::ecs::task_sets::Scale {
+                value,
+                unit: "PERCENT".into(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// One task set pass: (starts per task set id, stopped task ids).
+    fn plan_sets(svc: &EcsService, tasks: &[Task]) -> (Vec<(String, usize)>, Vec<String>) {
+        let ctx = Ctx {
+            now: 1000.0,
+            ..Ctx::for_tests()
+        };
+        let mut a = Actions::default();
+        plan_task_sets(&ctx, svc, tasks, &HashSet::new(), &mut a);
+        let stopped = a
+            .stop
+            .iter()
+            .map(|s| s.arn.rsplit('/').next().unwrap_or_default().to_string())
+            .collect();
+        (a.task_set_starts, stopped)
+    }
+
+    /// Each task set runs ceil(desired × scale %) tasks: for desired 1..=4 and scales 100, 50,
+    /// 33.3, 0, the first pass starts exactly that many; extra tasks stop (pending first);
+    /// a DRAINING task set's tasks and tasks of no task set stop.
+    #[test]
+    fn task_sets_run_their_computed_desired_count() {
+        use crate::services::ecs::model::{DeploymentControllerType, TaskSetStatus};
+        for desired in 1..=4i64 {
+            for (scale, want) in [
+                (100.0, desired),
+                (50.0, (desired + 1) / 2),
+                (33.3, 1 + (desired - 1) / 3),
+                (0.0, 0),
+            ] {
+                let svc = EcsService {
+                    desired_count: desired,
+                    deployment_controller: DeploymentControllerType::External,
+                    task_sets: vec![task_set("ecs-svc/a", scale, TaskSetStatus::Primary)],
+                    ..Default::default()
+                };
+                let (starts, stops) = plan_sets(&svc, &[]);
+                let started: usize = starts.iter().map(|(_, n)| n).sum();
+                assert_eq!(started as i64, want, "desired {desired} scale {scale}");
+                assert!(stops.is_empty());
+            }
+        }
+        let svc = EcsService {
+            desired_count: 2,
+            deployment_controller: DeploymentControllerType::External,
+            task_sets: vec![
+                task_set("ecs-svc/a", 50.0, TaskSetStatus::Primary),
+                task_set("ecs-svc/b", 100.0, TaskSetStatus::Active),
+                task_set("ecs-svc/c", 100.0, TaskSetStatus::Draining),
+            ],
+            ..Default::default()
+        };
+        let tasks = vec![
+            task(
+                "a1",
+                "ecs-svc/a",
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            ),
+            task(
+                "a2",
+                "ecs-svc/a",
+                TaskStatus::Pending,
+                DesiredStatus::Running,
+            ),
+            task(
+                "b1",
+                "ecs-svc/b",
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            ),
+            task(
+                "c1",
+                "ecs-svc/c",
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            ),
+            task(
+                "x1",
+                "ecs-svc/gone",
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            ),
+            task(
+                "b0",
+                "ecs-svc/b",
+                TaskStatus::Stopped,
+                DesiredStatus::Stopped,
+            ),
+        ];
+        let (starts, mut stops) = plan_sets(&svc, &tasks);
+        stops.sort();
+        assert_eq!(starts, vec![("ecs-svc/b".to_string(), 1)]);
+        assert_eq!(
+            stops,
+            vec!["a2", "c1", "x1"],
+            "the pending extra, the draining set's, the orphan"
+        );
+    }
+
+    /// stabilityStatus: STEADY_STATE once the set runs its computed count, all healthy, nothing
+    /// pending; the time it changed is kept; a DRAINING set without tasks is removed.
+    #[test]
+    fn task_set_stability_and_removal() {
+        use crate::services::ecs::model::{DeploymentControllerType, TaskSetStatus};
+        let mut svc = EcsService {
+            desired_count: 2,
+            deployment_controller: DeploymentControllerType::External,
+            task_sets: vec![
+                task_set("ecs-svc/a", 100.0, TaskSetStatus::Primary),
+                task_set("ecs-svc/c", 100.0, TaskSetStatus::Draining),
+            ],
+            ..Default::default()
+        };
+        let mut tasks = vec![
+            task(
+                "a1",
+                "ecs-svc/a",
+                TaskStatus::Running,
+                DesiredStatus::Running,
+            ),
+            task(
+                "a2",
+                "ecs-svc/a",
+                TaskStatus::Pending,
+                DesiredStatus::Running,
+            ),
+        ];
+        let mut healthy: HashSet<String> = tasks
+            .iter()
+            .filter(|t| t.is_running())
+            .map(|t| t.arn.clone())
+            .collect();
+        record_task_sets(
+            &mut svc,
+            &Outcome::of(&tasks, &healthy),
+            &HashSet::new(),
+            &[],
+            10.0,
+        );
+        assert_eq!(svc.task_sets.len(), 1, "the drained set is gone");
+        assert_eq!(
+            svc.task_sets[0].stability_status,
+            StabilityStatus::Stabilizing
+        );
+        tasks[1].last_status = TaskStatus::Running;
+        healthy.insert(tasks[1].arn.clone());
+        record_task_sets(
+            &mut svc,
+            &Outcome::of(&tasks, &healthy),
+            &HashSet::new(),
+            &[],
+            20.0,
+        );
+        assert_eq!(
+            svc.task_sets[0].stability_status,
+            StabilityStatus::SteadyState
+        );
+        assert_eq!(svc.task_sets[0].stability_status_at, 20.0);
+        record_task_sets(
+            &mut svc,
+            &Outcome::of(&tasks, &healthy),
+            &HashSet::new(),
+            &[],
+            30.0,
+        );
+        assert_eq!(
+            svc.task_sets[0].stability_status_at, 20.0,
+            "unchanged since"
+        );
+        svc.desired_count = 3;
+        record_task_sets(
+            &mut svc,
+            &Outcome::of(&tasks, &healthy),
+            &HashSet::new(),
+            &[],
+            40.0,
+        );
+        assert_eq!(
+            svc.task_sets[0].stability_status,
+            StabilityStatus::Stabilizing
+        );
     }
 
     /// Scale-in of the primary: extra tasks stop, pending ones first, and nothing starts.

@@ -234,7 +234,7 @@ mod tests {
     #[tokio::test]
     async fn answers_over_udp_and_tcp_from_the_cloud_map_state() {
         let deps = Deps::for_tests();
-        let r = crate::services::build(&deps);
+        let r = crate::app::build(&deps);
         let cm = r.handle::<CloudMap>().expect("cloud map");
         let ctx = Ctx::for_tests();
         let vpc = r

@@ -16,6 +16,7 @@
 //! `pread`/`pwrite`. Inode numbers are the backing inode numbers (the root is 1), so two
 //! instances' mounts of one file system agree on them, as EFS clients do.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
@@ -29,15 +30,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use parking_lot::Mutex;
 use rustix::fs::{AtFlags, Mode, OFlags, Timespec, Timestamps, CWD};
 use rustix::process::{Gid, Uid};
 
 use super::creds::{AsIdentity, Identity};
+use super::locks::{self, Lock, Locks, Owner};
 use super::peers::{map_ino, Change, Peers};
+use super::slow::Slow;
 
 /// EFS limits (aws-behaviour.md §7).
 pub const MAX_NAME: usize = 255;
@@ -50,7 +53,7 @@ pub const MAX_LINKS: u64 = 177;
 const TTL: Duration = Duration::from_secs(30);
 
 /// What one mount serves and as whom.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FsOptions {
     /// The directory served as `/` (the file system's root, or an access point's root).
     pub root: PathBuf,
@@ -75,6 +78,10 @@ struct Handle {
     ino: u64,
     writable: bool,
     _backing: Option<Arc<BackingId>>,
+    /// Opened without FLUSH on close (no lock on the file then): the kernel lock owners that
+    /// locked through this handle, whose fcntl locks go when it is released.
+    no_flush: bool,
+    lockers: Mutex<Vec<u64>>,
 }
 
 /// A directory's entries: (backing inode, kind, name).
@@ -95,6 +102,12 @@ pub struct EfsFs {
     next_fh: AtomicU64,
     passthrough: AtomicBool,
     peers: Option<(Arc<Peers>, u64)>,
+    /// Advisory locks: the file system's table (shared with its other mounts) and this mount's
+    /// number in it.
+    locks: Arc<Locks>,
+    mount_id: u64,
+    /// Where fsync, fallocate and served reads run (`slow.rs`).
+    slow: Slow,
 }
 
 type Res<T> = Result<T, Errno>;
@@ -193,6 +206,9 @@ impl EfsFs {
             next_fh: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
             peers: None,
+            locks: Locks::new(),
+            mount_id: 0,
+            slow: Slow::new(4),
         })
     }
 
@@ -207,6 +223,8 @@ impl EfsFs {
 
     /// Joins the other mounts of the file system (`id`: this mount's number among them).
     pub fn with_peers(mut self, peers: Arc<Peers>, id: u64) -> Self {
+        self.locks = peers.locks();
+        self.mount_id = id;
         self.peers = Some((peers, id));
         self
     }
@@ -237,16 +255,29 @@ impl EfsFs {
         map_ino(self.root_ino, backing)
     }
 
-    /// The identity an operation runs as, or None for root.
-    fn identity(&self, req: &Request) -> Option<Identity> {
+    /// FUSE inode number → backing inode number (what the file system's lock table uses).
+    fn backing_ino(&self, ino: INodeNo) -> u64 {
+        map_ino(self.root_ino, ino.0)
+    }
+
+    fn lock_owner(&self, owner: LockOwner) -> Owner {
+        Owner {
+            mount: self.mount_id,
+            owner: owner.0,
+        }
+    }
+
+    /// The identity an operation runs as, or None for root (borrowed: no allocation per
+    /// operation).
+    fn identity(&self, req: &Request) -> Option<Cow<'_, Identity>> {
         if let Some(id) = &self.opts.identity {
             if id.is_root() && self.opts.squash_root {
-                return Some(Identity::nobody());
+                return Some(Cow::Owned(Identity::nobody()));
             }
-            return Some(id.clone());
+            return Some(Cow::Borrowed(id));
         }
         if req.uid() == 0 && self.opts.squash_root {
-            return Some(Identity::nobody());
+            return Some(Cow::Owned(Identity::nobody()));
         }
         None
     }
@@ -254,7 +285,7 @@ impl EfsFs {
     /// Runs `f` as the request's identity.
     fn as_caller<T>(&self, req: &Request, f: impl FnOnce() -> Res<T>) -> Res<T> {
         let id = self.identity(req);
-        let _guard = AsIdentity::enter(id.as_ref()).map_err(io_errno)?;
+        let _guard = AsIdentity::enter(id.as_deref()).map_err(io_errno)?;
         f()
     }
 
@@ -293,7 +324,13 @@ impl EfsFs {
 
     fn attr_of(&self, fd: &impl AsFd) -> Res<FileAttr> {
         let st = rustix::fs::fstat(fd).map_err(errno)?;
-        Ok(FileAttr {
+        Ok(self.attr_from(&st))
+    }
+
+    // The stat field types differ between architectures: the casts are not all no-ops.
+    #[allow(clippy::unnecessary_cast)]
+    fn attr_from(&self, st: &rustix::fs::Stat) -> FileAttr {
+        FileAttr {
             ino: INodeNo(self.fuse_ino(st.st_ino as u64)),
             size: st.st_size as u64,
             blocks: st.st_blocks as u64,
@@ -309,7 +346,7 @@ impl EfsFs {
             rdev: st.st_rdev as u32,
             blksize: 4096,
             flags: 0,
-        })
+        }
     }
 
     /// Registers (or re-finds) the inode behind `fd`, counting one lookup.
@@ -360,8 +397,20 @@ impl EfsFs {
     fn do_lookup(&self, req: &Request, parent: INodeNo, name: &OsStr) -> Res<FileAttr> {
         check_name(name)?;
         let pfd = self.node(parent)?;
-        let fd = self.as_caller(req, || Self::open_child(&pfd, name))?;
-        self.remember(fd)
+        self.as_caller(req, || {
+            // An inode this mount already holds needs no new descriptor: while our descriptor
+            // keeps it alive, no other inode can have its number, so one fstatat is enough.
+            let st = rustix::fs::statat(&*pfd, name, AtFlags::SYMLINK_NOFOLLOW).map_err(errno)?;
+            let attr = self.attr_from(&st);
+            if attr.ino.0 != 1 {
+                if let Some(node) = self.nodes.lock().get_mut(&attr.ino.0) {
+                    node.nlookup += 1;
+                    return Ok(attr);
+                }
+            }
+            let fd = Self::open_child(&pfd, name)?;
+            self.remember(fd)
+        })
     }
 
     /// Shared tail of mknod/mkdir/symlink/link: find the new object and hand it to the caller.
@@ -415,6 +464,16 @@ impl EfsFs {
         }
     }
 
+    /// Every file is opened with FLUSH on close, even one nobody has locked yet: POSIX drops a
+    /// process's fcntl locks on a file when it closes any of its descriptors of that file, and a
+    /// lock may be taken through another descriptor after this one was opened. (FOPEN_NOFLUSH
+    /// for unlocked files saved a round trip per close but kept such locks until the locking
+    /// descriptor's last close; the unit test advisory_locks_are_the_file_systems_not_the_mounts
+    /// checks the POSIX rule.)
+    fn fopen_flags(&self, _backing_ino: u64) -> FopenFlags {
+        FopenFlags::empty()
+    }
+
     fn file(&self, fh: FileHandle) -> Res<Arc<Handle>> {
         self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)
     }
@@ -459,6 +518,8 @@ impl Filesystem for EfsFs {
                 | InitFlags::FUSE_ATOMIC_O_TRUNC
                 | InitFlags::FUSE_MAX_PAGES,
         );
+        // Locks are the server's (`locks.rs`), so every mount of the file system sees them.
+        let _ = config.add_capabilities(InitFlags::FUSE_POSIX_LOCKS | InitFlags::FUSE_FLOCK_LOCKS);
         // Passthrough needs CAP_SYS_ADMIN and a stacking depth for the backing file system.
         if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok()
@@ -765,16 +826,20 @@ impl Filesystem for EfsFs {
         let backing = self.backing_for(ino.0, &file, |f| reply.open_backing(f));
         let fh = self.new_fh();
         let writable = Self::open_flags(flags.0).intersects(OFlags::WRONLY | OFlags::RDWR);
+        let backing_ino = map_ino(self.root_ino, ino.0);
+        let flags = self.fopen_flags(backing_ino);
         let handle = Arc::new(Handle {
             file,
-            ino: map_ino(self.root_ino, ino.0),
+            ino: backing_ino,
             writable,
             _backing: backing.clone(),
+            no_flush: flags.contains(FopenFlags::FOPEN_NOFLUSH),
+            lockers: Mutex::new(Vec::new()),
         });
         self.files.lock().insert(fh, handle);
         match backing {
-            Some(b) => reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), &b),
-            None => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Some(b) => reply.opened_passthrough(FileHandle(fh), flags, &b),
+            None => reply.opened(FileHandle(fh), flags),
         }
     }
 
@@ -807,31 +872,24 @@ impl Filesystem for EfsFs {
         };
         let backing = self.backing_for(attr.ino.0, &file, |f| reply.open_backing(f));
         let fh = self.new_fh();
+        let backing_ino = map_ino(self.root_ino, attr.ino.0);
+        let flags = self.fopen_flags(backing_ino);
         self.files.lock().insert(
             fh,
             Arc::new(Handle {
                 file,
-                ino: map_ino(self.root_ino, attr.ino.0),
+                ino: backing_ino,
                 writable: true,
                 _backing: backing.clone(),
+                no_flush: flags.contains(FopenFlags::FOPEN_NOFLUSH),
+                lockers: Mutex::new(Vec::new()),
             }),
         );
         match backing {
-            Some(b) => reply.created_passthrough(
-                &TTL,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-                &b,
-            ),
-            None => reply.created(
-                &TTL,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+            Some(b) => {
+                reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), flags, &b)
+            }
+            None => reply.created(&TTL, &attr, Generation(0), FileHandle(fh), flags),
         }
     }
 
@@ -846,21 +904,28 @@ impl Filesystem for EfsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let r = self.file(fh).and_then(|h| {
-            let mut buf = vec![0u8; size as usize];
-            let mut done = 0;
-            while done < buf.len() {
-                let n = rustix::io::pread(&h.file, &mut buf[done..], offset + done as u64)
-                    .map_err(errno)?;
-                if n == 0 {
-                    break;
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        // A read may wait for the disk.
+        self.slow.run(move || {
+            let r = (|| {
+                let mut buf = vec![0u8; size as usize];
+                let mut done = 0;
+                while done < buf.len() {
+                    let n = rustix::io::pread(&h.file, &mut buf[done..], offset + done as u64)
+                        .map_err(errno)?;
+                    if n == 0 {
+                        break;
+                    }
+                    done += n;
                 }
-                done += n;
-            }
-            buf.truncate(done);
-            Ok(buf)
+                buf.truncate(done);
+                Ok(buf)
+            })();
+            reply!(reply, r, |b| reply.data(&b));
         });
-        reply!(reply, r, |b| reply.data(&b));
     }
 
     fn write(
@@ -887,34 +952,106 @@ impl Filesystem for EfsFs {
         reply!(reply, r, |n| reply.written(n));
     }
 
+    /// A close: POSIX drops every fcntl lock the closing process holds on the file.
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        self.locks
+            .release_owner(self.backing_ino(ino), self.lock_owner(lock_owner));
         reply.ok();
     }
 
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
-        _lock_owner: Option<LockOwner>,
+        lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        // The last close of an open file releases its flock (the kernel passes its owner).
+        if let Some(owner) = lock_owner {
+            self.locks
+                .release_owner(self.backing_ino(ino), self.lock_owner(owner));
+        }
         // Close-to-open: what this handle wrote is news to the other mounts' caches.
         if let Some(h) = self.files.lock().remove(&fh.0) {
+            if h.no_flush {
+                for owner in h.lockers.lock().drain(..) {
+                    self.locks
+                        .release_owner(h.ino, self.lock_owner(LockOwner(owner)));
+                }
+            }
             if h.writable {
                 self.changed_inode(h.ino);
             }
         }
         reply.ok();
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        reply: ReplyLock,
+    ) {
+        let probe = Lock {
+            start,
+            end,
+            write: typ == locks::F_WRLCK,
+            pid,
+        };
+        match self
+            .locks
+            .test(self.backing_ino(ino), self.lock_owner(lock_owner), probe)
+        {
+            Some(l) => reply.locked(l.start, l.end, l.typ(), l.pid),
+            None => reply.locked(start, end, locks::F_UNLCK, 0),
+        }
+    }
+
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        if let Ok(h) = self.file(fh) {
+            let mut lockers = h.lockers.lock();
+            if h.no_flush && typ != locks::F_UNLCK && !lockers.contains(&lock_owner.0) {
+                lockers.push(lock_owner.0);
+            }
+        }
+        self.locks.set(
+            self.backing_ino(ino),
+            self.lock_owner(lock_owner),
+            start,
+            end,
+            typ,
+            pid,
+            sleep,
+            reply,
+        );
     }
 
     fn fsync(
@@ -925,14 +1062,18 @@ impl Filesystem for EfsFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let r = self.file(fh).and_then(|h| {
-            if datasync {
+        let h = match self.file(fh) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        self.slow.run(move || {
+            let r = if datasync {
                 rustix::fs::fdatasync(&h.file).map_err(errno)
             } else {
                 rustix::fs::fsync(&h.file).map_err(errno)
-            }
+            };
+            reply!(reply, r, |_v| reply.ok());
         });
-        reply!(reply, r, |_v| reply.ok());
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -1015,11 +1156,13 @@ impl Filesystem for EfsFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let r = match self.dirs.lock().get(&fh.0).cloned() {
-            Some(d) => rustix::fs::fsync(&d.fd).map_err(errno),
-            None => Err(Errno::EBADF),
+        let Some(d) = self.dirs.lock().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
         };
-        reply!(reply, r, |_v| reply.ok());
+        self.slow.run(move || {
+            let r = rustix::fs::fsync(&d.fd).map_err(errno);
+            reply!(reply, r, |_v| reply.ok());
+        });
     }
 
     /// EFS reports a size of about 8 EiB, whatever is stored.
@@ -1070,11 +1213,15 @@ impl Filesystem for EfsFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let r = self.writable().and_then(|_| self.file(fh)).and_then(|h| {
+        let h = match self.writable().and_then(|_| self.file(fh)) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        self.slow.run(move || {
             let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
-            rustix::fs::fallocate(&h.file, flags, offset, length).map_err(errno)
+            let r = rustix::fs::fallocate(&h.file, flags, offset, length).map_err(errno);
+            reply!(reply, r, |_v| reply.ok());
         });
-        reply!(reply, r, |_v| reply.ok());
     }
 
     /// SEEK_DATA / SEEK_HOLE, so sparse files keep their holes when copied.
@@ -1100,7 +1247,9 @@ impl Filesystem for EfsFs {
         reply!(reply, r, |p| reply.offset(p as i64));
     }
 
-    // EFS has no extended attributes.
+    // EFS has no extended attributes. ENOSYS tells the kernel once and for all (it answers
+    // EOPNOTSUPP itself from then on): otherwise every write asks for security.capability, a
+    // round trip per small file.
     fn getxattr(
         &self,
         _req: &Request,
@@ -1109,7 +1258,7 @@ impl Filesystem for EfsFs {
         _size: u32,
         reply: ReplyXattr,
     ) {
-        reply.error(Errno::ENOTSUP);
+        reply.error(Errno::ENOSYS);
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: ReplyXattr) {

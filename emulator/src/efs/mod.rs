@@ -2,11 +2,14 @@
 //! (`creds.rs`), the mount manager (`mounts.rs`) and the file system policy evaluator for
 //! `iam: ENABLED` mounts (`policy.rs`). The API is services/efs/.
 
+pub mod adopt;
 pub mod creds;
 pub mod fs;
+pub mod locks;
 pub mod mounts;
 pub mod peers;
 pub mod policy;
+mod slow;
 pub mod volumes;
 
 #[cfg(test)]

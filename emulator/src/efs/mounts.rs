@@ -3,7 +3,7 @@
 //! on shutdown, cleaned at start after a crash (and, with fusermount3's auto_unmount, by
 //! fusermount3 itself the moment the emulator dies), and remounted when killed from outside.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,9 @@ struct Active {
     fs_name: String,
     file_system_id: String,
     id: u64,
+    /// The FUSE connection's device ("major:minor"), to find this mount's users after a
+    /// restart (`adopt.rs`).
+    dev: String,
     session: Option<BackgroundSession>,
 }
 
@@ -126,7 +129,7 @@ pub fn mounts_under(base: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -203,6 +206,23 @@ pub fn spawn_reaper(base: &Path) -> io::Result<std::process::ChildStdin> {
     Ok(stdin)
 }
 
+/// Puts the (remade) mount at `path` in place of the dead copies its users hold.
+fn give_back(path: &Path, users: &[super::adopt::User]) {
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("ecs-emulator"));
+    for u in users {
+        match super::adopt::graft_in(&exe, path, u) {
+            Ok(()) => tracing::info!(
+                mount = %path.display(), pid = u.pid, at = %u.mount_point.display(),
+                "EFS mount given back to a running container"
+            ),
+            Err(e) => tracing::warn!(
+                mount = %path.display(), pid = u.pid, error = %e,
+                "cannot give an EFS mount back to a running container"
+            ),
+        }
+    }
+}
+
 /// Whether `path` is a live mount: its session thread runs and the kernel answers on it
 /// (a killed FUSE server leaves "Transport endpoint is not connected").
 fn alive(path: &Path, session: &Option<BackgroundSession>) -> bool {
@@ -217,7 +237,8 @@ fn alive(path: &Path, session: &Option<BackgroundSession>) -> bool {
 }
 
 impl Mounts {
-    /// Probes FUSE (warning once when it is missing) and cleans mounts a previous run left.
+    /// Probes FUSE (warning once when it is missing), cleans mounts a previous run left, and
+    /// gives back their mounts to the containers still running on them (`adopt.rs`).
     pub fn new(data_dir: &Path) -> Arc<Mounts> {
         let base = data_dir.join("efs-mounts");
         let fuse = probe_fuse();
@@ -235,8 +256,89 @@ impl Mounts {
             peers: Mutex::new(HashMap::new()),
             next_id: std::sync::atomic::AtomicU64::new(1),
         };
+        let previous = super::adopt::load(&mounts.base);
         mounts.clean_stale();
+        if mounts.fuse.is_ok() {
+            mounts.adopt(previous);
+        }
         Arc::new(mounts)
+    }
+
+    /// Makes again the previous run's mounts that running containers still hold (dead), and
+    /// puts them back in those containers.
+    fn adopt(&self, previous: super::adopt::Records) {
+        use super::adopt;
+        let devs = previous.values().map(|r| r.dev.clone()).collect();
+        let users = adopt::users(&devs);
+        let mut active = self.active.lock();
+        for (path, rec) in previous {
+            let Some(users) = users.get(&rec.dev) else {
+                continue;
+            };
+            if !path.starts_with(&self.base) {
+                continue;
+            }
+            if let Err(e) = self.mount_at(
+                &mut active,
+                &path,
+                &rec.fs_name,
+                &rec.file_system_id,
+                rec.opts,
+            ) {
+                tracing::warn!(mount = %path.display(), error = %e, "cannot remake an EFS mount of running containers");
+                continue;
+            }
+            give_back(&path, users);
+        }
+        self.save(&active);
+    }
+
+    /// Records the mounts (`adopt.rs`). Not on shutdown: containers outlive the emulator, and
+    /// the next start gives them their mounts back.
+    fn save(&self, active: &HashMap<PathBuf, Active>) {
+        let records = active
+            .iter()
+            .map(|(p, a)| {
+                (
+                    p.clone(),
+                    super::adopt::Record {
+                        fs_name: a.fs_name.clone(),
+                        file_system_id: a.file_system_id.clone(),
+                        opts: a.opts.clone(),
+                        dev: a.dev.clone(),
+                    },
+                )
+            })
+            .collect();
+        super::adopt::save(&self.base, &records);
+    }
+
+    /// Mounts `opts` at `path` as a new member of its file system's mounts.
+    fn mount_at(
+        &self,
+        active: &mut HashMap<PathBuf, Active>,
+        path: &Path,
+        fs_name: &str,
+        file_system_id: &str,
+        opts: FsOptions,
+    ) -> Result<(), MountError> {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peers = self.peers_of(file_system_id);
+        let session = mount_with(path, fs_name, opts.clone(), Some((peers, id)))?;
+        active.insert(
+            path.to_path_buf(),
+            Active {
+                opts,
+                fs_name: fs_name.to_string(),
+                file_system_id: file_system_id.to_string(),
+                id,
+                dev: super::adopt::device_of(path).unwrap_or_default(),
+                session: Some(session),
+            },
+        );
+        Ok(())
     }
 
     pub fn base(&self) -> &Path {
@@ -287,21 +389,8 @@ impl Mounts {
             let _ = detach(&path);
         }
         let fs_name = format!("efs:{}", key.file_system_id);
-        let id = self
-            .next_id
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let peers = self.peers_of(&key.file_system_id);
-        let session = mount_with(&path, &fs_name, opts.clone(), Some((peers, id)))?;
-        active.insert(
-            path.clone(),
-            Active {
-                opts,
-                fs_name,
-                file_system_id: key.file_system_id.clone(),
-                id,
-                session: Some(session),
-            },
-        );
+        self.mount_at(&mut active, &path, &fs_name, &key.file_system_id, opts)?;
+        self.save(&active);
         Ok(path)
     }
 
@@ -329,6 +418,7 @@ impl Mounts {
                 continue;
             }
             tracing::warn!(mount = %path.display(), "EFS mount died; remounting");
+            let old_dev = std::mem::take(&mut a.dev);
             self.leave(a);
             drop(a.session.take());
             let _ = detach(path);
@@ -336,10 +426,19 @@ impl Mounts {
             match mount_with(path, &a.fs_name, a.opts.clone(), Some((peers, a.id))) {
                 Ok(s) => {
                     a.session = Some(s);
+                    a.dev = super::adopt::device_of(path).unwrap_or_default();
+                    // Containers running on the dead mount get the new one.
+                    let users = super::adopt::users(&HashSet::from([old_dev.clone()]));
+                    if let Some(users) = users.get(&old_dev) {
+                        give_back(path, users);
+                    }
                     remade.push(path.clone());
                 }
                 Err(e) => tracing::warn!(mount = %path.display(), error = %e, "remount failed"),
             }
+        }
+        if !remade.is_empty() {
+            self.save(&active);
         }
         remade
     }
@@ -359,6 +458,7 @@ impl Mounts {
                 unmount(&p, a.session);
             }
         }
+        self.save(&active);
     }
 
     /// Unmounts everything (shutdown).
@@ -391,6 +491,16 @@ fn unmount(path: &Path, session: Option<BackgroundSession>) {
     if mounts_under(path).iter().any(|p| p == path) {
         let _ = detach(path);
     }
+}
+
+/// FUSE threads per mount: ECS_EMULATOR_EFS_THREADS, default 1 (what may block runs on the
+/// file system's own threads, `slow.rs`, which says why).
+fn worker_threads() -> usize {
+    std::env::var("ECS_EMULATOR_EFS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=64).contains(n))
+        .unwrap_or(1)
 }
 
 /// Mounts `opts` at `path` (created if missing) and serves it on background threads.
@@ -426,7 +536,7 @@ fn mount_with(
     let mut config = Config::default();
     config.mount_options = options;
     config.acl = SessionACL::All;
-    config.n_threads = Some(4);
+    config.n_threads = Some(worker_threads());
     config.clone_fd = true;
     let fs = EfsFs::new(opts)
         .map_err(|e| MountError::Failed(format!("cannot open the file system root: {e}")))?;

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use fuser::{INodeNo, Notifier};
 use parking_lot::Mutex;
 
+use super::locks::Locks;
+
 /// A change, in backing inode numbers (each mount maps them to its own).
 #[derive(Debug, Clone)]
 pub enum Change {
@@ -32,6 +34,8 @@ struct Member {
 /// The mounts of one file system.
 pub struct Peers {
     members: Arc<Mutex<Vec<Member>>>,
+    /// The file system's advisory locks, one table for all its mounts (NFS server locks).
+    locks: Arc<Locks>,
     tx: Mutex<mpsc::Sender<(u64, Change)>>,
 }
 
@@ -78,6 +82,7 @@ impl Peers {
         }
         Arc::new(Peers {
             members,
+            locks: Locks::new(),
             tx: Mutex::new(tx),
         })
     }
@@ -90,8 +95,14 @@ impl Peers {
         });
     }
 
+    /// A mount went away (unmounted, or dead and about to be made again): its locks go too.
     pub fn leave(&self, id: u64) {
         self.members.lock().retain(|m| m.id != id);
+        self.locks.release_mount(id);
+    }
+
+    pub fn locks(&self) -> Arc<Locks> {
+        self.locks.clone()
     }
 
     /// Tells the other mounts; nothing to do while there is only one.

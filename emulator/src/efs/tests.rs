@@ -296,6 +296,41 @@ fn caller_identity_owns_new_files_and_permissions_hold() {
         !run("echo x > not-writable-dir-entry"),
         "root's 755 root dir refuses uid 1000"
     );
+    // A directory uid 1000 may not search keeps its files from it, even names the kernel has
+    // cached from root's lookups.
+    fs::create_dir(m.join("closed")).expect("mkdir");
+    fs::write(m.join("closed/open-file"), b"o").expect("write");
+    fs::set_permissions(m.join("closed"), fs::Permissions::from_mode(0o700)).expect("chmod");
+    assert_eq!(
+        fs::read(m.join("closed/open-file")).expect("root reads"),
+        b"o"
+    );
+    assert!(
+        !run("cat closed/open-file"),
+        "no search permission on closed/"
+    );
+    assert!(!run("ls closed"), "no read permission on closed/");
+    assert!(!run("echo x > closed/new"), "no create in closed/");
+    // Supplementary groups count, as the caller's (read from /proc).
+    fs::create_dir(m.join("group")).expect("mkdir");
+    std::os::unix::fs::chown(m.join("group"), Some(0), Some(4242)).expect("chown");
+    fs::set_permissions(m.join("group"), fs::Permissions::from_mode(0o770)).expect("chmod");
+    // setpriv (util-linux) sets the groups between fork and exec.
+    let with_group = Command::new("setpriv")
+        .args([
+            "--reuid=1000",
+            "--regid=1000",
+            "--groups=4242",
+            "/bin/sh",
+            "-c",
+        ])
+        .arg("echo g > group/by-group")
+        .current_dir(&m)
+        .status()
+        .expect("setpriv")
+        .success();
+    assert!(with_group, "a member of group 4242 writes in group/");
+    assert!(!run("echo g > group/no"), "uid 1000 alone cannot");
 }
 
 #[test]
@@ -421,4 +456,221 @@ fn dead_mounts_are_remounted_and_stale_ones_cleaned() {
         "no stale mount remains"
     );
     assert!(!mounted(&m));
+}
+
+fn flock(f: &fs::File, op: rustix::fs::FlockOperation) -> i32 {
+    errno_of(rustix::fs::flock(f, op).map_err(std::io::Error::from))
+}
+
+fn fcntl(f: &fs::File, op: rustix::fs::FlockOperation) -> i32 {
+    errno_of(rustix::fs::fcntl_lock(f, op).map_err(std::io::Error::from))
+}
+
+const EAGAIN: i32 = 11;
+
+#[test]
+fn advisory_locks_are_the_file_systems_not_the_mounts() {
+    use rustix::fs::FlockOperation::*;
+    let f = fixture();
+    let a = f
+        .mounts
+        .ensure(&key("i-a", "root"), opts(&f.backing))
+        .expect("mount a");
+    let b = f
+        .mounts
+        .ensure(&key("i-b", "root"), opts(&f.backing))
+        .expect("mount b");
+    fs::write(a.join("lockme"), b"x").expect("file");
+    let open = |m: &Path| fs::File::open(m.join("lockme")).expect("open");
+
+    // flock on instance A excludes instance B (one NFS server holds the locks).
+    let fa = open(&a);
+    let fb = open(&b);
+    assert_eq!(flock(&fa, NonBlockingLockExclusive), 0);
+    assert_eq!(
+        flock(&fb, NonBlockingLockExclusive),
+        EAGAIN,
+        "B sees A's flock"
+    );
+    assert_eq!(flock(&fb, NonBlockingLockShared), EAGAIN);
+    // As on NFS, flock is a whole-file lock: an fcntl lock on B conflicts with it too.
+    assert_eq!(fcntl(&fb, NonBlockingLockShared), EAGAIN);
+    // A blocking flock on B waits for A's unlock, without holding a FUSE thread.
+    let fb2 = open(&b);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let r = flock(&fb2, LockExclusive);
+        tx.send(r).expect("send");
+        fb2
+    });
+    assert!(
+        rx.recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "B waits while A holds the lock"
+    );
+    // Meanwhile the mounts still serve other requests.
+    assert_eq!(fs::read(b.join("lockme")).expect("read on b"), b"x");
+    assert_eq!(flock(&fa, Unlock), 0);
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(5)),
+        Ok(0),
+        "B got the lock once A let go"
+    );
+    let fb2 = waiter.join().expect("waiter");
+    assert_eq!(
+        flock(&fa, NonBlockingLockShared),
+        EAGAIN,
+        "A sees B's flock"
+    );
+    // The last close of B's open file releases its flock. The kernel sends RELEASE after
+    // close(2) has returned, so poll (bounded) for it to arrive.
+    drop(fb2);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while flock(&fa, NonBlockingLockShared) != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B's flock was not released within 5 s of its last close"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(flock(&fa, Unlock), 0);
+
+    // fcntl locks belong to a process on a host: this process's two descriptors on A share
+    // them, B is another host.
+    let fa2 = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(a.join("lockme"))
+        .expect("open rw");
+    let fb3 = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(b.join("lockme"))
+        .expect("open rw");
+    let fa3 = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(a.join("lockme"))
+        .expect("open rw");
+    assert_eq!(fcntl(&fa2, NonBlockingLockExclusive), 0);
+    assert_eq!(
+        fcntl(&fa3, NonBlockingLockExclusive),
+        0,
+        "same process, same host"
+    );
+    assert_eq!(fcntl(&fb3, NonBlockingLockShared), EAGAIN, "another host");
+    assert_eq!(
+        flock(&fb, NonBlockingLockShared),
+        EAGAIN,
+        "flock meets fcntl"
+    );
+    // Closing any descriptor of the file drops the process's fcntl locks (POSIX).
+    drop(fa);
+    assert_eq!(fcntl(&fb3, NonBlockingLockExclusive), 0);
+    assert_eq!(fcntl(&fa2, NonBlockingLockShared), EAGAIN);
+    drop(fb3);
+    assert_eq!(fcntl(&fa2, NonBlockingLockExclusive), 0);
+    drop(fa2);
+    drop(fa3);
+    drop(fb);
+}
+
+#[test]
+fn at_most_512_locks_per_file_across_instances() {
+    use rustix::fs::FlockOperation::*;
+    let f = fixture();
+    let a = f
+        .mounts
+        .ensure(&key("i-a", "root"), opts(&f.backing))
+        .expect("mount a");
+    let b = f
+        .mounts
+        .ensure(&key("i-b", "root"), opts(&f.backing))
+        .expect("mount b");
+    fs::write(a.join("many"), b"x").expect("file");
+    // Shared flocks of 512 open files (each its own owner), half on each instance.
+    let files: Vec<fs::File> = (0..512)
+        .map(|i| {
+            let m = if i % 2 == 0 { &a } else { &b };
+            let file = fs::File::open(m.join("many")).expect("open");
+            assert_eq!(flock(&file, NonBlockingLockShared), 0, "lock {i}");
+            file
+        })
+        .collect();
+    let one_more = fs::File::open(b.join("many")).expect("open");
+    assert_eq!(
+        flock(&one_more, NonBlockingLockShared),
+        37,
+        "ENOLCK past 512"
+    );
+    drop(files);
+    assert_eq!(flock(&one_more, NonBlockingLockShared), 0, "room again");
+}
+
+#[test]
+fn a_signal_ends_a_blocked_lock_wait() {
+    use rustix::fs::FlockOperation::*;
+    let f = fixture();
+    let a = f
+        .mounts
+        .ensure(&key("i-a", "root"), opts(&f.backing))
+        .expect("mount a");
+    let b = f
+        .mounts
+        .ensure(&key("i-b", "root"), opts(&f.backing))
+        .expect("mount b");
+    fs::write(a.join("held"), b"x").expect("file");
+    let fa = fs::File::open(a.join("held")).expect("open");
+    assert_eq!(flock(&fa, NonBlockingLockExclusive), 0);
+    // flock(1) -w uses an alarm: the wait must end with EINTR, not hang in the kernel.
+    let start = std::time::Instant::now();
+    let st = Command::new("flock")
+        .args(["-w", "1"])
+        .arg(b.join("held"))
+        .arg("true")
+        .status()
+        .expect("flock(1)");
+    assert_eq!(st.code(), Some(1), "timed out");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    // A waiter killed with SIGKILL goes (no unkillable process left behind).
+    let mut child = Command::new("flock")
+        .arg(b.join("held"))
+        .arg("true")
+        .spawn()
+        .expect("flock(1)");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    child.kill().expect("kill -9");
+    let start = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(5),
+            "the killed waiter is stuck"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(flock(&fa, Unlock), 0);
+}
+
+#[test]
+fn directories_1000_deep() {
+    let f = fixture();
+    let m = f
+        .mounts
+        .ensure(&key("i-a", "root"), opts(&f.backing))
+        .expect("mount");
+    let mut deep = m.clone();
+    for _ in 0..1000 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).expect("1000 levels");
+    fs::write(deep.join("leaf"), b"deep").expect("a file at depth 1000");
+    assert_eq!(fs::read(deep.join("leaf")).expect("read"), b"deep");
+    let mut backing = f.backing.clone();
+    for _ in 0..1000 {
+        backing.push("d");
+    }
+    assert_eq!(fs::read(backing.join("leaf")).expect("backing"), b"deep");
 }

@@ -229,8 +229,39 @@ impl EfsVolumes {
         })
     }
 
+    /// A Fargate task is a host of its own (its id is the instance): its mounts go with it.
+    pub fn release_task(&self, task_id: &str) {
+        self.mounts.release_instance(task_id);
+    }
+
+    /// Unmounts every mount (a reset removed their containers).
     pub fn release_all(&self) {
         self.mounts.release_all();
+    }
+
+    /// After a reset dropped every file system: their data goes too, and with `--ephemeral`
+    /// the whole temporary directory — unless a mount could not be released (a removal would
+    /// walk into it).
+    pub fn forget_all_data(&self) {
+        let left = self.mounts.active();
+        if !left.is_empty() {
+            tracing::warn!(
+                mounts = left.len(),
+                "reset: EFS mounts still active; their data stays"
+            );
+            return;
+        }
+        self.efs.forget_all_data();
+    }
+
+    /// The process exits: every mount is released (running containers are left to Docker and
+    /// adopted by the next start on the same data dir), and an `--ephemeral` emulator's
+    /// temporary directory is removed, as no later start can adopt it.
+    pub fn exit(&self) {
+        self.mounts.release_all();
+        if self.mounts.active().is_empty() {
+            self.efs.remove_temporary();
+        }
     }
 }
 

@@ -175,7 +175,8 @@ pub fn schedule_checks(elb: &Arc<Elb>, clock: &Clock, now: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::{build, Ctx, Deps};
+    use crate::app::build;
+    use crate::services::{Ctx, Deps};
     use serde_json::json;
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! Active health checks: one probe per target per interval (emulator clock), each on a fresh
 //! connection, as ALB's checker does; results go to ELBv2's health book.
 
+use crate::faults::network::Effect;
 use crate::services::elbv2::health::Failure;
 use crate::services::elbv2::model::HealthCheck;
 use bytes::Bytes;
@@ -18,6 +19,31 @@ pub fn matcher_accepts(matcher: &str, status: u16) -> bool {
         },
         None => part.trim().parse::<u16>() == Ok(status),
     })
+}
+
+/// Probes one target through a fault's effect: a blackholed target times out, a slowed one
+/// answers late (and times out when later than `timeout`).
+pub async fn probe_through(
+    effect: Option<Effect>,
+    hc: &HealthCheck,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<(), Failure> {
+    match effect {
+        Some(Effect::Blackhole) => {
+            tokio::time::sleep(timeout).await;
+            Err(Failure::Timeout)
+        }
+        Some(Effect::Delay(d)) if d >= timeout => {
+            tokio::time::sleep(timeout).await;
+            Err(Failure::Timeout)
+        }
+        Some(Effect::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            probe(hc, addr, timeout - d).await
+        }
+        None => probe(hc, addr, timeout).await,
+    }
 }
 
 /// Probes one target; `timeout` is real time.

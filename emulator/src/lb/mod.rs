@@ -14,6 +14,7 @@ pub mod routes;
 pub mod tls;
 
 use crate::clock::Clock;
+use crate::faults::network::Effect;
 use crate::services::elb::Elb;
 use crate::services::elbv2::Elbv2;
 use crate::services::Registry;
@@ -52,6 +53,15 @@ pub struct Lb {
     running: Mutex<HashMap<String, Running>>,
     /// Next health check per (target group ARN, "<id>:<port>"), emulated epoch seconds.
     next_check: Mutex<HashMap<(String, String), f64>>,
+    /// Faults: targets that do not answer, or answer late.
+    pub(crate) faults: Option<Arc<crate::faults::network::Network>>,
+}
+
+impl Lb {
+    /// What a fault does to traffic towards `addr` (none without faults).
+    pub(crate) fn effect(&self, addr: SocketAddr) -> Option<Effect> {
+        self.faults.as_ref().and_then(|n| n.effect(addr))
+    }
 }
 
 impl Lb {
@@ -72,14 +82,20 @@ impl Lb {
             routes: RwLock::new(Arc::new(Routes::default())),
             running: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),
+            faults: registry.handle::<crate::faults::network::Network>(),
         }))
     }
 
-    /// Reconciles listeners, routes and health checks with ELBv2's state until the process ends.
-    pub async fn run(self: Arc<Self>) {
+    /// Reconciles listeners, routes and health checks with ELBv2's state until `shutdown`
+    /// fires; then closes every listener socket.
+    pub async fn run(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         let mut changes = self.elbv2.subscribe_changes();
         let mut health = self.elbv2.health_changes();
         loop {
+            if shutdown.fired() {
+                self.close_listeners();
+                return;
+            }
             let now = self.clock.now();
             self.elbv2.expire_draining(now);
             let mut routes = Routes::build(&self.elbv2);
@@ -94,8 +110,17 @@ impl Lb {
             tokio::select! {
                 _ = changes.changed() => {}
                 _ = health.changed() => {}
+                _ = shutdown.clone().wait() => {}
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
             }
+        }
+    }
+
+    /// Stops accepting on every listener socket.
+    fn close_listeners(&self) {
+        for (arn, r) in self.running.lock().drain() {
+            r.task.abort();
+            self.elbv2.bound.write().remove(&arn);
         }
     }
 
@@ -342,6 +367,19 @@ impl Lb {
             .all
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.effect(target.addr) {
+            Some(Effect::Blackhole) => {
+                // Nothing answers the SYN: the connect times out.
+                tokio::time::sleep(CONNECT_TIMEOUT).await;
+                target
+                    .counters
+                    .connection_errors
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
+            Some(Effect::Delay(d)) => tokio::time::sleep(d).await,
+            None => {}
+        }
         let mut upstream =
             match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(target.addr)).await {
                 Ok(Ok(s)) => s,
@@ -398,8 +436,9 @@ impl Lb {
                 let elbv2 = self.elbv2.clone();
                 let clock = self.clock.clone();
                 let timeout = clock.real(Duration::from_secs(hc.timeout.max(1) as u64));
+                let effect = self.effect(addr);
                 tokio::spawn(async move {
-                    let result = health::probe(&hc, addr, timeout).await;
+                    let result = health::probe_through(effect, &hc, addr, timeout).await;
                     elbv2.health.record(
                         &key.0,
                         &key.1,

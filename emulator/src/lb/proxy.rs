@@ -4,6 +4,7 @@
 use super::matching::{rule_matches, RequestView};
 use super::routes::{read_stick_cookie, stick_cookie, weighted, GroupRoute, ListenerRoutes};
 use super::Lb;
+use crate::faults::network::Effect;
 use crate::services::elbv2::model::{Action, FixedResponseConfig, RedirectConfig};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
@@ -392,7 +393,25 @@ impl Lb {
         let guard = Outstanding(target.counters.clone(), group.counters.clone());
         let started = Instant::now();
         let idle = Duration::from_secs_f64(routes.idle_timeout.max(1.0));
-        let result = tokio::time::timeout(idle, self.client.request(upstream)).await;
+        let effect = self.effect(target.addr);
+        let exchange = async {
+            match effect {
+                // Nothing answers the connection: ALB gives up after its connect timeout.
+                Some(Effect::Blackhole) => {
+                    tokio::time::sleep(super::CONNECT_TIMEOUT).await;
+                    None
+                }
+                Some(Effect::Delay(d)) => {
+                    tokio::time::sleep(d).await;
+                    Some(self.client.request(upstream).await)
+                }
+                None => Some(self.client.request(upstream).await),
+            }
+        };
+        let result = match tokio::time::timeout(idle, exchange).await {
+            Ok(Some(r)) => Ok(r),
+            _ => Err(()),
+        };
         drop(guard);
         let mut response = match result {
             Ok(Ok(r)) => {

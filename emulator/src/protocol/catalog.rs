@@ -32,9 +32,9 @@ impl Protocol {
 #[derive(Debug)]
 pub struct BadInputCodes {
     /// A required member is missing.
-    pub missing: &'static str,
+    pub missing: Code,
     /// A value breaks a constraint (enum, length, range, pattern) or has the wrong type.
-    pub invalid: &'static str,
+    pub invalid: Code,
 }
 
 #[derive(Debug)]
@@ -56,10 +56,11 @@ pub struct ServiceInfo {
     pub bad_input: BadInputCodes,
 }
 
-const fn codes(missing: &'static str, invalid: &'static str) -> BadInputCodes {
+const fn codes(missing: Code, invalid: Code) -> BadInputCodes {
     BadInputCodes { missing, invalid }
 }
 
+use super::codes::Code;
 use Protocol::*;
 
 pub static SERVICES: &[ServiceInfo] = &[
@@ -72,7 +73,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("InvalidParameterException", "InvalidParameterException"),
+        bad_input: codes(
+            super::codes::ecs::InvalidParameterException,
+            super::codes::ecs::InvalidParameterException,
+        ),
     },
     ServiceInfo {
         name: "ecr",
@@ -83,7 +87,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("InvalidParameterException", "InvalidParameterException"),
+        bad_input: codes(
+            super::codes::ecr::InvalidParameterException,
+            super::codes::ecr::InvalidParameterException,
+        ),
     },
     ServiceInfo {
         name: "elbv2",
@@ -94,7 +101,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Query],
         query_compatible: false,
         xml_namespace: "http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/",
-        bad_input: codes("ValidationError", "ValidationError"),
+        bad_input: codes(
+            super::codes::common::ValidationError,
+            super::codes::common::ValidationError,
+        ),
     },
     ServiceInfo {
         name: "elb",
@@ -105,7 +115,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Query],
         query_compatible: false,
         xml_namespace: "http://elasticloadbalancing.amazonaws.com/doc/2012-06-01/",
-        bad_input: codes("ValidationError", "ValidationError"),
+        bad_input: codes(
+            super::codes::common::ValidationError,
+            super::codes::common::ValidationError,
+        ),
     },
     ServiceInfo {
         name: "autoscaling",
@@ -116,7 +129,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Query],
         query_compatible: false,
         xml_namespace: "http://autoscaling.amazonaws.com/doc/2011-01-01/",
-        bad_input: codes("ValidationError", "ValidationError"),
+        bad_input: codes(
+            super::codes::common::ValidationError,
+            super::codes::common::ValidationError,
+        ),
     },
     ServiceInfo {
         name: "application-autoscaling",
@@ -127,7 +143,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("ValidationException", "ValidationException"),
+        bad_input: codes(
+            super::codes::application_autoscaling::ValidationException,
+            super::codes::application_autoscaling::ValidationException,
+        ),
     },
     ServiceInfo {
         name: "cloudwatch",
@@ -139,8 +158,8 @@ pub static SERVICES: &[ServiceInfo] = &[
         query_compatible: true,
         xml_namespace: "http://monitoring.amazonaws.com/doc/2010-08-01/",
         bad_input: codes(
-            "MissingRequiredParameterException",
-            "InvalidParameterValueException",
+            super::codes::cloudwatch::MissingRequiredParameterException,
+            super::codes::cloudwatch::InvalidParameterValueException,
         ),
     },
     ServiceInfo {
@@ -152,7 +171,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("InvalidParameterException", "InvalidParameterException"),
+        bad_input: codes(
+            super::codes::logs::InvalidParameterException,
+            super::codes::logs::InvalidParameterException,
+        ),
     },
     ServiceInfo {
         name: "efs",
@@ -163,7 +185,7 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[RestJson],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("BadRequest", "BadRequest"),
+        bad_input: codes(super::codes::efs::BadRequest, super::codes::efs::BadRequest),
     },
     ServiceInfo {
         name: "servicediscovery",
@@ -174,7 +196,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Cbor, Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("InvalidInput", "InvalidInput"),
+        bad_input: codes(
+            super::codes::servicediscovery::InvalidInput,
+            super::codes::servicediscovery::InvalidInput,
+        ),
     },
     ServiceInfo {
         name: "ec2",
@@ -185,7 +210,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Ec2],
         query_compatible: false,
         xml_namespace: "http://ec2.amazonaws.com/doc/2016-11-15",
-        bad_input: codes("MissingParameter", "InvalidParameterValue"),
+        bad_input: codes(
+            super::codes::ec2::MissingParameter,
+            super::codes::common::InvalidParameterValue,
+        ),
     },
     ServiceInfo {
         name: "sts",
@@ -196,7 +224,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Query],
         query_compatible: false,
         xml_namespace: "https://sts.amazonaws.com/doc/2011-06-15/",
-        bad_input: codes("ValidationError", "ValidationError"),
+        bad_input: codes(
+            super::codes::common::ValidationError,
+            super::codes::common::ValidationError,
+        ),
     },
     ServiceInfo {
         name: "iam",
@@ -207,7 +238,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Query],
         query_compatible: false,
         xml_namespace: "https://iam.amazonaws.com/doc/2010-05-08/",
-        bad_input: codes("ValidationError", "ValidationError"),
+        bad_input: codes(
+            super::codes::common::ValidationError,
+            super::codes::common::ValidationError,
+        ),
     },
     ServiceInfo {
         name: "ssm",
@@ -218,7 +252,10 @@ pub static SERVICES: &[ServiceInfo] = &[
         protocols: &[Json],
         query_compatible: false,
         xml_namespace: "",
-        bad_input: codes("ValidationException", "ValidationException"),
+        bad_input: codes(
+            super::codes::ssm::ValidationException,
+            super::codes::ssm::ValidationException,
+        ),
     },
 ];
 
@@ -296,7 +333,7 @@ mod tests {
                 // JSON and rest-json services declare their bad-input errors in the model.
                 if !info.protocols.iter().any(|p| matches!(p, Query | Ec2)) {
                     assert!(
-                        m.error_shape(err).is_some(),
+                        m.error_shape(err.as_str()).is_some(),
                         "{}: {err} not in model",
                         info.name
                     );

@@ -13,8 +13,16 @@ pub fn decode(body: &[u8]) -> Result<Value, AwsError> {
     if body.is_empty() {
         return Ok(Value::Object(Map::new()));
     }
-    let cbor: Cbor = ciborium::de::from_reader(body)
+    let mut rest = body;
+    let cbor: Cbor = ciborium::de::from_reader(&mut rest)
         .map_err(|e| AwsError::serialization(format!("Malformed CBOR request body: {e}")))?;
+    // One data item, nothing after it (a second item would be silently ignored otherwise).
+    if !rest.is_empty() {
+        return Err(AwsError::serialization(format!(
+            "Malformed CBOR request body: {} bytes after the end of the data item",
+            rest.len()
+        )));
+    }
     match to_json(cbor, 0)? {
         v @ Value::Object(_) => Ok(v),
         _ => Err(AwsError::serialization(
@@ -40,9 +48,11 @@ fn to_json(v: Cbor, depth: usize) -> Result<Value, AwsError> {
                 return Err(AwsError::serialization("CBOR integer out of range"));
             }
         }
-        Cbor::Float(f) => Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        Cbor::Float(f) => match Number::from_f64(f) {
+            Some(n) => Value::Number(n),
+            // NaN and the infinities as the JSON protocols carry them.
+            None => Value::String(super::model::non_finite_name(f).to_string()),
+        },
         Cbor::Text(s) => Value::String(s),
         Cbor::Bytes(b) => Value::String(B64.encode(b)),
         // Tag 1: epoch-seconds timestamp; any other tag: its content.

@@ -1,14 +1,15 @@
 //! The one error type that handlers return and codecs render.
 
-use std::borrow::Cow;
+use super::codes::{self, Code};
 use std::fmt;
 
 /// An AWS error. `code` is the model's error shape name where the service models one
-/// ("ClusterNotFoundException"), or the unmodelled code the service uses ("ValidationError").
+/// ("ClusterNotFoundException"), or the unmodelled code the service uses ("ValidationError"):
+/// always one of `codes`' constants, so a misspelt code does not compile.
 /// The codec looks the shape up to find the wire code and HTTP status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AwsError {
-    pub code: Cow<'static, str>,
+    pub code: Code,
     pub message: String,
     /// Overrides the status the model gives (or 400 when it gives none).
     pub status: Option<u16>,
@@ -16,10 +17,27 @@ pub struct AwsError {
     pub fields: Option<Box<serde_json::Map<String, serde_json::Value>>>,
 }
 
+/// The one place a state-store failure becomes what a client sees: a full or failing disk is a
+/// 503 ServiceUnavailable that says what to do (nothing of the change was kept), anything else an
+/// InternalFailure that does not leak the database's words.
+impl From<crate::store::StoreError> for AwsError {
+    fn from(e: crate::store::StoreError) -> AwsError {
+        if e.is_disk() {
+            AwsError::service_unavailable(format!(
+                "The change was not made: the emulator's data dir refuses writes ({}). \
+                 Free space there; writes resume without a restart.",
+                e.reason()
+            ))
+        } else {
+            AwsError::internal("The change could not be saved durably")
+        }
+    }
+}
+
 impl AwsError {
-    pub fn new(code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
         AwsError {
-            code: code.into(),
+            code,
             message: message.into(),
             status: None,
             fields: None,
@@ -34,7 +52,7 @@ impl AwsError {
     /// An operation the model defines but the emulator does not implement yet.
     pub fn not_implemented(service: &str, operation: &str) -> Self {
         AwsError::new(
-            "NotImplemented",
+            codes::common::NotImplemented,
             format!("The operation {service}:{operation} is not implemented by ecs-emulator yet"),
         )
         .with_status(501)
@@ -42,11 +60,17 @@ impl AwsError {
 
     /// The body could not be decoded (malformed JSON, CBOR, XML or form data).
     pub fn serialization(message: impl Into<String>) -> Self {
-        AwsError::new("SerializationException", message)
+        AwsError::new(codes::common::SerializationException, message)
+    }
+
+    /// The server cannot take the request now (the data dir is full): 503, retryable, as AWS
+    /// services answer a server-side capacity problem.
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        AwsError::new(codes::common::ServiceUnavailable, message).with_status(503)
     }
 
     pub fn internal(message: impl Into<String>) -> Self {
-        AwsError::new("InternalFailure", message).with_status(500)
+        AwsError::new(codes::common::InternalFailure, message).with_status(500)
     }
 }
 

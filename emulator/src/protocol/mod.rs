@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod cbor;
+pub mod codes;
 pub mod error;
 pub mod json;
 pub mod model;
@@ -122,12 +123,15 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
             .collect();
     let has_action = query_pairs.iter().any(|(k, _)| k == "Action");
     if is_form(req.headers) || has_action {
-        let mut form_bytes = req.body.to_vec();
-        if let Some(q) = req.query.filter(|q| !q.is_empty()) {
+        // The query string first, the body after it: a parameter in both (Action above all) is
+        // the body's, as the signed body is what the caller meant; a query string never
+        // overrides it.
+        let mut form_bytes = req.query.unwrap_or("").as_bytes().to_vec();
+        if !req.body.is_empty() {
             if !form_bytes.is_empty() {
                 form_bytes.push(b'&');
             }
-            form_bytes.extend_from_slice(q.as_bytes());
+            form_bytes.extend_from_slice(req.body);
         }
         let form = query::FormTree::parse(&form_bytes);
         let version = form.get("Version").unwrap_or("");
@@ -150,7 +154,7 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
                     Protocol::Query,
                     None,
                     AwsError::new(
-                        "InvalidAction",
+                        codes::common::InvalidAction,
                         format!("Could not find a service for Version '{version}'"),
                     ),
                 )
@@ -165,7 +169,7 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
                 protocol,
                 Some(service),
                 AwsError::new(
-                    "MissingAction",
+                    codes::common::MissingAction,
                     "The request must contain the parameter Action",
                 ),
             ));
@@ -175,7 +179,7 @@ pub fn parse(req: &HttpRequest<'_>) -> Result<Call, Box<(Wire, AwsError)>> {
                 protocol,
                 Some(service),
                 AwsError::new(
-                    "InvalidAction",
+                    codes::common::InvalidAction,
                     format!("The action {action} is not valid for this web service."),
                 ),
             )
@@ -310,7 +314,7 @@ fn rpc_call(
 }
 
 fn unknown_operation(msg: &str) -> AwsError {
-    AwsError::new("UnknownOperationException", msg.to_string())
+    AwsError::new(codes::common::UnknownOperationException, msg.to_string())
 }
 
 fn find_op(service: &ServiceInfo, name: &str) -> Option<&'static Operation> {

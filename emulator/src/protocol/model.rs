@@ -177,6 +177,23 @@ embedded_models!(
 );
 
 /// The model of a vendored service, parsed on first use. `name` is the botocore name ("ecs").
+/// How model-shaped JSON carries a float that JSON numbers cannot: "NaN", "Infinity" and
+/// "-Infinity", the strings of the awsJson and rpcv2 protocols (the query and CBOR decoders
+/// produce them too).
+pub fn non_finite_name(f: f64) -> &'static str {
+    if f.is_nan() {
+        "NaN"
+    } else if f > 0.0 {
+        "Infinity"
+    } else {
+        "-Infinity"
+    }
+}
+
+pub fn is_non_finite_name(s: &str) -> bool {
+    matches!(s, "NaN" | "Infinity" | "-Infinity")
+}
+
 pub fn model(name: &str) -> Option<&'static ServiceModel> {
     static CELLS: [OnceLock<ServiceModel>; 14] = [const { OnceLock::new() }; 14];
     let idx = EMBEDDED.iter().position(|(n, _)| *n == name)?;

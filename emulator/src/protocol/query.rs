@@ -3,6 +3,7 @@
 use super::error::{AwsError, ResolvedError};
 use super::model::{ServiceModel, Shape, ShapeRef, ShapeType};
 use super::timestamp;
+use crate::protocol::codes::Code;
 use base64::Engine;
 use quick_xml::escape::escape;
 use serde_json::{Map, Number, Value};
@@ -85,7 +86,7 @@ pub fn decode(
     shape_name: &str,
     form: &FormTree,
     ec2: bool,
-    invalid_code: &'static str,
+    invalid_code: Code,
 ) -> Result<Value, AwsError> {
     let d = Decoder {
         model,
@@ -98,7 +99,7 @@ pub fn decode(
 struct Decoder<'a> {
     model: &'a ServiceModel,
     ec2: bool,
-    invalid_code: &'static str,
+    invalid_code: Code,
 }
 
 impl Decoder<'_> {
@@ -181,7 +182,7 @@ impl Decoder<'_> {
 }
 
 /// A scalar from its text form (query strings, form values, headers, URI labels).
-pub fn scalar(shape: &Shape, text: &str, invalid_code: &'static str) -> Result<Value, AwsError> {
+pub fn scalar(shape: &Shape, text: &str, invalid_code: Code) -> Result<Value, AwsError> {
     let bad = || {
         AwsError::new(
             invalid_code,
@@ -194,7 +195,11 @@ pub fn scalar(shape: &Shape, text: &str, invalid_code: &'static str) -> Result<V
         }
         ShapeType::Float | ShapeType::Double | ShapeType::Bigdecimal | ShapeType::Biginteger => {
             let f: f64 = text.trim().parse().map_err(|_| bad())?;
-            Value::Number(Number::from_f64(f).ok_or_else(bad)?)
+            match Number::from_f64(f) {
+                Some(n) => Value::Number(n),
+                // NaN and the infinities as the JSON protocols carry them.
+                None => Value::String(super::model::non_finite_name(f).to_string()),
+            }
         }
         ShapeType::Boolean => match text.trim() {
             "true" | "True" | "TRUE" => Value::Bool(true),
@@ -373,6 +378,7 @@ pub fn is_base64(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::codes;
     use crate::protocol::model::model;
     use serde_json::json;
 
@@ -399,7 +405,7 @@ mod tests {
             "DescribeLoadBalancersInput",
             &form,
             false,
-            "ValidationError",
+            codes::common::ValidationError,
         )
         .expect("decode");
         assert_eq!(v, json!({"Names": ["a", "b", "j"], "PageSize": 5}));
@@ -410,7 +416,7 @@ mod tests {
             "DescribeLoadBalancersInput",
             &form,
             false,
-            "ValidationError",
+            codes::common::ValidationError,
         )
         .expect("decode");
         assert_eq!(v, json!({"LoadBalancerArns": []}));
@@ -421,7 +427,7 @@ mod tests {
             "DescribeLoadBalancersInput",
             &form,
             false,
-            "ValidationError",
+            codes::common::ValidationError,
         )
         .unwrap_err();
         assert_eq!(err.code, "ValidationError");
@@ -438,7 +444,7 @@ mod tests {
             "DescribeVpcsRequest",
             &form,
             true,
-            "InvalidParameterValue",
+            codes::common::InvalidParameterValue,
         )
         .expect("decode");
         assert_eq!(

@@ -4,6 +4,7 @@
 use super::error::AwsError;
 use super::model::{Operation, ServiceModel, ShapeType};
 use super::query::scalar;
+use crate::protocol::codes::Code;
 use percent_encoding::percent_decode_str;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -123,7 +124,7 @@ pub fn decode(
     query: &[(String, String)],
     headers: &http::HeaderMap,
     body: &[u8],
-    invalid_code: &'static str,
+    invalid_code: Code,
 ) -> Result<Value, AwsError> {
     let shape = model
         .shape(shape_name)
@@ -256,7 +257,7 @@ mod tests {
             &q,
             &http::HeaderMap::new(),
             b"",
-            "BadRequest",
+            crate::protocol::codes::efs::BadRequest,
         )
         .expect("decode");
         assert_eq!(v, serde_json::json!({"MaxItems": 5}));
@@ -268,7 +269,7 @@ mod tests {
             &q,
             &http::HeaderMap::new(),
             b"",
-            "BadRequest",
+            crate::protocol::codes::efs::BadRequest,
         )
         .unwrap_err();
         assert_eq!(err.code, "BadRequest");

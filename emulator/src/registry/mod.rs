@@ -64,6 +64,8 @@ fn from_aws(e: AwsError) -> Response {
         "UploadNotFoundException" => (StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN"),
         "InvalidParameterException" => (StatusCode::BAD_REQUEST, "MANIFEST_INVALID"),
         "ImageReferencedByManifestList" => (StatusCode::CONFLICT, "DENIED"),
+        // distribution's code for 503
+        "ServiceUnavailable" => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
         _ => {
             tracing::warn!(error = %e, "registry request failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN")
@@ -707,6 +709,11 @@ async fn append_body(
         return Ok(upload.size());
     };
     if let Err(e) = upload.write_stream(b.into_data_stream()).await {
+        if crate::store::is_disk_full(&e) {
+            // The partial upload goes (its file is removed) so that it holds no space.
+            ecr.cancel_upload(id);
+            return Err(from_aws(ecr.blob_write_error("write the upload", &e)));
+        }
         tracing::warn!(upload = id, error = %e, "blob upload interrupted");
         return Err(error(
             StatusCode::BAD_REQUEST,

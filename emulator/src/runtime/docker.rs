@@ -11,8 +11,8 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StatsOptionsBuilder, StopContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures::stream::{BoxStream, StreamExt};
@@ -46,6 +46,24 @@ impl DockerRuntime {
         docker.ping().await.map_err(err)?;
         Ok(DockerRuntime { docker })
     }
+}
+
+/// Where the Docker client looks for the daemon (DOCKER_HOST, else the local socket), for
+/// messages that say what to do.
+pub fn daemon_address() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+}
+
+/// What to tell a user whose Docker daemon does not answer.
+pub fn unreachable_hint() -> String {
+    format!(
+        "Docker is not reachable at {}: tasks will not start. Start it (`sudo systemctl start \
+         docker`, or Docker Desktop) or point DOCKER_HOST at it, then restart the emulator",
+        daemon_address()
+    )
 }
 
 fn port_key(p: &PortSpec) -> String {
@@ -274,6 +292,16 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
+        let options = KillContainerOptionsBuilder::default()
+            .signal("KILL")
+            .build();
+        self.docker
+            .kill_container(id, Some(options))
+            .await
+            .map_err(err)
+    }
+
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
         let options = RemoveContainerOptionsBuilder::default()
             .force(true)
@@ -433,6 +461,49 @@ impl ContainerRuntime for DockerRuntime {
                     Err(e)
                 }
             }
+        }
+    }
+
+    async fn remove_labelled_volumes_and_networks(
+        &self,
+        label: &str,
+        value: &str,
+    ) -> Result<usize, RuntimeError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{label}={value}")])]);
+        let mut removed = 0;
+        let volumes = self
+            .docker
+            .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+                filters: Some(filters.clone()),
+            }))
+            .await
+            .map_err(err)?;
+        for v in volumes.volumes.unwrap_or_default() {
+            if self.remove_volume(&v.name).await.is_ok() {
+                removed += 1;
+            }
+        }
+        let networks = self
+            .docker
+            .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+                filters: Some(filters),
+            }))
+            .await
+            .map_err(err)?;
+        for n in networks {
+            if let Some(name) = n.name {
+                if self.remove_network(&name).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.docker.ping()).await {
+            Ok(r) => r.map(|_| ()).map_err(err),
+            Err(_) => Err(RuntimeError::new("Docker did not answer /_ping within 5 s")),
         }
     }
 

@@ -1,7 +1,12 @@
-//! The container runtime seam. `docker.rs` (Docker Engine through bollard) is the product; the
-//! trait keeps the task agent independent of it.
+//! The container runtime seam. `docker.rs` (Docker Engine through bollard) is the product;
+//! `simulated.rs` (`--runtime simulated`) keeps containers in memory, for scale tests and machines
+//! without Docker; `recording.rs` records the calls for unit tests. The trait keeps the task agent
+//! independent of them.
 
 pub mod docker;
+#[cfg(test)]
+pub mod recording;
+pub mod simulated;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -129,6 +134,18 @@ pub enum RuntimeEvent {
     Destroyed { id: String },
 }
 
+impl RuntimeEvent {
+    /// The container it is about.
+    pub fn id(&self) -> &str {
+        match self {
+            RuntimeEvent::Died { id, .. }
+            | RuntimeEvent::Oom { id }
+            | RuntimeEvent::Health { id, .. }
+            | RuntimeEvent::Destroyed { id } => id,
+        }
+    }
+}
+
 #[async_trait]
 pub trait ContainerRuntime: Send + Sync {
     /// A name for logs and DescribeTasks ("docker").
@@ -144,6 +161,10 @@ pub trait ContainerRuntime: Send + Sync {
     async fn start(&self, id: &str) -> Result<(), RuntimeError>;
     /// SIGTERM, then SIGKILL after `timeout_s`.
     async fn stop(&self, id: &str, timeout_s: i64) -> Result<(), RuntimeError>;
+    /// SIGKILL at once, as a crash or the OOM killer would (the task-kill fault).
+    async fn kill(&self, id: &str) -> Result<(), RuntimeError> {
+        self.stop(id, 0).await
+    }
     async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     async fn inspect(&self, id: &str) -> Result<ContainerState, RuntimeError>;
     /// Containers carrying `label=value`, running or not.
@@ -170,8 +191,21 @@ pub trait ContainerRuntime: Send + Sync {
         labels: HashMap<String, String>,
     ) -> Result<(), RuntimeError>;
     async fn remove_volume(&self, name: &str) -> Result<(), RuntimeError>;
+    /// Removes the volumes and networks carrying `label=value` (a reset, after the containers
+    /// are gone); how many. Runtimes without either keep this default.
+    async fn remove_labelled_volumes_and_networks(
+        &self,
+        _label: &str,
+        _value: &str,
+    ) -> Result<usize, RuntimeError> {
+        Ok(0)
+    }
     /// The Docker bridge network's gateway address, where containers reach the host.
     async fn bridge_gateway(&self) -> Option<String>;
+    /// Whether the daemon answers (Docker's `/_ping`); a failure names why.
+    async fn ping(&self) -> Result<(), RuntimeError> {
+        Ok(())
+    }
     /// Container events, for containers carrying `OWNER_LABEL=owner`.
     fn events(&self, owner: &str) -> BoxStream<'static, Result<RuntimeEvent, RuntimeError>>;
     /// Log lines (stdout and stderr, with timestamps) since a Unix time.

@@ -201,59 +201,6 @@ impl Ctx {
     }
 }
 
-/// Builds every service and registers its operations.
-pub fn build(deps: &Deps) -> Registry {
-    let mut r = Registry::default();
-    ecs::register(&mut r, deps);
-    ecr::register(&mut r, deps);
-    ec2::register(&mut r, deps);
-    efs::register(&mut r, deps);
-    servicediscovery::register(&mut r, deps);
-    elbv2::register(&mut r, deps);
-    elb::register(&mut r, deps);
-    cloudwatch::register(&mut r, deps);
-    logs::register(&mut r, deps);
-    sts::register(&mut r, deps);
-    iam::register(&mut r, deps);
-    ssm::register(&mut r, deps);
-    application_autoscaling::register(&mut r, deps);
-    autoscaling::register(&mut r, deps);
-    // Late links between services (each needs the other built first).
-    if let (Some(ecs), Some(ec2)) = (r.handle::<ecs::Ecs>(), r.handle::<ec2::Ec2>()) {
-        let _ = ecs.ec2.set(ec2);
-    }
-    if let (Some(ecs), Some(elbv2)) = (r.handle::<ecs::Ecs>(), r.handle::<elbv2::Elbv2>()) {
-        let _ = ecs.elbv2.set(elbv2);
-    }
-    if let (Some(aas), Some(cw)) = (
-        r.handle::<application_autoscaling::AppAutoScaling>(),
-        r.handle::<cloudwatch::CloudWatch>(),
-    ) {
-        application_autoscaling::wire(&aas, &cw, r.handle::<ecs::Ecs>());
-    }
-    if let (Some(ecs), Some(asg)) = (
-        r.handle::<ecs::Ecs>(),
-        r.handle::<autoscaling::AutoScaling>(),
-    ) {
-        let _ = ecs.autoscaling.set(asg);
-    }
-    if let Some(asg) = r.handle::<autoscaling::AutoScaling>() {
-        autoscaling::wire(
-            &asg,
-            r.handle::<ec2::Ec2>(),
-            r.handle::<elbv2::Elbv2>(),
-            r.handle::<cloudwatch::CloudWatch>(),
-        );
-    }
-    if let (Some(ecs), Some(cm)) = (
-        r.handle::<ecs::Ecs>(),
-        r.handle::<servicediscovery::CloudMap>(),
-    ) {
-        let _ = ecs.cloudmap.set(cm);
-    }
-    r
-}
-
 /// Random lowercase hex, for resource ids.
 pub fn random_hex(len: usize) -> String {
     use rand::Rng;

@@ -1,17 +1,36 @@
 //! A typed, durable, in-memory table of rows keyed by string.
 
-use super::{Resettable, Store, Write};
-use crate::protocol::AwsError;
+use super::{Resettable, Store, StoreError, Write};
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+
+/// A secondary index's key for a row (given the row's key), or None to leave the row out.
+pub type IndexFn<T> = fn(&str, &T) -> Option<String>;
+
+/// The entries of a table's secondary index: (index key, row key), in that order.
+pub type Index = BTreeSet<(String, String)>;
 
 pub struct Table<T> {
     name: &'static str,
     store: Arc<Store>,
-    rows: RwLock<BTreeMap<String, T>>,
+    rows: RwLock<Rows<T>>,
+    index_fn: Option<IndexFn<T>>,
+}
+
+/// The rows and the secondary index, under one lock so they never disagree.
+struct Rows<T> {
+    map: BTreeMap<String, T>,
+    index: Index,
+}
+
+impl<T> std::ops::Deref for Rows<T> {
+    type Target = BTreeMap<String, T>;
+    fn deref(&self) -> &BTreeMap<String, T> {
+        &self.map
+    }
 }
 
 impl<T> Resettable for Table<T>
@@ -19,7 +38,9 @@ where
     T: Send + Sync,
 {
     fn clear_memory(&self) {
-        self.rows.write().clear();
+        let mut rows = self.rows.write();
+        rows.map.clear();
+        rows.index.clear();
     }
 
     fn name(&self) -> &'static str {
@@ -38,6 +59,24 @@ where
     /// Opens a table and loads its rows from the store. A row that no longer deserializes
     /// (after an incompatible change of its type) is skipped with a warning.
     pub fn open(store: &Arc<Store>, name: &'static str) -> Arc<Table<T>> {
+        Self::open_with(store, name, None)
+    }
+
+    /// Opens a table that keeps a secondary index: `index` names each row's index key, and
+    /// [`Table::by_index`] / [`Table::read_index`] find rows by it without a scan.
+    pub fn open_indexed(
+        store: &Arc<Store>,
+        name: &'static str,
+        index: IndexFn<T>,
+    ) -> Arc<Table<T>> {
+        Self::open_with(store, name, Some(index))
+    }
+
+    fn open_with(
+        store: &Arc<Store>,
+        name: &'static str,
+        index_fn: Option<IndexFn<T>>,
+    ) -> Arc<Table<T>> {
         let mut rows = BTreeMap::new();
         match store.load(name) {
             Ok(loaded) => {
@@ -54,10 +93,18 @@ where
             }
             Err(e) => tracing::error!(table = name, error = %e, "could not load table"),
         }
+        let index = match index_fn {
+            Some(f) => rows
+                .iter()
+                .filter_map(|(k, v)| f(k, v).map(|i| (i, k.clone())))
+                .collect(),
+            None => Index::new(),
+        };
         let table = Arc::new(Table {
             name,
             store: store.clone(),
-            rows: RwLock::new(rows),
+            rows: RwLock::new(Rows { map: rows, index }),
+            index_fn,
         });
         let weak: std::sync::Weak<dyn Resettable> =
             Arc::downgrade(&(table.clone() as Arc<dyn Resettable>));
@@ -85,7 +132,24 @@ where
 
     /// Reads under the lock without cloning every row.
     pub fn read<R>(&self, f: impl FnOnce(&BTreeMap<String, T>) -> R) -> R {
-        f(&self.rows.read())
+        f(&self.rows.read().map)
+    }
+
+    /// The rows whose index key is `index_key`, in row key order (a table opened without an
+    /// index has none).
+    pub fn by_index(&self, index_key: &str) -> Vec<(String, T)> {
+        let rows = self.rows.read();
+        rows.index
+            .range((index_key.to_string(), String::new())..)
+            .take_while(|(i, _)| i == index_key)
+            .filter_map(|(_, k)| rows.map.get(k).map(|v| (k.clone(), v.clone())))
+            .collect()
+    }
+
+    /// Reads the secondary index and the rows together, under the lock.
+    pub fn read_index<R>(&self, f: impl FnOnce(&Index, &BTreeMap<String, T>) -> R) -> R {
+        let rows = self.rows.read();
+        f(&rows.index, &rows.map)
     }
 
     pub fn len(&self) -> usize {
@@ -98,30 +162,35 @@ where
 
     /// Runs `f` with exclusive access; the rows it changed are committed durably before this
     /// returns. If `f` fails, or the commit does, memory is rolled back and nothing is kept.
-    pub fn transact<R>(
-        &self,
-        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
-    ) -> Result<R, AwsError> {
+    /// `f`'s error type is the caller's (an API handler's `AwsError`); the store's own failure
+    /// reaches it through `From<StoreError>`, so the store names no protocol type.
+    pub fn transact<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Txn<'_, T>) -> Result<R, E>,
+    {
         self.transact_with(true, f)
     }
 
     /// Like [`Table::transact`], but the commit does not wait for the disk: for state that
     /// controllers observe (and would observe again after a crash), not for acknowledged API calls.
-    pub fn record<R>(
-        &self,
-        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
-    ) -> Result<R, AwsError> {
+    pub fn record<R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&mut Txn<'_, T>) -> Result<R, E>,
+    {
         self.transact_with(false, f)
     }
 
-    fn transact_with<R>(
+    fn transact_with<R, E: From<StoreError>>(
         &self,
         durable: bool,
-        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, AwsError>,
-    ) -> Result<R, AwsError> {
-        let mut rows = self.rows.write();
+        f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut guard = self.rows.write();
+        let Rows { map: rows, index } = &mut *guard;
         let mut txn = Txn {
-            rows: &mut rows,
+            rows: &mut *rows,
             undo: BTreeMap::new(),
         };
         let result = f(&mut txn);
@@ -136,32 +205,48 @@ where
         };
         match result {
             Ok(r) => {
-                let mut writes: Vec<Write> = Vec::with_capacity(undo.len());
-                for k in undo.keys() {
-                    let value = match rows.get(k) {
-                        Some(v) => Some(
-                            serde_json::to_vec(v).map_err(|e| AwsError::internal(e.to_string()))?,
-                        ),
-                        None => None,
-                    };
-                    writes.push((k.clone(), value));
-                }
+                let encoded: Result<Vec<Write>, serde_json::Error> = undo
+                    .keys()
+                    .map(|k| Ok((k.clone(), rows.get(k).map(serde_json::to_vec).transpose()?)))
+                    .collect();
+                let writes = match encoded {
+                    Ok(writes) => writes,
+                    Err(e) => {
+                        tracing::error!(table = self.name, error = %e, "a row cannot be encoded; change rolled back");
+                        rollback(rows, undo);
+                        return Err(StoreError::Db(format!("cannot encode a row: {e}")).into());
+                    }
+                };
                 if let Err(e) = self.store.commit_with(self.name, &writes, durable) {
                     tracing::error!(table = self.name, error = %e, "commit failed; change rolled back");
-                    rollback(&mut rows, undo);
-                    return Err(AwsError::internal("The change could not be saved durably"));
+                    rollback(rows, undo);
+                    return Err(e.into());
+                }
+                if let Some(f) = self.index_fn {
+                    for (k, old) in &undo {
+                        let before = old.as_ref().and_then(|v| f(k, v));
+                        let after = rows.get(k).and_then(|v| f(k, v));
+                        if before != after {
+                            if let Some(i) = before {
+                                index.remove(&(i, k.clone()));
+                            }
+                            if let Some(i) = after {
+                                index.insert((i, k.clone()));
+                            }
+                        }
+                    }
                 }
                 Ok(r)
             }
             Err(e) => {
-                rollback(&mut rows, undo);
+                rollback(rows, undo);
                 Err(e)
             }
         }
     }
 
     /// Inserts or replaces one row.
-    pub fn put(&self, key: &str, value: T) -> Result<(), AwsError> {
+    pub fn put(&self, key: &str, value: T) -> Result<(), StoreError> {
         self.transact(|t| {
             t.put(key, value);
             Ok(())
@@ -169,7 +254,7 @@ where
     }
 
     /// Removes one row; returns it.
-    pub fn remove(&self, key: &str) -> Result<Option<T>, AwsError> {
+    pub fn remove(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.transact(|t| Ok(t.remove(key)))
     }
 }
@@ -244,10 +329,13 @@ mod tests {
             t.put("a/2", 2).expect("put");
             t.put("b/1", 3).expect("put");
             t.remove("a/2").expect("remove");
-            let failed: Result<(), AwsError> = t.transact(|tx| {
+            let failed: Result<(), crate::protocol::AwsError> = t.transact(|tx| {
                 tx.put("a/3", 9);
                 tx.remove("a/1");
-                Err(AwsError::new("Nope", "no"))
+                Err(crate::protocol::AwsError::new(
+                    crate::protocol::codes::common::ValidationException,
+                    "no",
+                ))
             });
             assert!(failed.is_err());
             assert_eq!(t.get("a/1"), Some(1));
@@ -261,5 +349,82 @@ mod tests {
         assert!(t.is_empty());
         let store2 = Store::open(&dir.path().join("other")).expect("other");
         assert!(Table::<u32>::open(&store2, "nums").is_empty());
+    }
+
+    /// Index key: the row key's first segment and the value's parity.
+    fn parity(key: &str, v: &u32) -> Option<String> {
+        let (group, _) = key.split_once('/')?;
+        (*v != 0).then(|| {
+            format!(
+                "{group}/{}",
+                if v.is_multiple_of(2) { "even" } else { "odd" }
+            )
+        })
+    }
+
+    fn indexed(t: &Table<u32>, index_key: &str) -> Vec<(String, u32)> {
+        t.by_index(index_key)
+    }
+
+    #[test]
+    fn the_secondary_index_follows_puts_updates_removes_rollbacks_reopens_and_resets() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let t: Arc<Table<u32>> = Table::open_indexed(&store, "nums", parity);
+        t.put("a/1", 1).expect("put");
+        t.put("a/2", 2).expect("put");
+        t.put("a/3", 3).expect("put");
+        t.put("b/1", 5).expect("put");
+        t.put("a/0", 0).expect("put"); // no index key: left out
+        let odd = |t: &Table<u32>| indexed(t, "a/odd");
+        assert_eq!(odd(&t), vec![("a/1".into(), 1), ("a/3".into(), 3)]);
+        assert_eq!(indexed(&t, "a/even"), vec![("a/2".into(), 2)]);
+        assert_eq!(indexed(&t, "b/odd"), vec![("b/1".into(), 5)]);
+        // An update that changes the index key moves the row; one that does not keeps it.
+        t.transact::<_, StoreError, _>(|tx| {
+            if let Some(v) = tx.get_mut("a/1") {
+                *v = 4;
+            }
+            if let Some(v) = tx.get_mut("a/3") {
+                *v = 7;
+            }
+            Ok(())
+        })
+        .expect("update");
+        assert_eq!(odd(&t), vec![("a/3".into(), 7)]);
+        assert_eq!(
+            indexed(&t, "a/even"),
+            vec![("a/1".into(), 4), ("a/2".into(), 2)]
+        );
+        t.remove("a/2").expect("remove");
+        assert_eq!(indexed(&t, "a/even"), vec![("a/1".into(), 4)]);
+        // A failed transaction changes neither rows nor index.
+        let failed: Result<(), crate::protocol::AwsError> = t.transact(|tx| {
+            tx.put("a/9", 9);
+            tx.remove("a/3");
+            Err(crate::protocol::AwsError::new(
+                crate::protocol::codes::common::ValidationException,
+                "no",
+            ))
+        });
+        assert!(failed.is_err());
+        assert_eq!(odd(&t), vec![("a/3".into(), 7)]);
+        // read_index sees entries in (index key, row key) order.
+        let all = t.read_index(|index, rows| {
+            index
+                .iter()
+                .map(|(i, k)| format!("{i}={}", rows[k]))
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(all, vec!["a/even=4", "a/odd=7", "b/odd=5"]);
+        drop(t);
+        // Reopening rebuilds the index from the stored rows; a reset empties it.
+        let t: Arc<Table<u32>> = Table::open_indexed(&store, "nums", parity);
+        assert_eq!(odd(&t), vec![("a/3".into(), 7)]);
+        assert_eq!(indexed(&t, "a/even"), vec![("a/1".into(), 4)]);
+        store.reset().expect("reset");
+        assert!(indexed(&t, "b/odd").is_empty());
+        t.put("b/3", 3).expect("put");
+        assert_eq!(indexed(&t, "b/odd"), vec![("b/3".into(), 3)]);
     }
 }

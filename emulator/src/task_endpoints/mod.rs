@@ -30,8 +30,11 @@ use std::sync::Arc;
 
 /// Marks an answer about an id this emulator does not know (another emulator may).
 pub const UNKNOWN_ID_HEADER: &str = "x-ecs-emulator-unknown-id";
-/// The container's address, on requests forwarded between emulators (trusted on loopback only).
+/// The container's address, on requests forwarded between emulators (trusted only with the
+/// listener's secret).
 pub const SOURCE_HEADER: &str = "x-ecs-emulator-source-ip";
+/// The secret of the loopback listener a request is forwarded to (listen.rs: Peers).
+pub const FORWARD_TOKEN_HEADER: &str = "x-ecs-emulator-forward-token";
 
 /// Credentials are renewed this long (emulated seconds) before they expire.
 const RENEW_BEFORE_S: f64 = 300.0;
@@ -334,8 +337,9 @@ impl TaskEndpoints {
 #[derive(Clone)]
 struct Served {
     endpoints: Arc<TaskEndpoints>,
-    /// Loopback listener for other emulators: trusts SOURCE_HEADER, never forwards.
-    private: bool,
+    /// Loopback listener for other emulators: serves only requests that carry this secret in
+    /// FORWARD_TOKEN_HEADER, trusts their SOURCE_HEADER, never forwards.
+    private: Option<Arc<str>>,
     /// Asks the other emulators on this machine about ids unknown here.
     peers: Option<Arc<listen::Peers>>,
 }
@@ -354,7 +358,20 @@ async fn serve(
         .into_response();
     }
     let mut source = peer.ip();
-    if s.private && source.is_loopback() {
+    if let Some(secret) = &s.private {
+        let presented = req
+            .headers()
+            .get(FORWARD_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !source.is_loopback() || !crate::protocol::sigv4::signatures_match(presented, secret) {
+            return Answer::error(
+                StatusCode::FORBIDDEN,
+                "Forbidden",
+                "only emulators sharing the task endpoint address may call this listener",
+            )
+            .into_response();
+        }
         if let Some(ip) = req
             .headers()
             .get(SOURCE_HEADER)
@@ -380,10 +397,11 @@ async fn serve(
     answer.into_response()
 }
 
-/// The router of one listener. `private`: the loopback listener other emulators forward to.
+/// The router of one listener. `private`: the loopback listener other emulators forward to, and
+/// the secret they must present.
 fn router(
     endpoints: Arc<TaskEndpoints>,
-    private: bool,
+    private: Option<Arc<str>>,
     peers: Option<Arc<listen::Peers>>,
 ) -> Router {
     Router::new().fallback(serve).with_state(Served {
@@ -492,7 +510,7 @@ mod tests {
 
     fn endpoints(role: Option<&str>, network_mode: &str) -> Arc<TaskEndpoints> {
         let deps = crate::services::Deps::for_tests();
-        let registry = crate::services::build(&deps);
+        let registry = crate::app::build(&deps);
         let ecs = registry.handle::<Ecs>().expect("ecs");
         let sts = registry.handle::<Sts>().expect("sts");
         let task = Task {

@@ -41,6 +41,16 @@ impl<'a> Api<'a> {
         self.ctx.now
     }
 
+    /// The faults of this account and region.
+    pub fn faults(&self) -> Vec<crate::faults::Fault> {
+        self.app
+            .faults
+            .list()
+            .into_iter()
+            .filter(|f| f.account == self.ctx.account && f.region == self.ctx.region)
+            .collect()
+    }
+
     /// Whether the emulator implements an operation (pages for services not built yet are left
     /// out rather than shown empty).
     pub fn has(&self, service: &str, operation: &str) -> bool {

@@ -61,6 +61,20 @@ pub fn layout(title: &str, region: &str, main: Markup) -> Markup {
 pub fn overview(summary: &Summary) -> Markup {
     let region = &summary.region;
     html! {
+        @if !summary.faults.is_empty() {
+            section.faults {
+                h2 { "Faults" }
+                ul.compact {
+                    @for f in &summary.faults {
+                        li {
+                            b { (f.summary) } " "
+                            span.muted { (f.id) " · " (if f.lasting { "until healed: ecs-emulator fault heal " } else { "happened once" })
+                                @if f.lasting { code { (f.id) } } }
+                        }
+                    }
+                }
+            }
+        }
         h1 { "Clusters" }
         @if summary.clusters.is_empty() {
             p.empty { "No clusters yet: " code { "aws ecs create-cluster --cluster-name demo" } }

@@ -18,6 +18,20 @@ pub struct Summary {
     /// Other services' resources, by kind ("File systems", "Cloud Map namespaces", "Alarms", …),
     /// one line each; present only for services the emulator implements.
     pub others: BTreeMap<String, Vec<String>>,
+    /// Faults made through /_emulator/faults, oldest first.
+    #[serde(default)]
+    pub faults: Vec<FaultView>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FaultView {
+    pub id: String,
+    pub kind: String,
+    pub summary: String,
+    /// Whether it lasts until healed (else it happened once).
+    pub lasting: bool,
+    pub created_at: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -164,6 +178,17 @@ impl Summary {
             load_balancers: load_balancers(api, listener_urls).await,
             repositories: repositories(api).await,
             others: others(api).await,
+            faults: api
+                .faults()
+                .into_iter()
+                .map(|f| FaultView {
+                    summary: f.kind.describe(),
+                    kind: f.kind.name().to_string(),
+                    lasting: f.kind.lasting(),
+                    created_at: f.created_at,
+                    id: f.id,
+                })
+                .collect(),
         }
     }
 }

@@ -934,3 +934,322 @@ async fn alb_request_count_per_target_scales_out_a_service_behind_an_alb() {
     .await;
     assert!(active.iter().any(|(_, v)| *v >= 1.0), "{active:?}");
 }
+
+/// sdk-tests/python/app_autoscaling.py: boto3's paginators over alarms, alarm history, scalable
+/// targets, policies, activities and scheduled actions; `aws cloudwatch wait alarm-exists` on an
+/// alarm created while it waits; `aws application-autoscaling describe-scaling-activities`.
+#[test]
+fn boto3_paginators_waiters_and_the_aws_cli() {
+    let emu = Emulator::start();
+    sdk_tests::run_python(&emu, "app_autoscaling.py", "APP AUTOSCALING OK");
+}
+
+/// The service's running tasks: (task definition ARN, Docker id of its container).
+async fn running_tasks(emu: &Emulator, cluster: &str, name: &str) -> Vec<(String, String)> {
+    let ecs = emu.ecs();
+    let arns = ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(name)
+        .send()
+        .await
+        .expect("ListTasks")
+        .task_arns()
+        .to_vec();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    let out = ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .expect("DescribeTasks");
+    out.tasks()
+        .iter()
+        .filter(|t| t.last_status() == Some("RUNNING") && t.desired_status() == Some("RUNNING"))
+        .map(|t| {
+            (
+                t.task_definition_arn().unwrap_or_default().to_string(),
+                t.containers()
+                    .first()
+                    .and_then(|c| c.runtime_id())
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// ECS deployment alarms: a deployment to CPU-burning tasks sends the service's AWS/ECS
+/// CPUUtilization (measured from the real containers) over an alarm named in
+/// deploymentConfiguration.alarms; the deployment fails while it bakes and is rolled back to
+/// the previous task definition, whose tasks run again.
+#[tokio::test]
+async fn a_deployment_alarm_in_alarm_rolls_the_deployment_back() {
+    use aws_sdk_ecs::types::{DeploymentAlarms, DeploymentConfiguration, DeploymentRolloutState};
+    ensure_image();
+    let started = Instant::now();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("dep", "web");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    task_definition(&emu, "web", "128", "exec sleep 3600").await;
+    task_definition(&emu, "web", "128", "while :; do :; done").await;
+    emu.cloudwatch()
+        .put_metric_alarm()
+        .alarm_name("web-cpu-high")
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .dimensions(Dimension::builder().name("ClusterName").value(c).build())
+        .dimensions(Dimension::builder().name("ServiceName").value(s).build())
+        .statistic(Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(50.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("PutMetricAlarm");
+    let conf = |bake: i32| {
+        DeploymentConfiguration::builder()
+            .maximum_percent(200)
+            .minimum_healthy_percent(100)
+            .alarms(
+                DeploymentAlarms::builder()
+                    .alarm_names("web-cpu-high")
+                    .enable(true)
+                    .rollback(true)
+                    .build()
+                    .expect("alarms"),
+            )
+            .bake_time_in_minutes(bake)
+            .build()
+    };
+    emu.ecs()
+        .create_service()
+        .cluster(c)
+        .service_name(s)
+        .task_definition("web:1")
+        .desired_count(2)
+        .deployment_configuration(conf(1))
+        .send()
+        .await
+        .expect("CreateService");
+    let first = wait_until!(
+        30,
+        "the first deployment to complete after its bake time",
+        async {
+            let svc = service(&emu, c, s).await;
+            let d = svc.deployments().first().cloned()?;
+            (d.rollout_state() == Some(&DeploymentRolloutState::Completed)).then_some(svc)
+        }
+    );
+    let dc = first
+        .deployment_configuration()
+        .expect("deploymentConfiguration");
+    let alarms = dc.alarms().expect("alarms");
+    assert_eq!(alarms.alarm_names(), ["web-cpu-high"]);
+    assert!(alarms.enable() && alarms.rollback());
+    assert_eq!(dc.bake_time_in_minutes(), Some(1));
+    let calm = first
+        .task_definition()
+        .expect("task definition")
+        .to_string();
+    assert_eq!(running_tasks(&emu, c, s).await.len(), 2);
+
+    // Deploy the CPU burners, with a 10-minute bake: the alarm fires while it bakes.
+    emu.ecs()
+        .update_service()
+        .cluster(c)
+        .service(s)
+        .task_definition("web:2")
+        .deployment_configuration(conf(10))
+        .send()
+        .await
+        .expect("UpdateService");
+    let burning = wait_until!(30, "the burning tasks to run", async {
+        let t = running_tasks(&emu, c, s).await;
+        let n = t.iter().filter(|(d, _)| d.ends_with("web:2")).count();
+        (n == 2).then_some(t)
+    });
+    let (_, burner) = burning
+        .iter()
+        .find(|(d, _)| d.ends_with("web:2"))
+        .expect("a burner");
+    assert!(!burner.is_empty(), "the burner has a Docker container");
+    let failed = wait_until!(60, "the deployment to fail on the alarm", async {
+        let svc = service(&emu, c, s).await;
+        svc.deployments()
+            .iter()
+            .find(|d| {
+                d.task_definition().is_some_and(|t| t.ends_with("web:2"))
+                    && d.rollout_state() == Some(&DeploymentRolloutState::Failed)
+            })
+            .cloned()
+    });
+    assert_eq!(
+        alarm_state(&emu, "web-cpu-high").await,
+        Some(StateValue::Alarm)
+    );
+    let reason = failed.rollout_state_reason().unwrap_or_default();
+    assert!(reason.contains("web-cpu-high"), "{reason}");
+    let cpu = datapoints(
+        &emu,
+        "AWS/ECS",
+        "CPUUtilization",
+        &[("ClusterName", c), ("ServiceName", s)],
+        Statistic::Maximum,
+    )
+    .await;
+    assert!(cpu.iter().any(|(_, v)| *v > 50.0), "CPU over 50 %: {cpu:?}");
+
+    // The rollback: a new PRIMARY deployment of the first task definition; the burners stop and
+    // two calm tasks run again, and the rollback completes after its bake time.
+    let back = wait_until!(60, "the rollback to complete with calm tasks", async {
+        let svc = service(&emu, c, s).await;
+        let p = svc
+            .deployments()
+            .iter()
+            .find(|d| d.status() == Some("PRIMARY"))?
+            .clone();
+        let tasks = running_tasks(&emu, c, s).await;
+        let calm_only = tasks.len() == 2 && tasks.iter().all(|(d, _)| *d == calm);
+        (calm_only
+            && p.task_definition() == Some(calm.as_str())
+            && p.rollout_state() == Some(&DeploymentRolloutState::Completed)
+            && svc.deployments().len() == 1)
+            .then_some(svc)
+    });
+    assert_eq!(back.task_definition(), Some(calm.as_str()));
+    let events: Vec<&str> = back.events().iter().filter_map(|e| e.message()).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("deployment failed: alarm(s) web-cpu-high")),
+        "{events:?}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.contains("rolling back to deployment")),
+        "{events:?}"
+    );
+    // The burner's container is gone (stopped by the rollback).
+    let gone = wait_until!(30, "the burner's container to stop", async {
+        let out = std::process::Command::new("docker")
+            .args(["inspect", "-f", "{{.State.Running}}", burner.as_str()])
+            .output()
+            .expect("docker inspect");
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (text != "true").then_some(text)
+    });
+    assert_ne!(gone, "true");
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// ECSServiceAverageMemoryUtilization target tracking on real containers: each task fills half
+/// of its 64 MiB with a tmpfs file, the service's AWS/ECS MemoryUtilization (measured from the
+/// containers' cgroups) goes over the 20 % target, AlarmHigh fires and the service scales out to
+/// ⌈1 × 50 / 20⌉ = 3 tasks, which run.
+#[tokio::test]
+async fn memory_target_tracking_scales_out_on_memory_the_tasks_use() {
+    ensure_image();
+    let started = Instant::now();
+    let emu = Emulator::start_with(&["--time-scale", SCALE]);
+    let (c, s) = ("mem", "fill");
+    cluster_with_instance(&emu.ecs(), c, "m5.2xlarge", "us-east-1a").await;
+    emu.ecs()
+        .register_task_definition()
+        .family("fill")
+        .container_definitions(
+            container(
+                "app",
+                64,
+                &[
+                    "sh",
+                    "-c",
+                    "dd if=/dev/zero of=/dev/shm/fill bs=1048576 count=32 && exec sleep 3600",
+                ],
+            )
+            .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    create_service(&emu, c, s, "fill", 1).await;
+    register_target(&emu, c, s, 1, 3).await;
+    let policy = emu
+        .appautoscaling()
+        .put_scaling_policy()
+        .policy_name("mem20")
+        .service_namespace(ServiceNamespace::Ecs)
+        .resource_id(resource_id(c, s))
+        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+        .policy_type(PolicyType::TargetTrackingScaling)
+        .target_tracking_scaling_policy_configuration(
+            TargetTrackingScalingPolicyConfiguration::builder()
+                .target_value(20.0)
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::EcsServiceAverageMemoryUtilization)
+                        .build()
+                        .expect("spec"),
+                )
+                .disable_scale_in(true)
+                .build()
+                .expect("configuration"),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+    assert_eq!(
+        policy.alarms().len(),
+        1,
+        "scale-in disabled: AlarmHigh only"
+    );
+    let high = policy.alarms()[0].alarm_name().to_string();
+    let alarms = emu
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_names(&high)
+        .send()
+        .await
+        .expect("DescribeAlarms");
+    let a = &alarms.metric_alarms()[0];
+    assert_eq!(a.namespace(), Some("AWS/ECS"));
+    assert_eq!(a.metric_name(), Some("MemoryUtilization"));
+    assert_eq!(a.threshold(), Some(20.0));
+    let used = wait_until!(60, "MemoryUtilization of the service over 20 %", async {
+        let points = datapoints(
+            &emu,
+            "AWS/ECS",
+            "MemoryUtilization",
+            &[("ClusterName", c), ("ServiceName", s)],
+            Statistic::Average,
+        )
+        .await;
+        points.iter().map(|(_, v)| *v).find(|v| *v > 20.0)
+    });
+    // 32 MiB of 64 (plus the shell's own pages).
+    assert!((45.0..80.0).contains(&used), "{used}");
+    let svc = wait_for_count(&emu, c, s, 3, 60).await;
+    assert_eq!(svc.desired_count(), 3);
+    let changes = desired_count_changes(&emu, c, s).await;
+    assert!(
+        changes
+            .iter()
+            .any(|(n, _, cause)| *n == 3 && cause.contains(&high) && cause.contains("mem20")),
+        "{changes:?}"
+    );
+    assert_eq!(running_tasks(&emu, c, s).await.len(), 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -9,8 +9,7 @@ use aws_sdk_autoscaling::types::{
 use aws_sdk_ec2::types::{Filter, RequestLaunchTemplateData};
 use aws_sdk_ecs::error::ProvideErrorMetadata;
 use aws_sdk_ecs::types::ContainerDefinition;
-use sdk_tests::{crate_dir, Emulator};
-use std::process::Command;
+use sdk_tests::Emulator;
 use std::time::{Duration, Instant};
 
 use crate::ec2_instances::{base64, ecs_ami};
@@ -530,25 +529,12 @@ async fn elb_health_checks_replace_an_instance() {
     );
 }
 
+/// sdk-tests/python/autoscaling.py: boto3's paginators, `aws autoscaling
+/// describe-auto-scaling-groups`, `describe-scaling-activities`, `wait group-in-service`.
 #[test]
 fn boto3_paginators_and_the_aws_cli() {
     let emu = Emulator::start();
-    let script = crate_dir().join("python").join("autoscaling.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(emu.endpoint())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .unwrap_or_else(|e| panic!("python3 is not available ({e}): run .ci/run"));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("AUTOSCALING OK"),
-        "autoscaling.py failed ({}):\n{stdout}\n{stderr}\nemulator log:\n{}",
-        out.status,
-        emu.log()
-    );
+    sdk_tests::run_python(&emu, "autoscaling.py", "AUTOSCALING OK");
 }
 
 /// The acceptance scenario of cluster auto scaling: a cluster whose default capacity provider
@@ -728,6 +714,17 @@ async fn capacity_provider_grows_and_shrinks_the_group_with_a_service() {
     assert!(acts.activities().iter().any(|a| a.cause().is_some_and(|c| c
         .contains("a monitor alarm TargetTracking-cp-asg-AlarmHigh-")
         && c.contains("in state ALARM triggered policy ECSManagedAutoScalingPolicy-"))));
+    // Managed scaling sized the step from the waiting tasks: 0 → 3 at once (ECS's estimate of
+    // the instances they need), not 0 → 2 → 3 as the 200 % metric alone would.
+    assert!(
+        acts.activities().iter().any(|a| a
+            .cause()
+            .is_some_and(|c| c.contains("changing the desired capacity from 0 to 3."))),
+        "{:?}",
+        acts.activities()
+    );
+    // instanceWarmupPeriod (default 300) is the policy's EstimatedInstanceWarmup.
+    assert_eq!(policy.estimated_instance_warmup(), Some(300));
 
     // Service to 0: the tasks stop, protection goes, and after the low alarm the group shrinks
     // to 0.
@@ -1125,4 +1122,388 @@ fn alb_get(port: u16, host: &str) -> u16 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
+}
+
+/// FARGATE_SPOT: a service whose strategy puts its base on FARGATE and the rest on FARGATE_SPOT
+/// runs real containers on both; a Spot interruption (the control API's fault) stops a
+/// FARGATE_SPOT task with stopCode SpotInterruption and ECS's reason, and the service replaces
+/// it with a new FARGATE_SPOT task. An On-Demand Fargate task cannot be interrupted.
+#[tokio::test]
+async fn fargate_spot_tasks_are_interrupted_and_replaced() {
+    use aws_sdk_ecs::types::{
+        AwsVpcConfiguration, CapacityProviderStrategyItem, Compatibility, NetworkConfiguration,
+        NetworkMode, TaskStopCode,
+    };
+    ensure_image();
+    let emu = Emulator::start_with(&["--time-scale", "30"]);
+    let ecs = emu.ecs();
+    ecs.create_cluster()
+        .cluster_name("fgs")
+        .capacity_providers("FARGATE")
+        .capacity_providers("FARGATE_SPOT")
+        .send()
+        .await
+        .expect("CreateCluster");
+    let subnets = default_subnets(&emu.ec2()).await;
+    ecs.register_task_definition()
+        .family("fgs")
+        .requires_compatibilities(Compatibility::Fargate)
+        .network_mode(NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image("ecs-emulator-test/busybox:latest")
+                .command("sleep")
+                .command("3600")
+                .stop_timeout(2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let item = |name: &str, base: i32, weight: i32| {
+        CapacityProviderStrategyItem::builder()
+            .capacity_provider(name)
+            .base(base)
+            .weight(weight)
+            .build()
+            .expect("strategy item")
+    };
+    ecs.create_service()
+        .cluster("fgs")
+        .service_name("spot")
+        .task_definition("fgs")
+        .desired_count(3)
+        .capacity_provider_strategy(item("FARGATE", 1, 0))
+        .capacity_provider_strategy(item("FARGATE_SPOT", 0, 1))
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets.clone()))
+                        .build()
+                        .expect("awsvpc"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateService");
+    // (provider, task ARN, Docker id) of the service's running tasks.
+    let running = || async {
+        let arns = ecs
+            .list_tasks()
+            .cluster("fgs")
+            .service_name("spot")
+            .send()
+            .await
+            .expect("ListTasks")
+            .task_arns()
+            .to_vec();
+        if arns.is_empty() {
+            return Vec::new();
+        }
+        let ts = ecs
+            .describe_tasks()
+            .cluster("fgs")
+            .set_tasks(Some(arns))
+            .send()
+            .await
+            .expect("DescribeTasks");
+        ts.tasks()
+            .iter()
+            .filter(|t| t.last_status() == Some("RUNNING") && t.desired_status() == Some("RUNNING"))
+            .map(|t| {
+                (
+                    t.capacity_provider_name().unwrap_or_default().to_string(),
+                    t.task_arn().unwrap_or_default().to_string(),
+                    t.containers()
+                        .first()
+                        .and_then(|c| c.runtime_id())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let spread = |tasks: &[(String, String, String)], p: &str| {
+        tasks.iter().filter(|(name, _, _)| name == p).count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let tasks = loop {
+        let t = running().await;
+        if t.len() == 3 {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "three running tasks: {t:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(
+        spread(&tasks, "FARGATE"),
+        1,
+        "the base on FARGATE: {tasks:?}"
+    );
+    assert_eq!(
+        spread(&tasks, "FARGATE_SPOT"),
+        2,
+        "the rest on FARGATE_SPOT: {tasks:?}"
+    );
+    assert!(
+        tasks.iter().all(|(_, _, id)| !id.is_empty()),
+        "real containers: {tasks:?}"
+    );
+    let port = emu.port();
+    let fault = |arn: &str| {
+        sdk_tests::http(
+            port,
+            "POST",
+            "/_emulator/faults/spot-interruption",
+            &[],
+            format!("{{\"taskArn\": \"{arn}\"}}").as_bytes(),
+        )
+    };
+    let (_, on_demand, _) = tasks
+        .iter()
+        .find(|(p, _, _)| p == "FARGATE")
+        .expect("on-demand");
+    assert_eq!(
+        fault(on_demand).status,
+        400,
+        "an On-Demand Fargate task is not interruptible"
+    );
+    let (_, victim, container) = tasks
+        .iter()
+        .find(|(p, _, _)| p == "FARGATE_SPOT")
+        .cloned()
+        .expect("a spot task");
+    let r = fault(&victim);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stopped = loop {
+        let t = ecs
+            .describe_tasks()
+            .cluster("fgs")
+            .tasks(&victim)
+            .send()
+            .await
+            .expect("DescribeTasks")
+            .tasks()[0]
+            .clone();
+        if t.last_status() == Some("STOPPED") {
+            break t;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the interrupted task to stop: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(stopped.stop_code(), Some(&TaskStopCode::SpotInterruption));
+    assert_eq!(
+        stopped.stopped_reason(),
+        Some("Your Spot Task was interrupted.")
+    );
+    let inspect = std::process::Command::new("docker")
+        .args(["inspect", "-f", "{{.State.Running}}", &container])
+        .output()
+        .expect("docker inspect");
+    assert_ne!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        "true",
+        "the container stopped"
+    );
+    // The service replaces it on FARGATE_SPOT.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = running().await;
+        if t.len() == 3 && !t.iter().any(|(_, a, _)| *a == victim) {
+            assert_eq!(spread(&t, "FARGATE_SPOT"), 2, "{t:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "a replacement: {t:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Target tracking on ASGAverageCPUUtilization from the instances' containers: a CPU-burning
+/// task (a quarter of a core, hard limit) on the group's one t2.micro (1024 CPU units) puts the
+/// group's AWS/EC2 CPUUtilization at about 25 %, over the 10 % target; AlarmHigh fires after its
+/// three minutes and the group grows to its maximum of 2, the new instance joining the cluster.
+#[tokio::test]
+async fn asg_average_cpu_target_tracking_scales_the_group_out() {
+    use aws_sdk_autoscaling::types::{
+        MetricType, PredefinedMetricSpecification, TargetTrackingConfiguration,
+    };
+    use aws_sdk_cloudwatch::types::{Dimension, Statistic};
+    ensure_image();
+    let started = Instant::now();
+    let emu = Emulator::start_with(&["--time-scale", "60"]);
+    let (ec2, ecs, asg, cw) = (emu.ec2(), emu.ecs(), emu.autoscaling(), emu.cloudwatch());
+    ecs.create_cluster()
+        .cluster_name("cpu-asg")
+        .send()
+        .await
+        .expect("CreateCluster");
+    let user_data = "#!/bin/bash\necho ECS_CLUSTER=cpu-asg >> /etc/ecs/ecs.config";
+    let lt = ec2
+        .create_launch_template()
+        .launch_template_name("cpu-asg")
+        .launch_template_data(
+            RequestLaunchTemplateData::builder()
+                .image_id(ecs_ami(&ec2).await)
+                .instance_type(aws_sdk_ec2::types::InstanceType::T2Micro)
+                .user_data(base64(user_data.as_bytes()))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateLaunchTemplate")
+        .launch_template()
+        .and_then(|t| t.launch_template_id())
+        .expect("id")
+        .to_string();
+    let subnets = default_subnets(&ec2).await;
+    asg.create_auto_scaling_group()
+        .auto_scaling_group_name("cpu-asg")
+        .min_size(1)
+        .max_size(2)
+        .desired_capacity(1)
+        .launch_template(
+            LaunchTemplateSpecification::builder()
+                .launch_template_id(&lt)
+                .build(),
+        )
+        .vpc_zone_identifier(subnets[0].clone())
+        .send()
+        .await
+        .expect("CreateAutoScalingGroup");
+    let instances = || async {
+        ecs.list_container_instances()
+            .cluster("cpu-asg")
+            .status(aws_sdk_ecs::types::ContainerInstanceStatus::Active)
+            .send()
+            .await
+            .expect("ListContainerInstances")
+            .container_instance_arns()
+            .len()
+    };
+    wait_until!(
+        Duration::from_secs(60),
+        "the first instance to join",
+        emu,
+        instances().await == 1
+    );
+    ecs.register_task_definition()
+        .family("burn")
+        .cpu("256")
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("app")
+                .image(IMAGE)
+                .memory(32)
+                .command("sh")
+                .command("-c")
+                .command("while :; do :; done")
+                .stop_timeout(2)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    let task = ecs
+        .run_task()
+        .cluster("cpu-asg")
+        .task_definition("burn")
+        .send()
+        .await
+        .expect("RunTask");
+    assert_eq!(task.tasks().len(), 1, "{:?}", task.failures());
+    let policy = asg
+        .put_scaling_policy()
+        .auto_scaling_group_name("cpu-asg")
+        .policy_name("cpu10")
+        .policy_type("TargetTrackingScaling")
+        .target_tracking_configuration(
+            TargetTrackingConfiguration::builder()
+                .predefined_metric_specification(
+                    PredefinedMetricSpecification::builder()
+                        .predefined_metric_type(MetricType::AsgAverageCpuUtilization)
+                        .build(),
+                )
+                .target_value(10.0)
+                .disable_scale_in(true)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutScalingPolicy");
+    let high = policy.alarms()[0]
+        .alarm_name()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        high.starts_with("TargetTracking-cpu-asg-AlarmHigh-"),
+        "{high}"
+    );
+    wait_until!(
+        Duration::from_secs(90),
+        "the group to grow to 2 in service and both instances to join",
+        emu,
+        states(&asg, "cpu-asg").await == vec![LifecycleState::InService; 2]
+            && instances().await == 2
+    );
+    let now = emu.raw("GET", "/_emulator/state", &[], b"").json()["now"]
+        .as_f64()
+        .expect("now");
+    let stats = cw
+        .get_metric_statistics()
+        .namespace("AWS/EC2")
+        .metric_name("CPUUtilization")
+        .dimensions(
+            Dimension::builder()
+                .name("AutoScalingGroupName")
+                .value("cpu-asg")
+                .build(),
+        )
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now as i64 - 3600,
+        ))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(
+            now as i64 + 60,
+        ))
+        .period(60)
+        .statistics(Statistic::Maximum)
+        .send()
+        .await
+        .expect("GetMetricStatistics");
+    let peak = stats
+        .datapoints()
+        .iter()
+        .filter_map(|d| d.maximum())
+        .fold(0.0, f64::max);
+    assert!(
+        (15.0..40.0).contains(&peak),
+        "about 25 %: {:?}",
+        stats.datapoints()
+    );
+    let acts = asg
+        .describe_scaling_activities()
+        .auto_scaling_group_name("cpu-asg")
+        .send()
+        .await
+        .expect("DescribeScalingActivities");
+    assert!(
+        acts.activities().iter().any(|a| a.cause().is_some_and(|c| c.contains(&format!(
+            "a monitor alarm {high} in state ALARM triggered policy cpu10 changing the desired capacity from 1 to 2."
+        )))),
+        "{:?}",
+        acts.activities()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(120),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -348,3 +348,153 @@ async fn cloudwatch_metric_is_listed_over_query_and_json() {
     );
     assert_eq!(r.json()["__type"], "InvalidParameterValueException");
 }
+
+/// A CBOR body is one data item: bytes after it are refused, not ignored.
+#[tokio::test]
+async fn cbor_with_trailing_bytes_is_refused() {
+    let emu = Emulator::start();
+    let mut body = Vec::new();
+    ciborium::ser::into_writer(
+        &ciborium::value::Value::Map(vec![(
+            ciborium::value::Value::Text("Namespace".into()),
+            ciborium::value::Value::Text("Trailing/Test".into()),
+        )]),
+        &mut body,
+    )
+    .expect("encode");
+    let headers = [
+        ("smithy-protocol", "rpc-v2-cbor"),
+        ("Content-Type", "application/cbor"),
+        ("Accept", "application/cbor"),
+    ];
+    let path = "/service/GraniteServiceVersion20100801/operation/ListMetrics";
+    let r = emu.raw("POST", path, &headers, &body);
+    assert_eq!(r.status, 200, "the item alone is fine");
+    body.extend_from_slice(&[0xa0, 0x00]);
+    let r = emu.raw("POST", path, &headers, &body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    let v: ciborium::value::Value = ciborium::de::from_reader(r.body.as_slice()).expect("cbor");
+    let text = format!("{v:?}");
+    assert!(text.contains("SerializationException"), "{text}");
+}
+
+/// NaN and the infinities are refused with CloudWatch's message over every protocol: the SDK's
+/// rpcv2-cbor (f64), hand-written CBOR half-floats, query and awsJson 1.0 (issue 14).
+#[tokio::test]
+async fn non_finite_metric_values_are_refused_in_every_protocol() {
+    let emu = Emulator::start();
+    let message =
+        |v: &str| format!("The value {v} for parameter MetricData.member.1.Value is invalid.");
+    for (value, shown) in [
+        (f64::NAN, "NaN"),
+        (f64::INFINITY, "Infinity"),
+        (f64::NEG_INFINITY, "-Infinity"),
+    ] {
+        let err = emu
+            .cloudwatch()
+            .put_metric_data()
+            .namespace("Bad/Values")
+            .metric_data(MetricDatum::builder().metric_name("m").value(value).build())
+            .send()
+            .await
+            .expect_err("a non-finite value");
+        assert_eq!(err.code(), Some("InvalidParameterValue"), "{err:?}");
+        assert_eq!(status(&err), Some(400));
+        assert_eq!(err.message(), Some(message(shown).as_str()));
+    }
+
+    // {"Namespace": "Bad", "MetricData": [{"MetricName": "m", "Value": <f16>}]}
+    let cbor = |half: [u8; 2]| {
+        let mut b = vec![0xa2, 0x69];
+        b.extend_from_slice(b"Namespace");
+        b.push(0x63);
+        b.extend_from_slice(b"Bad");
+        b.push(0x6a);
+        b.extend_from_slice(b"MetricData");
+        b.extend_from_slice(&[0x81, 0xa2, 0x6a]);
+        b.extend_from_slice(b"MetricName");
+        b.extend_from_slice(&[0x61, b'm', 0x65]);
+        b.extend_from_slice(b"Value");
+        b.extend_from_slice(&[0xf9, half[0], half[1]]);
+        b
+    };
+    for (half, shown) in [
+        ([0x7e, 0x00], "NaN"),
+        ([0x7c, 0x00], "Infinity"),
+        ([0xfc, 0x00], "-Infinity"),
+    ] {
+        let r = emu.raw(
+            "POST",
+            "/service/GraniteServiceVersion20100801/operation/PutMetricData",
+            &[
+                ("smithy-protocol", "rpc-v2-cbor"),
+                ("Content-Type", "application/cbor"),
+                ("Accept", "application/cbor"),
+            ],
+            &cbor(half),
+        );
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert_eq!(
+            r.header("x-amzn-query-error"),
+            Some("InvalidParameterValue;Sender")
+        );
+        assert!(r.text().contains(&message(shown)), "{}", r.text());
+    }
+
+    let r = emu.raw(
+        "POST",
+        "/",
+        &[(
+            "Content-Type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )],
+        b"Action=PutMetricData&Version=2010-08-01&Namespace=Bad&MetricData.member.1.MetricName=m&MetricData.member.1.Value=NaN",
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.text().contains("<Code>InvalidParameterValue</Code>")
+            && r.text().contains(&message("NaN")),
+        "{}",
+        r.text()
+    );
+
+    let r = emu.raw(
+        "POST",
+        "/",
+        &[
+            (
+                "X-Amz-Target",
+                "GraniteServiceVersion20100801.PutMetricData",
+            ),
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-query-mode", "true"),
+        ],
+        br#"{"Namespace":"Bad","MetricData":[{"MetricName":"m","Value":"-Infinity"}]}"#,
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.json()["message"], message("-Infinity"), "{}", r.text());
+
+    // A dimension named twice.
+    let dim = |v: &str| Dimension::builder().name("Svc").value(v).build();
+    let err = emu
+        .cloudwatch()
+        .put_metric_data()
+        .namespace("Bad/Dims")
+        .metric_data(
+            MetricDatum::builder()
+                .metric_name("m")
+                .value(1.0)
+                .dimensions(dim("a"))
+                .dimensions(dim("b"))
+                .build(),
+        )
+        .send()
+        .await
+        .expect_err("a repeated dimension name");
+    assert_eq!(err.code(), Some("InvalidParameterValue"), "{err:?}");
+    assert_eq!(status(&err), Some(400));
+    assert_eq!(
+        err.message(),
+        Some("No metric may specify the same dimension name twice.")
+    );
+}

@@ -166,17 +166,7 @@ async fn wait_until<T>(what: &str, secs: u64, mut probe: impl AsyncFnMut() -> Op
     }
 }
 
-fn docker_logs(id: &str) -> String {
-    let out = Command::new("docker")
-        .args(["logs", id])
-        .output()
-        .expect("docker logs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use sdk_tests::docker_logs;
 
 struct Setup {
     emu: Emulator,

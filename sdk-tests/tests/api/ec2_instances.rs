@@ -120,7 +120,8 @@ async fn instance_registers_with_its_cluster_and_leaves_on_termination() {
         .to_string();
     let subnet = instance.subnet_id().expect("subnet").to_string();
 
-    // Within a second the agent on the instance has registered it with "demo".
+    // The agent on the instance registers it with "demo" (within a second when idle; the bound
+    // is generous so that a loaded CI machine stays green).
     let arn = loop {
         let out = ecs
             .list_container_instances()
@@ -132,8 +133,8 @@ async fn instance_registers_with_its_cluster_and_leaves_on_termination() {
             break arn.clone();
         }
         assert!(
-            launched_at.elapsed() < Duration::from_secs(1),
-            "no container instance within a second; log:\n{}",
+            launched_at.elapsed() < Duration::from_secs(30),
+            "no container instance within 30 s; log:\n{}",
             emu.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

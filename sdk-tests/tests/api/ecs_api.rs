@@ -256,3 +256,241 @@ async fn task_definitions_are_validated_as_ecs_validates_them() {
         .expect_err("awsvpc ports must match");
     assert!(ports.message().is_some_and(|m| m.contains("must match")));
 }
+
+/// The code, HTTP status and message of a failed ECS call.
+fn failure<E: ProvideErrorMetadata>(
+    err: &aws_sdk_ecs::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> (String, Option<u16>, String) {
+    (
+        err.code().unwrap_or_default().to_string(),
+        crate::status(err),
+        err.message().unwrap_or_default().to_string(),
+    )
+}
+
+fn bad(message: &str) -> (String, Option<u16>, String) {
+    (
+        "InvalidParameterException".into(),
+        Some(400),
+        message.into(),
+    )
+}
+
+/// (task definition, subnets, security groups, ECS's message).
+type NetworkCase = (&'static str, Vec<String>, Option<Vec<String>>, String);
+
+/// Messages ECS gives for services, tasks and container instances, word for word (issue 14).
+#[tokio::test]
+async fn ecs_refuses_with_aws_messages() {
+    use aws_sdk_ecs::types::{AwsVpcConfiguration, NetworkConfiguration};
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    ecs.create_cluster()
+        .cluster_name("msg")
+        .send()
+        .await
+        .expect("cluster");
+    for (family, mode) in [
+        ("bridge", NetworkMode::Bridge),
+        ("vpc", NetworkMode::Awsvpc),
+    ] {
+        ecs.register_task_definition()
+            .family(family)
+            .network_mode(mode)
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("a")
+                    .image("i")
+                    .memory(32)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("register");
+    }
+
+    let err = ecs
+        .describe_tasks()
+        .cluster("msg")
+        .set_tasks(Some(vec![]))
+        .send()
+        .await
+        .expect_err("no tasks");
+    assert_eq!(failure(&err), bad("Tasks cannot be empty."));
+    let err = ecs
+        .describe_container_instances()
+        .cluster("msg")
+        .set_container_instances(Some(vec![]))
+        .send()
+        .await
+        .expect_err("no instances");
+    assert_eq!(failure(&err), bad("Container instance cannot be empty."));
+
+    let missing = ecs
+        .describe_services()
+        .cluster("msg")
+        .services("ghost")
+        .send()
+        .await
+        .expect("DescribeServices");
+    assert_eq!(
+        missing.failures()[0].arn(),
+        Some("arn:aws:ecs:us-east-1:000000000000:service/ghost")
+    );
+    assert_eq!(missing.failures()[0].reason(), Some("MISSING"));
+
+    // awsvpcConfiguration as RunTask checks it.
+    let (subnets, _) = crate::elbv2::subnets_and_vpc(&emu).await;
+    let create = |def: &str, subnets: Vec<String>, groups: Option<Vec<String>>| {
+        let conf = AwsVpcConfiguration::builder()
+            .set_subnets(Some(subnets))
+            .set_security_groups(groups)
+            .build()
+            .expect("conf");
+        ecs.create_service()
+            .cluster("msg")
+            .service_name("s")
+            .task_definition(def)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(conf)
+                    .build(),
+            )
+            .send()
+    };
+    let cases: Vec<NetworkCase> = vec![
+        ("vpc", vec![], None, "subnets can not be empty.".into()),
+        (
+            "vpc",
+            vec![subnets[0].clone(); 17],
+            None,
+            "subnets can have at most 16 items.".into(),
+        ),
+        (
+            "vpc",
+            vec![subnets[0].clone()],
+            Some(vec!["sg-0123456789abcdef0".into(); 6]),
+            "securityGroups can have at most 5 items.".into(),
+        ),
+        (
+            "vpc",
+            vec!["subnet-0123456789abcdef0".into()],
+            None,
+            "Error retrieving subnet information for [subnet-0123456789abcdef0]: The subnet ID 'subnet-0123456789abcdef0' does not exist (ErrorCode: InvalidSubnetID.NotFound)".into(),
+        ),
+        (
+            "vpc",
+            vec![subnets[0].clone()],
+            Some(vec!["sg-0123456789abcdef0".into()]),
+            "Error retrieving security group information for [sg-0123456789abcdef0]: The security group 'sg-0123456789abcdef0' does not exist (ErrorCode: InvalidGroup.NotFound)".into(),
+        ),
+        (
+            "bridge",
+            vec![subnets[0].clone()],
+            None,
+            "Network Configuration is not valid for the given networkMode of this task definition.".into(),
+        ),
+    ];
+    for (def, subnets, groups, message) in cases {
+        let err = create(def, subnets, groups).await.expect_err(&message);
+        assert_eq!(failure(&err), bad(&message));
+    }
+    let err = ecs
+        .create_service()
+        .cluster("msg")
+        .service_name("s")
+        .task_definition("vpc")
+        .send()
+        .await
+        .expect_err("no network configuration");
+    assert_eq!(
+        failure(&err),
+        bad("Network Configuration must be provided when networkMode 'awsvpc' is specified.")
+    );
+
+    ecs.create_service()
+        .cluster("msg")
+        .service_name("up")
+        .task_definition("bridge")
+        .desired_count(1)
+        .send()
+        .await
+        .expect("CreateService");
+    let err = ecs
+        .delete_service()
+        .cluster("msg")
+        .service("up")
+        .send()
+        .await
+        .expect_err("scaled above 0");
+    assert_eq!(
+        failure(&err),
+        bad("The service cannot be stopped while it is scaled above 0.")
+    );
+}
+
+/// RegisterTaskDefinition's FARGATE rules and EFS defaults, as ECS words and stores them.
+#[tokio::test]
+async fn fargate_rules_and_efs_defaults_of_task_definitions() {
+    use aws_sdk_ecs::types::{EfsVolumeConfiguration, PidMode, Volume};
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    let fargate = || {
+        ecs.register_task_definition()
+            .family("f")
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(ContainerDefinition::builder().name("a").image("i").build())
+    };
+    let err = fargate().send().await.expect_err("no networkMode");
+    assert_eq!(
+        failure(&err),
+        (
+            "ClientException".into(),
+            Some(400),
+            "Fargate only supports network mode \u{2018}awsvpc\u{2019}.".into()
+        )
+    );
+    let err = fargate()
+        .network_mode(NetworkMode::Awsvpc)
+        .pid_mode(PidMode::Host)
+        .send()
+        .await
+        .expect_err("pidMode host");
+    assert_eq!(
+        failure(&err),
+        (
+            "ClientException".into(),
+            Some(400),
+            "Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'.".into()
+        )
+    );
+    let ok = fargate()
+        .network_mode(NetworkMode::Awsvpc)
+        .pid_mode(PidMode::Task)
+        .volumes(
+            Volume::builder()
+                .name("data")
+                .efs_volume_configuration(
+                    EfsVolumeConfiguration::builder()
+                        .file_system_id("fs-12345678")
+                        .build()
+                        .expect("efs"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("pidMode task");
+    let def = ok.task_definition().expect("definition");
+    assert_eq!(
+        def.volumes()[0]
+            .efs_volume_configuration()
+            .and_then(|e| e.root_directory()),
+        Some("/")
+    );
+}

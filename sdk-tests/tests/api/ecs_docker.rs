@@ -31,6 +31,47 @@ pub fn ensure_image() {
     });
 }
 
+/// `docker login` to the emulator's registry with GetAuthorizationToken's password; returns
+/// the registry host.
+pub async fn docker_login(emu: &Emulator) -> String {
+    let token = emu
+        .ecr()
+        .get_authorization_token()
+        .send()
+        .await
+        .expect("token");
+    let data = &token.authorization_data()[0];
+    let host = data
+        .proxy_endpoint()
+        .expect("proxy endpoint")
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .to_string();
+    use base64::Engine;
+    let decoded = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data.authorization_token().expect("token"))
+            .expect("b64"),
+    )
+    .expect("utf8");
+    let password = decoded.strip_prefix("AWS:").expect("AWS:");
+    let mut login = Command::new("docker")
+        .args(["login", "--username", "AWS", "--password-stdin", &host])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("docker login");
+    use std::io::Write;
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(password.as_bytes())
+        .expect("password");
+    assert!(login.wait().expect("login").success());
+    host
+}
+
 pub fn docker_inspect(id: &str) -> Value {
     let out = Command::new("docker")
         .args(["inspect", id])
@@ -45,7 +86,7 @@ pub fn docker_inspect(id: &str) -> Value {
     v[0].clone()
 }
 
-fn docker(args: &[&str]) -> String {
+pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker").args(args).output().expect("docker");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -126,7 +167,7 @@ pub async fn wait_status(ecs: &Client, cluster: &str, task: &str, status: &str) 
     }
 }
 
-async fn run_one(ecs: &Client, cluster: &str, family: &str) -> String {
+pub async fn run_one(ecs: &Client, cluster: &str, family: &str) -> String {
     let out = ecs
         .run_task()
         .cluster(cluster)
@@ -822,7 +863,10 @@ async fn running_tasks_are_adopted_after_kill_9_and_reset_removes_containers() {
     let id = t.containers()[0].runtime_id().expect("id").to_string();
     emu.restart();
     let ecs = emu.ecs();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The agent adopts before it starts anything: once a task run after the restart is RUNNING,
+    // adoption is over.
+    let after = run_one(&ecs, "r", "sleeper").await;
+    wait_status(&ecs, "r", &after, "RUNNING").await;
     let t = describe(&ecs, "r", &arn).await;
     assert_eq!(t.last_status(), Some("RUNNING"));
     assert_eq!(t.containers()[0].runtime_id(), Some(id.as_str()));
@@ -854,6 +898,109 @@ async fn running_tasks_are_adopted_after_kill_9_and_reset_removes_containers() {
     );
     let clusters = ecs.list_clusters().send().await.expect("list");
     assert!(clusters.cluster_arns().is_empty());
+}
+
+/// Issue 15: kill -9 while RunTask tasks are still PENDING (some of their containers created),
+/// then restart: every task reaches RUNNING, adopted or started again once. The die and destroy
+/// events of the leftovers the agent removes must not stop any task.
+#[tokio::test]
+async fn tasks_pending_at_kill_9_run_after_the_restart() {
+    ensure_image();
+    let mut emu = Emulator::start();
+    let ecs = emu.ecs();
+    cluster_with_instance(&ecs, "k9", "m5.4xlarge", "us-east-1a").await;
+    ecs.register_task_definition()
+        .family("pair")
+        .container_definitions(container("app", 16, &["sleep", "3600"]).build())
+        .container_definitions(container("sidecar", 16, &["sleep", "3600"]).build())
+        .send()
+        .await
+        .expect("register");
+    let mut arns = Vec::new();
+    for _ in 0..3 {
+        let out = ecs
+            .run_task()
+            .cluster("k9")
+            .task_definition("pair")
+            .count(10)
+            .send()
+            .await
+            .expect("RunTask");
+        assert!(out.failures().is_empty(), "{:?}", out.failures());
+        arns.extend(
+            out.tasks()
+                .iter()
+                .filter_map(|t| t.task_arn().map(str::to_string)),
+        );
+    }
+    // Kill as soon as a task that is still PENDING has a container.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let pending_at_kill = loop {
+        let mut tasks = Vec::new();
+        for chunk in arns.chunks(100) {
+            let out = ecs
+                .describe_tasks()
+                .cluster("k9")
+                .set_tasks(Some(chunk.to_vec()))
+                .send()
+                .await
+                .expect("DescribeTasks");
+            tasks.extend(out.tasks().to_vec());
+        }
+        let pending: Vec<&Task> = tasks
+            .iter()
+            .filter(|t| t.last_status() != Some("RUNNING"))
+            .collect();
+        let started = pending
+            .iter()
+            .any(|t| t.containers().iter().any(|c| c.runtime_id().is_some()));
+        if started {
+            break pending.len();
+        }
+        assert!(
+            !pending.is_empty(),
+            "every task ran before any kill could interrupt a start"
+        );
+        assert!(Instant::now() < deadline, "no container created: {tasks:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    emu.restart();
+    let ecs = emu.ecs();
+    for arn in &arns {
+        let t = wait_status(&ecs, "k9", arn, "RUNNING").await;
+        assert_eq!(t.desired_status(), Some("RUNNING"), "{t:?}");
+    }
+    // Stable: a task run after the restart is RUNNING, and every earlier one still is, each with
+    // exactly its two containers in Docker, running.
+    let after = run_one(&ecs, "k9", "pair").await;
+    wait_status(&ecs, "k9", &after, "RUNNING").await;
+    for arn in &arns {
+        let t = describe(&ecs, "k9", arn).await;
+        assert_eq!(
+            t.last_status(),
+            Some("RUNNING"),
+            "{pending_at_kill} tasks were pending at the kill; this one stopped: {t:?}"
+        );
+        let ids = docker(&[
+            "ps",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label=com.amazonaws.ecs.task-arn={arn}"),
+        ]);
+        let mut ids: Vec<&str> = ids.lines().collect();
+        ids.sort_unstable();
+        let mut want: Vec<&str> = t
+            .containers()
+            .iter()
+            .filter_map(|c| c.runtime_id())
+            .collect();
+        want.sort_unstable();
+        assert_eq!(
+            ids, want,
+            "the task's running containers are the ones it names"
+        );
+    }
 }
 
 #[tokio::test]
@@ -1286,39 +1433,7 @@ async fn containers_call_the_emulated_apis_and_pull_from_the_emulated_ecr() {
         .and_then(|r| r.repository_uri())
         .expect("uri")
         .to_string();
-    let token = emu
-        .ecr()
-        .get_authorization_token()
-        .send()
-        .await
-        .expect("token");
-    let data = token.authorization_data()[0]
-        .authorization_token()
-        .expect("token")
-        .to_string();
-    use base64::Engine;
-    let decoded = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("b64"),
-    )
-    .expect("utf8");
-    let password = decoded.strip_prefix("AWS:").expect("AWS:");
-    let host = uri.split('/').next().expect("host").to_string();
-    let mut login = Command::new("docker")
-        .args(["login", "--username", "AWS", "--password-stdin", &host])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("docker login");
-    use std::io::Write;
-    login
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(password.as_bytes())
-        .expect("password");
-    assert!(login.wait().expect("login").success());
+    docker_login(&emu).await;
     let tag = format!("{uri}:v1");
     docker(&["tag", IMAGE, &tag]);
     let push = Command::new("docker")

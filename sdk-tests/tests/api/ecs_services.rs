@@ -21,7 +21,8 @@ async fn describe(ecs: &Client, cluster: &str, name: &str) -> Service {
     out.services().first().cloned().expect("the service")
 }
 
-/// Polls DescribeServices until `done` holds (60 s at most).
+/// Polls DescribeServices until `done` holds (120 s at most: a rolling deployment of tasks without
+/// health checks waits 40 s before the new tasks count toward minimumHealthyPercent).
 async fn wait_for(
     ecs: &Client,
     cluster: &str,
@@ -29,7 +30,7 @@ async fn wait_for(
     what: &str,
     done: impl Fn(&Service) -> bool,
 ) -> Service {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let s = describe(ecs, cluster, name).await;
         if done(&s) {
@@ -344,14 +345,20 @@ async fn circuit_breaker_fails_a_deployment_and_rolls_back() {
             .any(|m| m.ends_with("deployment failed: tasks failed to start.")),
         "{events:?}"
     );
+    // ECS keeps the failed deployment in deployments[] (ACTIVE, FAILED) while it rolls back.
     let failed = rolled_back
         .deployments()
         .iter()
-        .find(|d| d.task_definition().is_some_and(|t| t.ends_with("app:2")));
-    if let Some(f) = failed {
-        assert_eq!(f.rollout_state().map(|r| r.as_str()), Some("FAILED"));
-        assert!(f.failed_tasks() >= 3);
-    }
+        .find(|d| d.task_definition().is_some_and(|t| t.ends_with("app:2")))
+        .unwrap_or_else(|| {
+            panic!(
+                "the failed deployment is shown during the rollback: {:#?}",
+                rolled_back.deployments()
+            )
+        });
+    assert_eq!(failed.status(), Some("ACTIVE"));
+    assert_eq!(failed.rollout_state().map(|r| r.as_str()), Some("FAILED"));
+    assert!(failed.failed_tasks() >= 3, "{failed:?}");
     assert_eq!(
         rolled_back.task_definition().map(|t| t.ends_with("app:1")),
         Some(true)

@@ -912,3 +912,39 @@ async fn efs_aws_cli_describe_file_systems() {
     assert_eq!(fss[0]["LifeCycleState"], "available");
     assert_eq!(fss[0]["CreationToken"], "cli");
 }
+
+/// Validation order (issue 14): EFS looks a malformed id in the request path up and answers
+/// FileSystemNotFound (404), as AWS answers DeleteFileSystem of "fs-2394287"; a malformed id in a
+/// body is still refused by the model's pattern (400 BadRequest).
+#[tokio::test]
+async fn malformed_path_ids_are_looked_up_as_aws_does() {
+    let emu = Emulator::start();
+    let efs = emu.efs();
+    let err = efs
+        .delete_file_system()
+        .file_system_id("fs-2394287")
+        .send()
+        .await
+        .expect_err("no such file system");
+    assert_eq!(err.code(), Some("FileSystemNotFound"), "{err:?}");
+    assert_eq!(status(&err), Some(404));
+    assert_eq!(
+        err.message(),
+        Some("File system 'fs-2394287' does not exist.")
+    );
+    let err = efs
+        .create_mount_target()
+        .file_system_id("fs-01234567")
+        .subnet_id("subnet-1")
+        .send()
+        .await
+        .expect_err("a malformed subnet id");
+    assert_eq!(err.code(), Some("BadRequest"), "{err:?}");
+    assert_eq!(status(&err), Some(400));
+    assert!(
+        err.message().is_some_and(|m| m.contains(
+            "Value 'subnet-1' at 'subnetId' failed to satisfy constraint: Member must satisfy regular expression pattern"
+        )),
+        "{err:?}"
+    );
+}

@@ -5,7 +5,7 @@
 //! left; a file system policy denying ClientWrite gives the task a read-only file system; no
 //! mount target in the task's AZ stops the task with ECS's reason.
 
-use crate::ecs_docker::{container, ensure_image, register_instance, wait_status};
+use crate::ecs_docker::{container, describe, ensure_image, register_instance, wait_status};
 use aws_sdk_ecs::types::{
     EfsAuthorizationConfig, EfsAuthorizationConfigIam, EfsTransitEncryption,
     EfsVolumeConfiguration, MountPoint, Task, Volume,
@@ -25,6 +25,8 @@ struct Setup {
     /// Container instances in us-east-1a and us-east-1b.
     a: String,
     b: String,
+    /// The subnets of the mount targets, in the order of `azs`.
+    subnets: Vec<String>,
 }
 
 async fn available(efs: &aws_sdk_efs::Client, id: &str) {
@@ -74,6 +76,7 @@ async fn setup(cluster: &str, azs: &[&str]) -> Setup {
         .file_system_id()
         .to_string();
     available(&efs, &fs).await;
+    let mut subnets = Vec::new();
     for (i, az) in azs.iter().enumerate() {
         let subnet = ec2
             .create_subnet()
@@ -87,6 +90,7 @@ async fn setup(cluster: &str, azs: &[&str]) -> Setup {
             .and_then(|s| s.subnet_id())
             .expect("subnet")
             .to_string();
+        subnets.push(subnet.clone());
         efs.create_mount_target()
             .file_system_id(&fs)
             .subnet_id(subnet)
@@ -107,6 +111,7 @@ async fn setup(cluster: &str, azs: &[&str]) -> Setup {
         cluster: cluster.to_string(),
         a,
         b,
+        subnets,
     }
 }
 
@@ -176,6 +181,19 @@ impl Setup {
             .build()
             .expect("efs volume")
     }
+}
+
+/// Polls `cond` every 100 ms for at most `secs` seconds.
+async fn until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < Duration::from_secs(secs), "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p).map_or(0, |s| s.lines().count())
 }
 
 fn exit_code(t: &Task) -> Option<i32> {
@@ -525,4 +543,261 @@ async fn efs_without_a_mount_target_in_the_tasks_az_stops_it_and_bad_definitions
         defs.task_definition_arns().is_empty(),
         "nothing half-created"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_running_task_keeps_its_volume_across_kill9_and_restart() {
+    let mut s = setup("efs-adopt", &["us-east-1a", "us-east-1b"]).await;
+    // Writes a tick a few times a second, and copies ping to pong: it reads and writes.
+    let script = "while true; do echo tick >> /mnt/efs/ticks; \
+                  if [ -f /mnt/efs/ping ]; then cat /mnt/efs/ping > /mnt/efs/pong; fi; \
+                  sleep 0.1; done";
+    let def = s
+        .task_definition("efs-adopt", script, s.plain(), false)
+        .await;
+    let ro = s
+        .task_definition(
+            "efs-adopt-ro",
+            "until [ -f /mnt/efs/ping ]; do sleep 0.1; done; \
+             grep -q after-restart /mnt/efs/ping || exit 3; \
+             echo x > /mnt/efs/ro-write && exit 4; exit 0",
+            s.plain(),
+            true,
+        )
+        .await;
+    let mut arns = Vec::new();
+    for (d, inst) in [(&def, &s.a), (&ro, &s.b)] {
+        let out = s
+            .emu
+            .ecs()
+            .start_task()
+            .cluster(&s.cluster)
+            .task_definition(d)
+            .container_instances(inst)
+            .send()
+            .await
+            .expect("StartTask");
+        let arn = out.tasks()[0].task_arn().expect("arn").to_string();
+        wait_status(&s.emu.ecs(), &s.cluster, &arn, "RUNNING").await;
+        arns.push(arn);
+    }
+    let writer_container = describe(&s.emu.ecs(), &s.cluster, &arns[0])
+        .await
+        .containers()[0]
+        .runtime_id()
+        .expect("container")
+        .to_string();
+    let ticks = s.backing().join("ticks");
+    until(20, "the task writes", || lines(&ticks) > 3).await;
+
+    s.emu.kill9();
+    until(10, "stale mounts after kill -9", || {
+        efs_mounts(s.emu.data_dir()).is_empty()
+    })
+    .await;
+    let before = lines(&ticks);
+    s.emu.restart();
+    // The task was adopted, not restarted: it keeps running with its volume given back.
+    let t = wait_status(&s.emu.ecs(), &s.cluster, &arns[0], "RUNNING").await;
+    assert_eq!(
+        t.containers()[0].runtime_id(),
+        Some(writer_container.as_str())
+    );
+    until(
+        20,
+        "the running task writes again after the restart",
+        || lines(&ticks) > before + 3,
+    )
+    .await;
+    std::fs::write(s.backing().join("ping"), "after-restart").expect("ping");
+    let pong = s.backing().join("pong");
+    until(20, "the running task reads again after the restart", || {
+        std::fs::read_to_string(&pong).is_ok_and(|p| p == "after-restart")
+    })
+    .await;
+    // The read-only task (on the other instance) read the file through its mount given back,
+    // and could not write: it stays read-only.
+    let t = wait_status(&s.emu.ecs(), &s.cluster, &arns[1], "STOPPED").await;
+    assert_eq!(
+        exit_code(&t),
+        Some(0),
+        "read-only task: {t:?}\n{}",
+        s.emu.log()
+    );
+    assert!(!s.backing().join("ro-write").exists());
+    assert!(
+        s.emu
+            .log()
+            .contains("EFS mount given back to a running container"),
+        "{}",
+        s.emu.log()
+    );
+    s.emu
+        .ecs()
+        .stop_task()
+        .cluster(&s.cluster)
+        .task(&arns[0])
+        .send()
+        .await
+        .expect("StopTask");
+    wait_status(&s.emu.ecs(), &s.cluster, &arns[0], "STOPPED").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_volume_in_a_fargate_task() {
+    use aws_sdk_ecs::types::{
+        AwsVpcConfiguration, Compatibility, LaunchType, NetworkConfiguration, NetworkMode,
+    };
+    let s = setup("efs-fargate", &["us-east-1a"]).await;
+    let ecs = s.emu.ecs();
+    ecs.register_task_definition()
+        .family("efs-fg")
+        .requires_compatibilities(Compatibility::Fargate)
+        .network_mode(NetworkMode::Awsvpc)
+        .cpu("256")
+        .memory("512")
+        .container_definitions(
+            container(
+                "app",
+                64,
+                &[
+                    "sh",
+                    "-c",
+                    "echo from-fargate > /mnt/efs/fg.txt && cat /mnt/efs/seed",
+                ],
+            )
+            .mount_points(
+                MountPoint::builder()
+                    .source_volume("data")
+                    .container_path("/mnt/efs")
+                    .build(),
+            )
+            .build(),
+        )
+        .volumes(
+            Volume::builder()
+                .name("data")
+                .efs_volume_configuration(s.plain())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RegisterTaskDefinition");
+    std::fs::write(s.backing().join("seed"), "seeded").expect("seed");
+    let out = ecs
+        .run_task()
+        .cluster(&s.cluster)
+        .launch_type(LaunchType::Fargate)
+        .task_definition("efs-fg")
+        .network_configuration(
+            NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    AwsVpcConfiguration::builder()
+                        .subnets(&s.subnets[0])
+                        .build()
+                        .expect("awsvpc"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RunTask");
+    assert!(out.failures().is_empty(), "{:?}", out.failures());
+    let arn = out.tasks()[0].task_arn().expect("arn").to_string();
+    let t = wait_status(&ecs, &s.cluster, &arn, "STOPPED").await;
+    assert_eq!(t.launch_type().map(|l| l.as_str()), Some("FARGATE"));
+    assert_eq!(exit_code(&t), Some(0), "{t:?}\n{}", s.emu.log());
+    assert_eq!(
+        std::fs::read_to_string(s.backing().join("fg.txt")).expect("written by the task"),
+        "from-fargate\n"
+    );
+    // The task was a host of its own: its mount goes with it.
+    let id = arn.rsplit('/').next().expect("task id").to_string();
+    let data = s.emu.data_dir().to_path_buf();
+    until(10, "the Fargate task's mount is released", || {
+        !efs_mounts(&data).iter().any(|m| m.contains(&id))
+    })
+    .await;
+}
+
+/// A FUSE mount gone behind the emulator's back (`umount -l` of a running task's instance
+/// mount, which also ends its FUSE session): the emulator notices within a second, mounts the
+/// file system again and grafts the new mount into the running container, which reads and
+/// writes its data again, intact, without being restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn efs_mount_unmounted_behind_the_emulators_back_is_remounted_into_the_running_task() {
+    let s = setup("efs-gone", &["us-east-1a"]).await;
+    std::fs::write(s.backing().join("keep"), "kept\n").expect("keep");
+    // Copies ping and keep to pong a few times a second (through a temporary file, so that pong
+    // is never half-written).
+    let script = "while true; do if [ -f /mnt/efs/ping ]; then \
+                  cat /mnt/efs/ping /mnt/efs/keep > /mnt/efs/pong.tmp && \
+                  mv /mnt/efs/pong.tmp /mnt/efs/pong; fi; sleep 0.1; done";
+    let def = s
+        .task_definition("efs-gone", script, s.plain(), false)
+        .await;
+    let ecs = s.emu.ecs();
+    let out = ecs
+        .start_task()
+        .cluster(&s.cluster)
+        .task_definition(&def)
+        .container_instances(&s.a)
+        .send()
+        .await
+        .expect("StartTask");
+    let arn = out.tasks()[0].task_arn().expect("arn").to_string();
+    let t = wait_status(&ecs, &s.cluster, &arn, "RUNNING").await;
+    let container_id = t.containers()[0]
+        .runtime_id()
+        .expect("container")
+        .to_string();
+    let (ping, pong) = (s.backing().join("ping"), s.backing().join("pong"));
+    let answers = |want: &'static str| {
+        let pong = pong.clone();
+        move || std::fs::read_to_string(&pong).is_ok_and(|p| p == format!("{want}\nkept\n"))
+    };
+    std::fs::write(&ping, "one\n").expect("ping");
+    until(
+        20,
+        "the task reads and writes through its mount",
+        answers("one"),
+    )
+    .await;
+
+    let mounts = efs_mounts(s.emu.data_dir());
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    let out = std::process::Command::new("umount")
+        .args(["-l", &mounts[0]])
+        .output()
+        .expect("umount");
+    assert!(out.status.success(), "umount -l: {out:?}");
+    until(20, "the emulator remounts the mount it lost", || {
+        s.emu.log().contains("EFS mount died; remounting") && efs_mounts(s.emu.data_dir()) == mounts
+    })
+    .await;
+    std::fs::write(&ping, "two\n").expect("ping");
+    until(
+        20,
+        "the running task reads and writes again",
+        answers("two"),
+    )
+    .await;
+    assert!(
+        s.emu
+            .log()
+            .contains("EFS mount given back to a running container"),
+        "{}",
+        s.emu.log()
+    );
+    // The same task and container throughout.
+    let t = describe(&ecs, &s.cluster, &arn).await;
+    assert_eq!(t.last_status(), Some("RUNNING"), "{t:?}");
+    assert_eq!(t.containers()[0].runtime_id(), Some(container_id.as_str()));
+    ecs.stop_task()
+        .cluster(&s.cluster)
+        .task(&arn)
+        .send()
+        .await
+        .expect("StopTask");
+    wait_status(&ecs, &s.cluster, &arn, "STOPPED").await;
 }

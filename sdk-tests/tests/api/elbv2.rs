@@ -11,7 +11,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetHealthStateEnum, TargetTypeEnum,
 };
 use aws_sdk_elasticloadbalancingv2::Client;
-use sdk_tests::Emulator;
+use sdk_tests::{eventually, Emulator};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -678,19 +678,24 @@ async fn alb_proxies_to_real_targets() {
             .default_actions(a)
             .send()
     };
+    // The proxy's routing table is rebuilt after each change: poll until it shows.
+    let all_answer = |body: &'static str| {
+        move || async move {
+            (0..10)
+                .all(|_| get(main, host, "/", &[]).body == body)
+                .then_some(())
+        }
+    };
     modify(weighted(0, 1)).await.expect("ModifyListener");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!((0..10).all(|_| get(main, host, "/", &[]).body == "B"));
+    eventually(10, "weight 0/1 sending everything to B", all_answer("B")).await;
     modify(weighted(1, 0)).await.expect("ModifyListener");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!((0..10).all(|_| get(main, host, "/", &[]).body == "A"));
+    eventually(10, "weight 1/0 sending everything to A", all_answer("A")).await;
     modify(weighted(1, 1)).await.expect("ModifyListener");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let bodies: Vec<String> = (0..40).map(|_| get(main, host, "/", &[]).body).collect();
-    assert!(
-        bodies.iter().any(|b| b == "A") && bodies.iter().any(|b| b == "B"),
-        "{bodies:?}"
-    );
+    eventually(10, "weight 1/1 reaching both groups", || async {
+        let bodies: Vec<String> = (0..40).map(|_| get(main, host, "/", &[]).body).collect();
+        (bodies.iter().any(|b| b == "A") && bodies.iter().any(|b| b == "B")).then_some(())
+    })
+    .await;
     // Group stickiness: AWSALBTG keeps a client on one group.
     let sticky_groups = Action::builder()
         .r#type(ActionTypeEnum::Forward)
@@ -718,14 +723,16 @@ async fn alb_proxies_to_real_targets() {
         )
         .build();
     modify(sticky_groups).await.expect("ModifyListener");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let first = get(main, host, "/", &[]);
-    let tg_cookie = first
-        .set_cookies()
-        .iter()
-        .find(|c| c.starts_with("AWSALBTG="))
-        .map(|c| c.split(';').next().unwrap_or_default().to_string())
-        .expect("AWSALBTG cookie");
+    let (first, tg_cookie) = eventually(10, "an AWSALBTG cookie", || async {
+        let first = get(main, host, "/", &[]);
+        let cookie = first
+            .set_cookies()
+            .iter()
+            .find(|c| c.starts_with("AWSALBTG="))
+            .map(|c| c.split(';').next().unwrap_or_default().to_string())?;
+        Some((first, cookie))
+    })
+    .await;
     assert!((0..10).all(|_| get(main, host, "/", &[("Cookie", &tg_cookie)]).body == first.body));
     modify(forward(&tgs["ga"])).await.expect("ModifyListener");
 
@@ -741,8 +748,12 @@ async fn alb_proxies_to_real_targets() {
         .send()
         .await
         .expect("stickiness");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let first = get(main, host, "/", &[]);
+    let first = eventually(10, "an AWSALB cookie", || async {
+        let first = get(main, host, "/", &[]);
+        let sticky = first.set_cookies().iter().any(|c| c.starts_with("AWSALB="));
+        sticky.then_some(first)
+    })
+    .await;
     let cookies = first.set_cookies();
     assert!(
         cookies
@@ -763,7 +774,15 @@ async fn alb_proxies_to_real_targets() {
         .send()
         .await
         .expect("attributes");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(10, "stickiness off (no AWSALB cookie)", || async {
+        let answer = get(main, host, "/", &[]);
+        let sticky = answer
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("AWSALB="));
+        (!sticky).then_some(())
+    })
+    .await;
 
     // Draining: deregister A while requests flow; none fails, then A is gone.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -999,4 +1018,241 @@ async fn https_and_tcp_listeners_come_back_after_restart() {
             "TCP round {round}"
         );
     }
+}
+
+/// The code, HTTP status and message of a failed ELBv2 call.
+fn failure<E: ProvideErrorMetadata>(
+    err: &aws_sdk_elasticloadbalancingv2::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> (String, Option<u16>, String) {
+    (
+        err.code().unwrap_or_default().to_string(),
+        crate::status(err),
+        err.message().unwrap_or_default().to_string(),
+    )
+}
+
+/// Target group names, health-check timeouts, stickiness and attributes, and security groups of
+/// another VPC, refused in ELBv2's words (issue 14).
+#[tokio::test]
+async fn target_groups_and_load_balancers_are_refused_as_aws_words_it() {
+    let emu = Emulator::start();
+    let elb = emu.elbv2();
+    let (subnets, vpc) = subnets_and_vpc(&emu).await;
+    let validation = |m: String| ("ValidationError".to_string(), Some(400), m);
+    let create = |name: &str, protocol: ProtocolEnum| {
+        elb.create_target_group()
+            .name(name)
+            .protocol(protocol)
+            .port(80)
+            .vpc_id(&vpc)
+    };
+    let long = "a".repeat(33);
+    let names = [
+        (
+            long.as_str(),
+            format!("Target group name '{long}' cannot be longer than '32' characters"),
+        ),
+        (
+            "web_tg",
+            "Target group name 'web_tg' can only contain characters that are alphanumeric characters or hyphens(-)".to_string(),
+        ),
+    ];
+    for (name, message) in names {
+        let err = create(name, ProtocolEnum::Http)
+            .send()
+            .await
+            .expect_err(name);
+        assert_eq!(failure(&err), validation(message));
+    }
+    for name in ["-web", "web-", "we--b"] {
+        let err = create(name, ProtocolEnum::Http)
+            .send()
+            .await
+            .expect_err(name);
+        assert_eq!(failure(&err), validation(format!("1 validation error detected: Value '{name}' at 'targetGroup.targetGroupArn.targetGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!.*--)(?!^-)(?!.*-$)^[A-Za-z0-9-]+$")));
+    }
+    let err = create("http", ProtocolEnum::Http)
+        .health_check_interval_seconds(5)
+        .health_check_timeout_seconds(5)
+        .send()
+        .await
+        .expect_err("timeout = interval");
+    assert_eq!(
+        failure(&err),
+        validation("Health check timeout '5' must be smaller than the interval '5'".into())
+    );
+    // The TCP family allows a timeout equal to the interval, not above it.
+    create("tcp-equal", ProtocolEnum::Tcp)
+        .health_check_interval_seconds(10)
+        .health_check_timeout_seconds(10)
+        .send()
+        .await
+        .expect("timeout = interval for TCP");
+    let err = create("tcp", ProtocolEnum::Tcp)
+        .health_check_interval_seconds(10)
+        .health_check_timeout_seconds(11)
+        .send()
+        .await
+        .expect_err("timeout > interval");
+    assert_eq!(
+        failure(&err),
+        validation(
+            "Health check timeout '11' must be smaller than or equal to the interval '10'".into()
+        )
+    );
+    let lambda = elb
+        .create_target_group()
+        .name("fn")
+        .target_type(TargetTypeEnum::Lambda)
+        .send()
+        .await
+        .expect("lambda");
+    let tg = &lambda.target_groups()[0];
+    assert_eq!(
+        (
+            tg.health_check_timeout_seconds(),
+            tg.health_check_interval_seconds(),
+            tg.unhealthy_threshold_count(),
+            tg.health_check_enabled()
+        ),
+        (Some(30), Some(35), Some(5), Some(false))
+    );
+
+    // Stickiness types fit the load balancer type; attributes of another type are unknown.
+    let arn = |out: aws_sdk_elasticloadbalancingv2::operation::create_target_group::CreateTargetGroupOutput| {
+        out.target_groups()[0]
+            .target_group_arn()
+            .expect("arn")
+            .to_string()
+    };
+    let alb_tg = arn(create("alb-tg", ProtocolEnum::Http)
+        .send()
+        .await
+        .expect("http"));
+    let nlb_tg = arn(create("nlb-tg", ProtocolEnum::Tcp)
+        .send()
+        .await
+        .expect("tcp"));
+    let set = |tg: &str, pairs: &[(&str, &str)]| {
+        let mut call = elb.modify_target_group_attributes().target_group_arn(tg);
+        for (k, v) in pairs {
+            call = call.attributes(TargetGroupAttribute::builder().key(*k).value(*v).build());
+        }
+        call.send()
+    };
+    let configuration = |m: &str| {
+        (
+            "InvalidConfigurationRequest".to_string(),
+            Some(400),
+            m.to_string(),
+        )
+    };
+    let err = set(
+        &alb_tg,
+        &[
+            ("stickiness.enabled", "true"),
+            ("stickiness.type", "source_ip"),
+        ],
+    )
+    .await
+    .expect_err("source_ip on an ALB group");
+    assert_eq!(
+        failure(&err),
+        configuration(
+            "Stickiness type 'source_ip' is not supported for target groups with the HTTP protocol"
+        )
+    );
+    let err = set(
+        &nlb_tg,
+        &[
+            ("stickiness.enabled", "true"),
+            ("stickiness.type", "lb_cookie"),
+        ],
+    )
+    .await
+    .expect_err("lb_cookie on an NLB group");
+    assert_eq!(
+        failure(&err),
+        configuration(
+            "Stickiness type 'lb_cookie' is not supported for target groups with the TCP protocol"
+        )
+    );
+    set(
+        &nlb_tg,
+        &[
+            ("stickiness.enabled", "true"),
+            ("stickiness.type", "source_ip"),
+            ("proxy_protocol_v2.enabled", "true"),
+        ],
+    )
+    .await
+    .expect("source_ip and proxy protocol on an NLB group");
+    let err = set(&alb_tg, &[("proxy_protocol_v2.enabled", "true")])
+        .await
+        .expect_err("an NLB attribute on an ALB group");
+    assert_eq!(
+        failure(&err),
+        validation(
+            "Target group attribute key 'proxy_protocol_v2.enabled' is not recognized".into()
+        )
+    );
+
+    // NLB load balancer attributes AWS documents.
+    let nlb = elb
+        .create_load_balancer()
+        .name("net")
+        .r#type(aws_sdk_elasticloadbalancingv2::types::LoadBalancerTypeEnum::Network)
+        .subnets(&subnets[0])
+        .send()
+        .await
+        .expect("NLB");
+    let nlb_arn = nlb.load_balancers()[0].load_balancer_arn().expect("arn");
+    elb.modify_load_balancer_attributes()
+        .load_balancer_arn(nlb_arn)
+        .attributes(
+            aws_sdk_elasticloadbalancingv2::types::LoadBalancerAttribute::builder()
+                .key("secondary_ips.auto_assigned.per_subnet")
+                .value("2")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("secondary_ips.auto_assigned.per_subnet");
+
+    // A security group of another VPC.
+    let ec2 = emu.ec2();
+    let other = ec2
+        .create_vpc()
+        .cidr_block("10.9.0.0/16")
+        .send()
+        .await
+        .expect("vpc");
+    let other_vpc = other.vpc().and_then(|v| v.vpc_id()).expect("vpc id");
+    let sg = ec2
+        .create_security_group()
+        .group_name("elsewhere")
+        .description("another VPC")
+        .vpc_id(other_vpc)
+        .send()
+        .await
+        .expect("group");
+    let sg = sg.group_id().expect("group id");
+    let err = elb
+        .create_load_balancer()
+        .name("cross")
+        .subnets(&subnets[0])
+        .subnets(&subnets[1])
+        .security_groups(sg)
+        .send()
+        .await
+        .expect_err("a group of another VPC");
+    assert_eq!(
+        failure(&err),
+        configuration(&format!(
+            "Security group '{sg}' does not belong to VPC '{vpc}'"
+        ))
+    );
 }

@@ -1,33 +1,22 @@
-//! boto3 and the AWS CLI v1 against the emulator (sdk-tests/python/smoke.py).
+//! Python tools against the emulator: boto3 and the AWS CLI v1 (sdk-tests/python/smoke.py), and
+//! ecs-deploy from PyPI (sdk-tests/python/ecs_deploy.py).
 //!
-//! python3, boto3 ≥ 1.42.7 and the AWS CLI must be installed (.ci/run does it): when they are
-//! missing this test fails, it never skips.
+//! python3, boto3 ≥ 1.42.7, the AWS CLI and ecs-deploy must be installed (.ci/run does it): when
+//! they are missing these tests fail, they never skip.
 
-use sdk_tests::{crate_dir, Emulator};
-use std::process::Command;
+use sdk_tests::Emulator;
 
 #[test]
 fn boto3_and_aws_cli_smoke() {
     let emu = Emulator::start();
-    let script = crate_dir().join("python").join("smoke.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(emu.endpoint())
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("python3 is not available ({e}): run .ci/run to install python3, boto3 and the AWS CLI")
-        });
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(3) {
-        panic!("the Python tooling is missing: run .ci/run to install it\n{stderr}");
-    }
-    assert!(
-        out.status.success() && stdout.contains("SMOKE OK"),
-        "smoke.py failed ({}):\n{stdout}\n{stderr}\nemulator log:\n{}",
-        out.status,
-        emu.log()
-    );
+    sdk_tests::run_python(&emu, "smoke.py", "SMOKE OK");
+}
+
+/// Issue 14's acceptance test: `ecs deploy`, `ecs scale`, `ecs run` and `ecs update` work, and a
+/// deploy started while a scale-in is still stopping tasks succeeds.
+#[test]
+fn ecs_deploy_deploys_scales_runs_and_updates() {
+    crate::ecs_docker::ensure_image();
+    let emu = Emulator::start();
+    sdk_tests::run_python(&emu, "ecs_deploy.py", "ECS-DEPLOY OK");
 }

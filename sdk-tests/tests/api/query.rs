@@ -177,3 +177,28 @@ async fn autoscaling_describe_groups_error_decoding() {
         assert_not_implemented(&err, "DescribeAutoScalingGroups");
     }
 }
+
+/// A query-string Action never overrides the body's (the signed form body is the call).
+#[test]
+fn a_query_string_action_never_overrides_the_body() {
+    let emu = sdk_tests::Emulator::start();
+    let r = emu.raw(
+        "POST",
+        "/?Action=CreateRole&Version=2010-05-08&RoleName=from-the-query&AssumeRolePolicyDocument=%7B%7D",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"Action=GetCallerIdentity&Version=2011-06-15",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("<GetCallerIdentityResponse"),
+        "{}",
+        r.text()
+    );
+    let r = emu.raw(
+        "POST",
+        "/",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"Action=GetRole&Version=2010-05-08&RoleName=from-the-query",
+    );
+    assert_eq!(r.status, 404, "no role was created: {}", r.text());
+}

@@ -56,17 +56,7 @@ fn build_image() {
     );
 }
 
-fn docker_logs(id: &str) -> String {
-    let out = Command::new("docker")
-        .args(["logs", id])
-        .output()
-        .expect("docker logs");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use sdk_tests::docker_logs;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn container_reads_metadata_and_task_role_credentials() {
@@ -270,4 +260,140 @@ fn get_link_local(path: &str) -> String {
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);
     out
+}
+
+/// The loopback listener other emulators forward task-endpoint requests to gives nothing to a
+/// host process that claims to speak for a task's container: it takes the per-boot secret in the
+/// emulator's peer file, which is 0600 in a 0700 directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_peer_listener_gives_task_credentials_only_to_peers() {
+    use std::os::unix::fs::PermissionsExt;
+    build_image();
+    let emu = Emulator::start();
+    let ecs = emu.ecs();
+    ecs.create_cluster()
+        .cluster_name("peer")
+        .send()
+        .await
+        .expect("create cluster");
+    ecs.register_container_instance()
+        .cluster("peer")
+        .instance_identity_document(
+            r#"{"instanceType":"t3.medium","availabilityZone":"us-east-1a"}"#,
+        )
+        .send()
+        .await
+        .expect("register container instance");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role_arn = emu
+        .iam()
+        .create_role()
+        .role_name("peer-task-role")
+        .assume_role_policy_document(trust)
+        .send()
+        .await
+        .expect("create role")
+        .role
+        .expect("role")
+        .arn()
+        .to_string();
+    ecs.register_task_definition()
+        .family("peer-family")
+        .network_mode(NetworkMode::Bridge)
+        .task_role_arn(&role_arn)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("sleeper")
+                .image("ecs-emulator-test/busybox:latest")
+                .memory(32)
+                .essential(true)
+                .command("sleep")
+                .command("60")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register task definition");
+    let run = ecs
+        .run_task()
+        .cluster("peer")
+        .task_definition("peer-family")
+        .send()
+        .await
+        .expect("run task");
+    let task_arn = run.tasks()[0].task_arn().expect("task arn").to_string();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runtime_id = loop {
+        let d = ecs
+            .describe_tasks()
+            .cluster("peer")
+            .tasks(&task_arn)
+            .send()
+            .await
+            .expect("describe tasks");
+        let t = &d.tasks()[0];
+        if t.last_status() == Some("RUNNING") {
+            if let Some(id) = t.containers()[0].runtime_id() {
+                break id.to_string();
+            }
+        }
+        assert!(t.last_status() != Some("STOPPED"), "task stopped: {t:?}");
+        assert!(Instant::now() < deadline, "task not RUNNING: {t:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let inspect = |format: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "--format", format, &runtime_id])
+            .output()
+            .expect("docker inspect");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let endpoint_id = inspect("{{range .Config.Env}}{{println .}}{{end}}")
+        .lines()
+        .find_map(|l| l.strip_prefix("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=/v2/credentials/"))
+        .map(str::to_string)
+        .expect("RELATIVE_URI in the container's environment");
+    let container_ip = inspect("{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}")
+        .split_whitespace()
+        .next()
+        .expect("the container's address")
+        .to_string();
+
+    // The emulator's peer file: its loopback listener (and secret), private to this user.
+    let dir = std::env::temp_dir()
+        .join("ecs-emulator-task-endpoints")
+        .join("169.254.170.2");
+    let file = dir.join(emu.pid().expect("pid").to_string());
+    let text = std::fs::read_to_string(&file).expect("the emulator's peer file");
+    let port: u16 = text
+        .lines()
+        .next()
+        .and_then(|a| a.trim().parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.port())
+        .expect("the loopback listener's address");
+    let path = format!("/v2/credentials/{endpoint_id}");
+    let source = ("x-ecs-emulator-source-ip", container_ip.as_str());
+
+    // A local process claiming the container's address: refused, with or without a made-up token.
+    let r = sdk_tests::http(port, "GET", &path, &[source], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(!r.text().contains("SecretAccessKey"), "{}", r.text());
+    let forged = ("x-ecs-emulator-forward-token", "0123456789abcdef");
+    let r = sdk_tests::http(port, "GET", &path, &[source, forged], b"");
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // A peer emulator (which can read the file) is answered.
+    let secret = text.lines().nth(1).expect("the secret").trim().to_string();
+    let token = ("x-ecs-emulator-forward-token", secret.as_str());
+    let r = sdk_tests::http(port, "GET", &path, &[source, token], b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["RoleArn"], role_arn.as_str());
+
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&file), 0o600, "{}", file.display());
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    assert_eq!(mode(dir.parent().expect("parent")), 0o700);
+
+    let _ = ecs.stop_task().cluster("peer").task(&task_arn).send().await;
 }

@@ -13,17 +13,26 @@ use std::time::Duration;
 const OOM_REASON: &str = "OutOfMemoryError: Container killed due to memory usage";
 
 pub async fn follow(agent: Arc<Agent>) {
+    let mut cut = false;
     loop {
         let mut events = agent.runtime.events(&agent.owner);
+        if cut && agent.runtime.ping().await.is_ok() {
+            // Events of the time the stream was cut are lost: look at the containers instead.
+            agent.check_running().await;
+            cut = false;
+        }
         while let Some(event) = events.next().await {
             match event {
                 Ok(e) => handle(&agent, e).await,
                 Err(e) => {
-                    tracing::warn!(error = %e, "docker event stream failed");
+                    if !cut {
+                        tracing::warn!(error = %e, "docker event stream failed");
+                    }
                     break;
                 }
             }
         }
+        cut = true;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
@@ -47,6 +56,10 @@ async fn task_key(agent: &Agent, id: &str) -> Option<String> {
 }
 
 async fn handle(agent: &Arc<Agent>, event: RuntimeEvent) {
+    // What happens to a container the agent removed itself is no news for any task.
+    if agent.removed_by_agent(event.id()) {
+        return;
+    }
     match event {
         RuntimeEvent::Died { id, exit_code } => {
             let oom = agent
@@ -100,19 +113,22 @@ fn set_container(
     id: &str,
     f: impl FnOnce(&mut crate::services::ecs::TaskContainer),
 ) {
-    let _ = agent.ecs.tasks.record(|t| {
-        if let Some(task) = t.get_mut(key) {
-            if let Some(c) = task
-                .containers
-                .iter_mut()
-                .find(|c| c.runtime_id.as_deref() == Some(id))
-            {
-                f(c);
-                task.version += 1;
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            if let Some(task) = t.get_mut(key) {
+                if let Some(c) = task
+                    .containers
+                    .iter_mut()
+                    .find(|c| c.runtime_id.as_deref() == Some(id))
+                {
+                    f(c);
+                    task.version += 1;
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
 }
 
 /// A container stopped: record how; an essential one stops its task.
@@ -125,47 +141,50 @@ pub async fn container_exited(
 ) {
     let now = agent.clock.now();
     let mut wake = false;
-    let _ = agent.ecs.tasks.record(|t| {
-        let Some(task) = t.get_mut(key) else {
-            return Ok(());
-        };
-        let Some(c) = task
-            .containers
-            .iter_mut()
-            .find(|c| c.runtime_id.as_deref() == Some(id))
-        else {
-            return Ok(());
-        };
-        if c.last_status == "STOPPED" {
-            return Ok(());
-        }
-        c.last_status = ContainerStatus::Stopped;
-        c.exit_code = exit_code;
-        c.finished_at = Some(now);
-        if oom {
-            c.reason.get_or_insert_with(|| OOM_REASON.to_string());
-        }
-        let essential = c.essential;
-        task.version += 1;
-        if essential && task.desired_status == "RUNNING" {
-            mark_stopping(
-                task,
-                now,
-                "EssentialContainerExited",
-                "Essential container in task exited",
-            );
-            wake = true;
-        }
-        if task
-            .containers
-            .iter()
-            .all(|c| c.last_status == "STOPPED" || c.runtime_id.is_none())
-            && task.desired_status == "STOPPED"
-        {
-            wake = true;
-        }
-        Ok(())
-    });
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            let Some(task) = t.get_mut(key) else {
+                return Ok(());
+            };
+            let Some(c) = task
+                .containers
+                .iter_mut()
+                .find(|c| c.runtime_id.as_deref() == Some(id))
+            else {
+                return Ok(());
+            };
+            if c.last_status == "STOPPED" {
+                return Ok(());
+            }
+            c.last_status = ContainerStatus::Stopped;
+            c.exit_code = exit_code;
+            c.finished_at = Some(now);
+            if oom {
+                c.reason.get_or_insert_with(|| OOM_REASON.to_string());
+            }
+            let essential = c.essential;
+            task.version += 1;
+            if essential && task.desired_status == "RUNNING" {
+                mark_stopping(
+                    task,
+                    now,
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                );
+                wake = true;
+            }
+            if task
+                .containers
+                .iter()
+                .all(|c| c.last_status == "STOPPED" || c.runtime_id.is_none())
+                && task.desired_status == "STOPPED"
+            {
+                wake = true;
+            }
+            Ok(())
+        });
     if wake {
         agent.ecs.wake_agent();
     }
@@ -174,35 +193,38 @@ pub async fn container_exited(
 /// A container was removed behind the emulator's back.
 pub async fn container_removed(agent: &Arc<Agent>, key: &str, id: &str) {
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.record(|t| {
-        let Some(task) = t.get_mut(key) else {
-            return Ok(());
-        };
-        let Some(c) = task
-            .containers
-            .iter_mut()
-            .find(|c| c.runtime_id.as_deref() == Some(id))
-        else {
-            return Ok(());
-        };
-        if c.last_status != "STOPPED" {
-            c.last_status = ContainerStatus::Stopped;
-            c.finished_at = Some(now);
-            c.reason.get_or_insert_with(|| {
-                "DockerContainerRemoved: the container was removed outside of ECS".to_string()
-            });
-        }
-        let essential = c.essential;
-        if essential && task.desired_status == "RUNNING" {
-            mark_stopping(
-                task,
-                now,
-                "EssentialContainerExited",
-                "Essential container in task exited",
-            );
-        }
-        task.version += 1;
-        Ok(())
-    });
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            let Some(task) = t.get_mut(key) else {
+                return Ok(());
+            };
+            let Some(c) = task
+                .containers
+                .iter_mut()
+                .find(|c| c.runtime_id.as_deref() == Some(id))
+            else {
+                return Ok(());
+            };
+            if c.last_status != "STOPPED" {
+                c.last_status = ContainerStatus::Stopped;
+                c.finished_at = Some(now);
+                c.reason.get_or_insert_with(|| {
+                    "DockerContainerRemoved: the container was removed outside of ECS".to_string()
+                });
+            }
+            let essential = c.essential;
+            if essential && task.desired_status == "RUNNING" {
+                mark_stopping(
+                    task,
+                    now,
+                    "EssentialContainerExited",
+                    "Essential container in task exited",
+                );
+            }
+            task.version += 1;
+            Ok(())
+        });
     agent.ecs.wake_agent();
 }

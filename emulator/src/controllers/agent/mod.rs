@@ -17,9 +17,9 @@ use crate::services::logs::Logs;
 use crate::services::ssm::Ssm;
 use parking_lot::Mutex;
 use spec::Endpoints;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long stopped tasks stay describable, and their containers stay in Docker (emulated time).
 pub const STOPPED_TASK_RETENTION_S: f64 = 3600.0;
@@ -51,7 +51,13 @@ pub struct Agent {
     pub endpoints: AgentEndpoints,
     /// Task keys with a start or stop in progress.
     busy: Mutex<HashSet<String>>,
+    /// Containers the agent removes itself (leftovers of a start a restart interrupted, those of
+    /// forgotten or unknown tasks), with when: their die and destroy events change no task.
+    removing: Mutex<HashMap<String, Instant>>,
 }
+
+/// How long the agent remembers the containers it removed: their events arrive well within it.
+const REMOVED_MEMORY: Duration = Duration::from_secs(600);
 
 impl Agent {
     pub fn new(
@@ -68,6 +74,7 @@ impl Agent {
             clock,
             endpoints,
             busy: Mutex::new(HashSet::new()),
+            removing: Mutex::new(HashMap::new()),
         })
     }
 
@@ -93,8 +100,34 @@ impl Agent {
         self.busy.lock().remove(key);
     }
 
+    /// Removes a container the agent no longer wants; its events are then ignored.
+    async fn remove_own(&self, id: &str) {
+        {
+            let mut removing = self.removing.lock();
+            let now = Instant::now();
+            removing.retain(|_, at| now.duration_since(*at) < REMOVED_MEMORY);
+            removing.insert(id.to_string(), now);
+        }
+        if let Err(e) = self.runtime.remove(id).await {
+            tracing::warn!(container = %id, error = %e, "could not remove a container");
+        }
+    }
+
+    /// Whether Docker does not answer now: a start or stop that failed then is tried again once
+    /// it does (the task stays PENDING, or keeps its status until its containers are stopped),
+    /// as ECS's agent, cut off from its Docker daemon, leaves its tasks until it reconnects.
+    async fn daemon_unreachable(&self) -> bool {
+        self.runtime.ping().await.is_err()
+    }
+
+    /// Whether the agent removed this container itself.
+    fn removed_by_agent(&self, id: &str) -> bool {
+        self.removing.lock().contains_key(id)
+    }
+
     fn reconcile(self: &Arc<Self>) {
         let now = self.clock.now();
+        self.remove_orphans();
         let tasks: Vec<(String, Task)> = self.ecs.tasks.read(|rows| {
             rows.iter()
                 .filter(|(_, t)| {
@@ -119,19 +152,89 @@ impl Agent {
                 continue;
             }
             let agent = self.clone();
+            // Inside the reset fence: a reset waits for the start or stop, and one that waited
+            // for a reset finds its task gone.
             if task.desired_status == "STOPPED" {
                 tokio::spawn(async move {
+                    let inside = agent.ecs.fence.enter().await;
                     stop::stop_task(&agent, &key).await;
+                    drop(inside);
                     agent.release(&key);
                 });
             } else if task.is_pending() {
                 tokio::spawn(async move {
+                    let inside = agent.ecs.fence.enter().await;
                     start::start_task(&agent, &key).await;
+                    drop(inside);
                     agent.release(&key);
                 });
             } else {
                 self.release(&key);
             }
+        }
+    }
+
+    /// A stopped task's containers went with its EC2 instance: once its container instance is
+    /// gone (deregistered, or its instance terminated) they are removed from Docker at once, not
+    /// after the cleanup wait, and the instance's EFS mounts are unmounted; the task stays
+    /// describable (without runtimeId) for its retention.
+    fn remove_orphans(self: &Arc<Self>) {
+        type Candidate = (String, String, String, Vec<String>);
+        let candidates: Vec<Candidate> = self.ecs.tasks.read(|rows| {
+            rows.iter()
+                .filter(|(_, t)| t.is_stopped())
+                .filter_map(|(k, t)| {
+                    let ids: Vec<String> = t
+                        .containers
+                        .iter()
+                        .filter_map(|c| c.runtime_id.clone())
+                        .collect();
+                    let instance = t.container_instance_arn.as_deref()?.rsplit('/').next()?;
+                    // Task keys are `<scope><cluster>/<id>`, instance keys `<scope><cluster>/<id>`.
+                    let instance_key = format!("{}{instance}", &k[..k.rfind('/')? + 1]);
+                    (!ids.is_empty()).then(|| (k.clone(), instance.to_string(), instance_key, ids))
+                })
+                .collect()
+        });
+        for (key, instance, instance_key, ids) in candidates {
+            let gone = self
+                .ecs
+                .instances
+                .get(&instance_key)
+                .is_none_or(|i| i.status == "INACTIVE");
+            if !gone || !self.claim(&key) {
+                continue;
+            }
+            let agent = self.clone();
+            tokio::spawn(async move {
+                for id in &ids {
+                    agent.remove_own(id).await;
+                }
+                if let Some(efs) = agent.endpoints.efs.clone() {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        efs.mounts().release_instance(&instance);
+                    })
+                    .await;
+                }
+                let cleared = agent
+                    .ecs
+                    .tasks
+                    .record::<_, crate::store::StoreError, _>(|rows| {
+                        if let Some(mut t) = rows.get(&key).cloned() {
+                            for c in &mut t.containers {
+                                if c.runtime_id.as_ref().is_some_and(|r| ids.contains(r)) {
+                                    c.runtime_id = None;
+                                }
+                            }
+                            rows.put(&key, t);
+                        }
+                        Ok(())
+                    });
+                if let Err(e) = cleared {
+                    tracing::warn!(task = %key, error = %e, "could not record removed containers");
+                }
+                agent.release(&key);
+            });
         }
     }
 
@@ -157,7 +260,7 @@ impl Agent {
             .unwrap_or_default();
         tokio::spawn(async move {
             for id in ids {
-                let _ = agent.runtime.remove(&id).await;
+                agent.remove_own(&id).await;
             }
             for v in volumes {
                 let _ = agent.runtime.remove_volume(&v).await;
@@ -188,9 +291,16 @@ impl Agent {
                 .unwrap_or_default();
             if !known.contains(&key) {
                 tracing::info!(container = %c.name, "removing a container of an unknown task");
-                let _ = self.runtime.remove(&c.id).await;
+                self.remove_own(&c.id).await;
             }
         }
+        self.check_running().await;
+    }
+
+    /// Inspects the containers of RUNNING tasks: those that exited or vanished while nobody
+    /// watched (the emulator down, or Docker's event stream cut) update their tasks as their
+    /// events would have.
+    pub(super) async fn check_running(self: &Arc<Self>) {
         let running: Vec<(String, Task)> = self.ecs.tasks.read(|rows| {
             rows.iter()
                 .filter(|(_, t)| t.is_running())
@@ -227,3 +337,6 @@ pub async fn remove_all(runtime: &dyn ContainerRuntime, owner: &str) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests;

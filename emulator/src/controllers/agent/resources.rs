@@ -30,7 +30,7 @@ pub async fn awsvpc_network(agent: &Agent, task: &Task) -> Result<AwsvpcNetwork,
         .and_then(|c| c.subnets.first().cloned())
         .ok_or("awsvpcConfiguration has no subnets")?;
     let (account, region) = scope_of(&task.arn);
-    let ec2 = agent.ecs.ec2.get().ok_or("EC2 is not available")?;
+    let ec2 = &agent.ecs.ec2;
     let subnet = ec2
         .subnet(&account, &region, &subnet_id)
         .map_err(|e| e.message)?

@@ -101,29 +101,73 @@ pub async fn start_task(agent: &Arc<Agent>, key: &str) {
     match outcome {
         Outcome::Running => {}
         Outcome::Cancelled => {}
+        Outcome::Failed { reason, .. } if agent.daemon_unreachable().await => {
+            // Not the task's fault: it stays PENDING and starts once Docker answers again
+            // (whatever this attempt created is removed first, as after a restart).
+            tracing::debug!(task = %task.arn, %reason, "Docker unreachable: the task stays PENDING");
+        }
         Outcome::Failed { container, reason } => {
             tracing::info!(task = %task.arn, %reason, "task failed to start");
-            let _ = agent.ecs.tasks.record(|t| {
-                if let Some(task) = t.get_mut(key) {
-                    if let Some(c) = task.containers.iter_mut().find(|c| c.name == container) {
-                        c.reason = Some(reason.clone());
+            let _ = agent
+                .ecs
+                .tasks
+                .record::<_, crate::store::StoreError, _>(|t| {
+                    if let Some(task) = t.get_mut(key) {
+                        if let Some(c) = task.containers.iter_mut().find(|c| c.name == container) {
+                            c.reason = Some(reason.clone());
+                        }
+                        mark_stopping(task, now, "TaskFailedToStart", &reason);
                     }
-                    mark_stopping(task, now, "TaskFailedToStart", &reason);
-                }
-                Ok(())
-            });
+                    Ok(())
+                });
             agent.ecs.wake_agent();
         }
     }
 }
 
 fn update(agent: &Agent, key: &str, f: impl FnOnce(&mut Task)) {
-    let _ = agent.ecs.tasks.record(|t| {
-        if let Some(task) = t.get_mut(key) {
-            f(task);
-            task.version += 1;
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            if let Some(task) = t.get_mut(key) {
+                f(task);
+                task.version += 1;
+            }
+            Ok(())
+        });
+}
+
+/// Containers of an earlier attempt that a restart interrupted are removed, and the task's
+/// containers start again from nothing (ECS's agent, restarted, starts the task once more). Their
+/// die and destroy events are the agent's own doing and change nothing (`Agent::remove_own`).
+async fn remove_leftovers(agent: &Agent, key: &str) {
+    let Ok(old) = agent.runtime.list(spec::TASK_KEY_LABEL, key).await else {
+        return;
+    };
+    for c in &old {
+        agent.remove_own(&c.id).await;
+    }
+    let stale = agent
+        .ecs
+        .tasks
+        .get(key)
+        .is_some_and(|t| t.containers.iter().any(|c| c.runtime_id.is_some()));
+    if !stale {
+        return;
+    }
+    update(agent, key, |t| {
+        for c in t.containers.iter_mut().filter(|c| c.runtime_id.is_some()) {
+            c.runtime_id = None;
+            c.last_status = ContainerStatus::Pending;
+            c.exit_code = None;
+            c.reason = None;
+            c.health_status = None;
+            c.network_bindings.clear();
+            c.created_at = None;
+            c.started_at = None;
+            c.finished_at = None;
         }
-        Ok(())
     });
 }
 
@@ -142,14 +186,12 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
             reason: "TaskDefinition not found".into(),
         };
     };
-    // Leftovers of an earlier attempt interrupted by a restart.
-    if let Ok(old) = agent.runtime.list(spec::TASK_KEY_LABEL, key).await {
-        for c in old {
-            let _ = agent.runtime.remove(&c.id).await;
-        }
-    }
+    remove_leftovers(agent, key).await;
     if task.last_status == "PROVISIONING" {
         update(agent, key, |t| t.last_status = TaskStatus::Pending);
+    }
+    if agent.runtime.name() == "simulated" {
+        update(agent, key, |t| t.simulated = true);
     }
     let region = task
         .arn
@@ -373,19 +415,22 @@ async fn run(agent: &Arc<Agent>, key: &str, task: &Task, def: Option<&TaskDef>) 
     }
     let now = agent.clock.now();
     let mut became_running = false;
-    let _ = agent.ecs.tasks.record(|t| {
-        if let Some(task) = t.get_mut(key) {
-            if task.desired_status == "RUNNING" && task.is_pending() {
-                task.last_status = TaskStatus::Running;
-                task.started_at = Some(now);
-                task.connectivity_at = Some(now);
-                task.version += 1;
-                became_running = true;
-                crate::feedback!("{}", running_line(task));
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            if let Some(task) = t.get_mut(key) {
+                if task.desired_status == "RUNNING" && task.is_pending() {
+                    task.last_status = TaskStatus::Running;
+                    task.started_at = Some(now);
+                    task.connectivity_at = Some(now);
+                    task.version += 1;
+                    became_running = true;
+                    crate::feedback!("{}", running_line(task));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
     if became_running {
         Outcome::Running
     } else {
@@ -521,8 +566,13 @@ fn running_line(task: &crate::services::ecs::Task) -> String {
     } else {
         format!(", ports {}", ports.join(", "))
     };
+    let simulated = if task.simulated {
+        " [SIMULATED: nothing runs]"
+    } else {
+        ""
+    };
     format!(
-        "task {} ({}:{}) in cluster {} RUNNING{place}{ports}",
+        "task {} ({}:{}) in cluster {} RUNNING{place}{ports}{simulated}",
         task.id, task.family, task.revision, task.cluster
     )
 }

@@ -11,19 +11,20 @@ use std::time::Duration;
 /// A task behind a load balancer is DEACTIVATING while its targets drain: deregistered, no new
 /// requests, in-flight ones finishing, for the target group's deregistration delay. Then it stops.
 async fn drain_targets(agent: &Arc<Agent>, key: &str, task: &Task) {
-    let Some(elbv2) = agent.ecs.elbv2.get() else {
-        return;
-    };
+    let elbv2 = &agent.ecs.elbv2;
     if task.lb_targets.is_empty() || !task.is_running() {
         return;
     }
-    let _ = agent.ecs.tasks.record(|t| {
-        if let Some(task) = t.get_mut(key) {
-            task.last_status = TaskStatus::Deactivating;
-            task.version += 1;
-        }
-        Ok(())
-    });
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            if let Some(task) = t.get_mut(key) {
+                task.last_status = TaskStatus::Deactivating;
+                task.version += 1;
+            }
+            Ok(())
+        });
     lb_targets::deregister(elbv2, task);
     // The longest deregistration delay (300 s by default) plus a margin, on the emulator clock.
     let deadline = tokio::time::Instant::now() + agent.clock.real(Duration::from_secs(3600 + 10));
@@ -48,19 +49,22 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
     crate::controllers::discovery::deregister_task(&agent.ecs, &task, agent.clock.now());
     drain_targets(agent, key, &task).await;
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.record(|t| {
-        if let Some(task) = t.get_mut(key) {
-            if task.last_status == "RUNNING"
-                || task.last_status == "DEACTIVATING"
-                || task.is_pending()
-            {
-                task.last_status = TaskStatus::Stopping;
-                task.stopping_at.get_or_insert(now);
-                task.version += 1;
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            if let Some(task) = t.get_mut(key) {
+                if task.last_status == "RUNNING"
+                    || task.last_status == "DEACTIVATING"
+                    || task.is_pending()
+                {
+                    task.last_status = TaskStatus::Stopping;
+                    task.stopping_at.get_or_insert(now);
+                    task.version += 1;
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        });
     let def = agent.ecs.task_definition_by_arn(&task.task_definition_arn);
     let timeout_of = |name: &str| {
         def.as_ref()
@@ -93,6 +97,11 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
             .as_secs()
             .max(1) as i64;
         if let Err(e) = agent.runtime.stop(id, timeout).await {
+            if !e.not_found && agent.daemon_unreachable().await {
+                // The container may still run: the task is not STOPPED until it is stopped.
+                tracing::debug!(container = %id, error = %e, "Docker unreachable: stop again later");
+                return;
+            }
             if !e.not_found {
                 tracing::warn!(container = %id, error = %e, "stop failed");
             }
@@ -101,42 +110,50 @@ pub async fn stop_task(agent: &Arc<Agent>, key: &str) {
         results.push((name.clone(), state));
     }
     let now = agent.clock.now();
-    let _ = agent.ecs.tasks.record(|t| {
-        let Some(task) = t.get_mut(key) else {
-            return Ok(());
-        };
-        for c in task.containers.iter_mut() {
-            if let Some((_, state)) = results.iter().find(|(n, _)| n == &c.name) {
-                if c.last_status != "STOPPED" {
-                    c.last_status = ContainerStatus::Stopped;
-                    if let Some(s) = state {
-                        c.exit_code = c.exit_code.or(s.exit_code);
-                        if s.oom_killed && c.reason.is_none() {
-                            c.reason = Some(
-                                "OutOfMemoryError: Container killed due to memory usage".into(),
-                            );
+    let _ = agent
+        .ecs
+        .tasks
+        .record::<_, crate::store::StoreError, _>(|t| {
+            let Some(task) = t.get_mut(key) else {
+                return Ok(());
+            };
+            for c in task.containers.iter_mut() {
+                if let Some((_, state)) = results.iter().find(|(n, _)| n == &c.name) {
+                    if c.last_status != "STOPPED" {
+                        c.last_status = ContainerStatus::Stopped;
+                        if let Some(s) = state {
+                            c.exit_code = c.exit_code.or(s.exit_code);
+                            if s.oom_killed && c.reason.is_none() {
+                                c.reason = Some(
+                                    "OutOfMemoryError: Container killed due to memory usage".into(),
+                                );
+                            }
                         }
                     }
+                } else if c.last_status != "STOPPED" {
+                    c.last_status = ContainerStatus::Stopped;
                 }
-            } else if c.last_status != "STOPPED" {
-                c.last_status = ContainerStatus::Stopped;
             }
-        }
-        task.last_status = TaskStatus::Stopped;
-        crate::feedback!(
-            "task {} ({}:{}) in cluster {} STOPPED: {}{}",
-            task.id,
-            task.family,
-            task.revision,
-            task.cluster,
-            task.stopped_reason.as_deref().unwrap_or("no reason given"),
-            exit_codes(task)
-        );
-        task.stopped_at = Some(now);
-        task.execution_stopped_at.get_or_insert(now);
-        task.version += 1;
-        Ok(())
-    });
+            task.last_status = TaskStatus::Stopped;
+            crate::feedback!(
+                "task {} ({}:{}) in cluster {} STOPPED: {}{}",
+                task.id,
+                task.family,
+                task.revision,
+                task.cluster,
+                task.stopped_reason.as_deref().unwrap_or("no reason given"),
+                exit_codes(task)
+            );
+            task.stopped_at = Some(now);
+            task.execution_stopped_at.get_or_insert(now);
+            task.version += 1;
+            Ok(())
+        });
+    // A task without a container instance (Fargate) was the only user of its EFS mounts.
+    if let (Some(efs), None) = (&agent.endpoints.efs, &task.container_instance_arn) {
+        let (efs, id) = (efs.clone(), task.id.clone());
+        tokio::task::spawn_blocking(move || efs.release_task(&id));
+    }
 }
 
 /// ", exit codes app 0, sidecar 137" for the containers that reported one.

@@ -6,6 +6,8 @@
 //!   (`cgroup.rs`: a few small file reads per container; Docker's stats API only for a container
 //!   whose cgroup cannot be found). CPU is the CPU time used since the previous minute's reading
 //!   divided by the real time between the two readings, in CPU units (1024 per core).
+//! - AWS/EC2 (`ec2.rs`): CPUUtilization of the container instances (what their tasks used), per
+//!   instance and per EC2 Auto Scaling group.
 //! - AWS/ApplicationELB (`alb.rs`): the data plane's request counters and target health.
 //!
 //! The datapoint of minute [t, t + 60) is written just after t + 60, before the alarm evaluator
@@ -13,6 +15,7 @@
 
 pub mod alb;
 pub mod cgroup;
+pub mod ec2;
 pub mod ecs;
 
 use crate::clock::Clock;
@@ -117,6 +120,11 @@ impl Publisher {
         let _ = self.runtime.set(runtime);
     }
 
+    /// Whether the runtime is the simulated one, whose containers only have synthetic stats.
+    fn synthetic(&self) -> bool {
+        self.runtime.get().is_some_and(|r| r.name() == "simulated")
+    }
+
     pub fn cost(&self) -> CostReport {
         CostReport {
             passes: self.cost.passes.load(Ordering::Relaxed),
@@ -141,7 +149,13 @@ impl Publisher {
         let started = Instant::now();
         let (tasks, instances) = self.ecs_rows();
         let to_measure = running_containers(&tasks);
-        let (mut measured, missing) = self.read_cgroups(&to_measure);
+        let (mut measured, missing) = if self.synthetic() {
+            // Simulated containers have no cgroup: the runtime's synthetic stats stand in.
+            let all = to_measure.iter().flat_map(|t| t.containers.clone());
+            (HashMap::new(), all.collect())
+        } else {
+            self.read_cgroups(&to_measure)
+        };
         let mut busy = started.elapsed();
         if !missing.is_empty() {
             measured.extend(self.docker_stats(missing).await);
@@ -157,7 +171,11 @@ impl Publisher {
                 .iter()
                 .map(|(scope, row)| Scoped { scope, row })
                 .collect();
-            ecs::samples(&i, &t, &usage, minute)
+            let mut out = ecs::samples(&i, &t, &usage, minute);
+            for (scope, data) in ec2::samples(&i, &t, &usage, minute) {
+                out.entry(scope).or_default().extend(data);
+            }
+            out
         };
         if let Some(elbv2) = &self.elbv2 {
             let alb = self.readings.lock().alb.collect(elbv2, minute);

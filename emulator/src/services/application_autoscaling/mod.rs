@@ -18,12 +18,13 @@ mod targets;
 use super::cloudwatch::{AlarmActionTarget, AlarmEvent, CloudWatch};
 use super::ecs::Ecs;
 use super::{Deps, Registry};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Shared with EC2 Auto Scaling, whose policies compute capacities the same way.
 pub(crate) use scaling::{adjust, step_adjustment, tracking_capacity};
@@ -41,10 +42,11 @@ pub struct AppAutoScaling {
     pub scheduled: Arc<Table<ScheduledAction>>,
     /// Keyed "<scope><start time>|<activity id>" (chronological).
     pub activities: Arc<Table<Activity>>,
-    /// CloudWatch, for target tracking alarms (wired after every service is built).
-    pub cloudwatch: OnceLock<Arc<CloudWatch>>,
-    /// ECS, whose services `ecs:service:DesiredCount` scales (wired after every service is built).
-    pub ecs: OnceLock<Arc<Ecs>>,
+    /// CloudWatch, for target tracking alarms (its alarms call back through
+    /// [`AlarmActionTarget`]).
+    pub cloudwatch: Arc<CloudWatch>,
+    /// ECS, whose services `ecs:service:DesiredCount` scales.
+    pub ecs: Arc<Ecs>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -163,7 +165,7 @@ pub struct Activity {
 }
 
 pub(crate) fn validation(msg: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationException", msg)
+    AwsError::new(codes::application_autoscaling::ValidationException, msg)
 }
 
 pub(crate) fn target_key(scope: &str, namespace: &str, resource_id: &str, dim: &str) -> String {
@@ -171,8 +173,7 @@ pub(crate) fn target_key(scope: &str, namespace: &str, resource_id: &str, dim: &
 }
 
 pub(crate) fn no_target(namespace: &str, resource_id: &str, dim: &str) -> AwsError {
-    AwsError::new(
-        "ObjectNotFoundException",
+    AwsError::new(codes::application_autoscaling::ObjectNotFoundException,
         format!(
             "No scalable target registered for service namespace: {namespace}, resource ID: {resource_id}, scalable dimension: {dim}"
         ),
@@ -191,15 +192,22 @@ impl AlarmActionTarget for AppAutoScaling {
     }
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
+/// Application Auto Scaling is built last: it scales ECS services on CloudWatch alarms.
+pub fn register(
+    r: &mut Registry,
+    deps: &Deps,
+    cloudwatch: Arc<CloudWatch>,
+    ecs: Arc<Ecs>,
+) -> Arc<AppAutoScaling> {
     let s = Arc::new(AppAutoScaling {
         targets: Table::open(&deps.store, "application_autoscaling.targets"),
         policies: Table::open(&deps.store, "application_autoscaling.policies"),
         scheduled: Table::open(&deps.store, "application_autoscaling.scheduled_actions"),
         activities: Table::open(&deps.store, "application_autoscaling.activities"),
-        cloudwatch: OnceLock::new(),
-        ecs: OnceLock::new(),
+        cloudwatch: cloudwatch.clone(),
+        ecs,
     });
+    cloudwatch.add_action_target(s.clone());
     r.sync(
         SVC,
         "RegisterScalableTarget",
@@ -269,16 +277,8 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         &s,
         targets::list_tags_for_resource,
     );
-    r.provide(s);
-}
-
-/// Links to CloudWatch and ECS, once every service is built.
-pub fn wire(s: &Arc<AppAutoScaling>, cw: &Arc<CloudWatch>, ecs: Option<Arc<Ecs>>) {
-    let _ = s.cloudwatch.set(cw.clone());
-    if let Some(ecs) = ecs {
-        let _ = s.ecs.set(ecs);
-    }
-    cw.add_action_target(s.clone());
+    r.provide(s.clone());
+    s
 }
 
 #[cfg(test)]

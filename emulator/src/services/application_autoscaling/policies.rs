@@ -3,6 +3,7 @@
 
 use super::targets::{check_dimension_has_resource, ecs_service, page_of};
 use super::{no_target, target_key, validation, AlarmRef, AppAutoScaling, ScalingPolicy};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -276,9 +277,7 @@ impl AppAutoScaling {
         policy_arn: &str,
         conf: &Value,
     ) -> Result<Vec<AlarmRef>, AwsError> {
-        let Some(cw) = self.cloudwatch.get() else {
-            return Err(AwsError::internal("CloudWatch is not available"));
-        };
+        let cw = &self.cloudwatch;
         let target = conf
             .get("TargetValue")
             .and_then(Value::as_f64)
@@ -334,10 +333,12 @@ impl AppAutoScaling {
         name: &str,
     ) -> Result<(), AwsError> {
         let key = format!("{target}|{name}");
-        let removed = self.policies.transact(|tx| Ok(tx.remove(&key)))?;
-        if let (Some(p), Some(cw)) = (removed, self.cloudwatch.get()) {
+        let removed = self
+            .policies
+            .transact::<_, AwsError, _>(|tx| Ok(tx.remove(&key)))?;
+        if let Some(p) = removed {
             let names: Vec<String> = p.alarms.into_iter().map(|a| a.name).collect();
-            cw.delete_alarms(ctx, &names)?;
+            self.cloudwatch.delete_alarms(ctx, &names)?;
         }
         Ok(())
     }
@@ -402,9 +403,9 @@ pub fn put_scaling_policy(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> Handle
         )
     });
     // An update replaces the policy's alarms.
-    if let (Some(old), Some(cw)) = (&existing, s.cloudwatch.get()) {
+    if let Some(old) = &existing {
         let names: Vec<String> = old.alarms.iter().map(|a| a.name.clone()).collect();
-        cw.delete_alarms(ctx, &names)?;
+        s.cloudwatch.delete_alarms(ctx, &names)?;
     }
     let alarms = if policy_type == "TargetTrackingScaling" {
         s.create_alarms(ctx, &resource_id, &arn, &conf)?
@@ -427,10 +428,8 @@ pub fn put_scaling_policy(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> Handle
         Ok(())
     });
     if let Err(e) = stored {
-        if let Some(cw) = s.cloudwatch.get() {
-            let names: Vec<String> = alarms.iter().map(|a| a.name.clone()).collect();
-            let _ = cw.delete_alarms(ctx, &names);
-        }
+        let names: Vec<String> = alarms.iter().map(|a| a.name.clone()).collect();
+        let _ = s.cloudwatch.delete_alarms(ctx, &names);
         return Err(e);
     }
     Ok(json!({
@@ -485,8 +484,7 @@ pub fn delete_scaling_policy(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> Han
     let dim = input.str("ScalableDimension").unwrap_or_default();
     let tkey = target_key(&ctx.scope(), namespace, resource_id, dim);
     if !s.policies.contains(&format!("{tkey}|{name}")) {
-        return Err(AwsError::new(
-            "ObjectNotFoundException",
+        return Err(AwsError::new(codes::application_autoscaling::ObjectNotFoundException,
             format!(
                 "No scaling policy found for service namespace: {namespace}, resource ID: {resource_id}, scalable dimension: {dim}, policy name: {name}"
             ),

@@ -212,9 +212,7 @@ impl AppAutoScaling {
             .trim_end_matches('/')
             .split_once('/')
             .unwrap_or_default();
-        let Some(cw) = self.cloudwatch.get() else {
-            return true;
-        };
+        let cw = &self.cloudwatch;
         self.policies
             .scan(&format!("{tkey}|"))
             .into_iter()
@@ -230,7 +228,7 @@ impl AppAutoScaling {
     }
 
     fn note_scaling(&self, tkey: &str, policy: &str, out: bool, from: i64, to: i64, now: f64) {
-        let _ = self.targets.record(|tx| {
+        let _ = self.targets.record::<_, crate::store::StoreError, _>(|tx| {
             if let Some(t) = tx.get_mut(tkey) {
                 let rec = LastScaling { at: now, from, to };
                 if out {
@@ -257,9 +255,7 @@ impl AppAutoScaling {
             return None;
         }
         let (cluster, service) = ecs_service(&target.resource_id)?;
-        self.ecs
-            .get()?
-            .desired_count(&ctx.scope(), cluster, service)
+        self.ecs.desired_count(&ctx.scope(), cluster, service)
     }
 
     /// Moves capacity to `wanted` within [min, max], with an activity either way. Returns the
@@ -287,7 +283,7 @@ impl AppAutoScaling {
         }
         let _ = tkey;
         let (cluster, service) = ecs_service(&target.resource_id)?;
-        let ecs = self.ecs.get()?;
+        let ecs = &self.ecs;
         let mut activity = self.activity(
             ctx,
             target,
@@ -439,16 +435,18 @@ impl AppAutoScaling {
 
     pub(crate) fn save_activity(&self, ctx: &Ctx, a: Activity) {
         let key = format!("{}{:017.3}|{}", ctx.scope(), a.start, a.id);
-        let _ = self.activities.record(|tx| {
-            tx.put(&key, a);
-            Ok(())
-        });
+        let _ = self
+            .activities
+            .record::<_, crate::store::StoreError, _>(|tx| {
+                tx.put(&key, a);
+                Ok(())
+            });
     }
 
     /// Activities that were handed to the resource finish once it accepted them (ECS accepts a
     /// desired count at once; the tasks follow).
     pub(crate) fn finish_activities(&self, now: f64) {
-        let _ = self.activities.record(|tx| {
+        let _ = self.activities.record::<_, crate::store::StoreError, _>(|tx| {
             let keys: Vec<String> = tx
                 .rows()
                 .iter()

@@ -7,6 +7,7 @@
 use super::targets::{check_dimension_has_resource, page_of};
 use super::{no_target, target_key, validation, AppAutoScaling, ScheduledAction};
 use crate::clock::Clock;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -267,7 +268,7 @@ pub fn put_scheduled_action(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> Hand
         ));
     }
     action.next_run = first_run(&action, ctx.now)?;
-    s.scheduled.transact(|tx| {
+    s.scheduled.transact::<_, AwsError, _>(|tx| {
         tx.put(&key, action);
         Ok(())
     })?;
@@ -332,10 +333,11 @@ pub fn delete_scheduled_action(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> H
         "{}|{name}",
         target_key(&ctx.scope(), namespace, resource_id, dim)
     );
-    let removed = s.scheduled.transact(|tx| Ok(tx.remove(&key)))?;
+    let removed = s
+        .scheduled
+        .transact::<_, AwsError, _>(|tx| Ok(tx.remove(&key)))?;
     if removed.is_none() {
-        return Err(AwsError::new(
-            "ObjectNotFoundException",
+        return Err(AwsError::new(codes::application_autoscaling::ObjectNotFoundException,
             format!("No scheduled action found for service namespace: {namespace}, resource ID: {resource_id}, scalable dimension: {dim}, scheduled action name: {name}"),
         ));
     }
@@ -376,7 +378,7 @@ impl AppAutoScaling {
             .ok()
             .and_then(|s| s.next(now + 1.0, tz, action.next_run))
             .filter(|t| action.end.is_none_or(|e| *t <= e));
-        let _ = self.scheduled.record(|tx| {
+        let _ = self.scheduled.record::<_, AwsError, _>(|tx| {
             if let Some(a) = tx.get_mut(key) {
                 a.next_run = next;
             }
@@ -404,7 +406,7 @@ impl AppAutoScaling {
             format!("Setting {what}"),
             format!("scheduled action name {} was triggered", action.name),
         );
-        let updated = self.targets.transact(|tx| {
+        let updated = self.targets.transact::<_, AwsError, _>(|tx| {
             if let Some(t) = tx.get_mut(&tkey) {
                 t.min = min;
                 t.max = max;

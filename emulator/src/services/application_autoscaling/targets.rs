@@ -2,6 +2,7 @@
 //! operations (scalable targets are the taggable resource).
 
 use super::{no_target, target_key, validation, AppAutoScaling, ScalableTarget, Suspended};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, random_hex, Ctx, HandlerResult};
@@ -45,8 +46,7 @@ pub(crate) fn check_resource(
         })?;
         let exists = s
             .ecs
-            .get()
-            .and_then(|e| e.desired_count(&ctx.scope(), cluster, service))
+            .desired_count(&ctx.scope(), cluster, service)
             .is_some();
         if !exists {
             return Err(validation(format!(
@@ -149,8 +149,7 @@ pub fn register_scalable_target(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> 
             t.tags.insert(k.clone(), v.clone());
         }
         if t.tags.len() > MAX_TAGS {
-            return Err(AwsError::new(
-                "TooManyTagsException",
+            return Err(AwsError::new(codes::application_autoscaling::TooManyTagsException,
                 format!("A resource can have at most {MAX_TAGS} tags."),
             ));
         }
@@ -200,7 +199,7 @@ pub(crate) fn page_of<T>(
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_results(input),
-        "InvalidNextTokenException",
+        codes::application_autoscaling::InvalidNextTokenException,
     )?;
     let mut out = json!({ member: page.iter().map(|(_, t)| describe(t)).collect::<Vec<_>>() });
     if let Some(n) = next {
@@ -251,13 +250,13 @@ pub fn deregister_scalable_target(s: &AppAutoScaling, ctx: &Ctx, input: Value) -
     for name in policies {
         s.remove_policy(ctx, &key, &name)?;
     }
-    s.scheduled.transact(|tx| {
+    s.scheduled.transact::<_, AwsError, _>(|tx| {
         for k in tx.keys(&format!("{key}|")) {
             tx.remove(&k);
         }
         Ok(())
     })?;
-    s.targets.transact(|tx| {
+    s.targets.transact::<_, AwsError, _>(|tx| {
         tx.remove(&key);
         Ok(())
     })?;
@@ -273,7 +272,7 @@ fn target_by_arn(s: &AppAutoScaling, ctx: &Ctx, arn: &str) -> Result<String, Aws
         .map(|(k, _)| k)
         .ok_or_else(|| {
             let mut e = AwsError::new(
-                "ResourceNotFoundException",
+                codes::application_autoscaling::ResourceNotFoundException,
                 format!("Resource not found: {arn}"),
             );
             let mut fields = serde_json::Map::new();
@@ -301,7 +300,7 @@ pub fn tag_resource(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResul
         }
         if t.tags.len() > MAX_TAGS {
             let mut e = AwsError::new(
-                "TooManyTagsException",
+                codes::application_autoscaling::TooManyTagsException,
                 format!("A resource can have at most {MAX_TAGS} tags."),
             );
             let mut fields = serde_json::Map::new();
@@ -317,7 +316,7 @@ pub fn tag_resource(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResul
 pub fn untag_resource(s: &AppAutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     let key = target_by_arn(s, ctx, input.str("ResourceARN").unwrap_or_default())?;
     let keys = input.string_list("TagKeys");
-    s.targets.transact(|tx| {
+    s.targets.transact::<_, AwsError, _>(|tx| {
         if let Some(t) = tx.get_mut(&key) {
             for k in &keys {
                 t.tags.remove(k);

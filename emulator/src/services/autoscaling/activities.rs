@@ -3,6 +3,7 @@
 use super::groups::max_records;
 use super::model::Activity;
 use super::{sub_key, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -75,7 +76,7 @@ pub fn update_activity(
             .map(|(k, _)| k.clone())
     });
     let Some(key) = key else { return };
-    let _ = s.activities.transact(|t| {
+    let _ = s.activities.transact::<_, AwsError, _>(|t| {
         if let Some(a) = t.get_mut(&key) {
             change(a);
         }
@@ -130,7 +131,7 @@ pub fn describe_activities(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerR
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_records(&input, 100)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out = json!({
         "Activities": page.iter().map(|(_, a)| a.to_json()).collect::<Vec<_>>()

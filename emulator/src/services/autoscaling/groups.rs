@@ -4,6 +4,7 @@
 
 use super::model::{iso, Group, GroupTag, LtSpec, PROCESSES};
 use super::{group_key, no_group, validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::ec2::regions::zones;
 use crate::services::input::Input;
@@ -240,7 +241,7 @@ fn tags_of(input: &Value, group: &str) -> Result<Vec<GroupTag>, AwsError> {
     }
     if out.len() > 50 {
         return Err(AwsError::new(
-            "LimitExceededFault",
+            codes::autoscaling::LimitExceededFault,
             "The number of tags exceeds the limit of 50.",
         ));
     }
@@ -328,7 +329,7 @@ fn launch_source(s: &AutoScaling, ctx: &Ctx, input: &Value) -> Result<LaunchSour
             .unwrap_or_default()
         {
             if let Some(t) = o.str("InstanceType") {
-                if crate::services::ecs::instance_types::lookup(t).is_none() {
+                if crate::services::ec2::instance_types::lookup(t).is_none() {
                     return Err(validation(format!("Invalid instance type: {t}")));
                 }
             }
@@ -353,8 +354,7 @@ pub fn create_group(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         .to_string();
     let scope = ctx.scope();
     if s.groups.get(&group_key(&scope, &name)).is_some() {
-        return Err(AwsError::new(
-            "AlreadyExistsFault",
+        return Err(AwsError::new(codes::autoscaling::AlreadyExistsFault,
             format!("AutoScalingGroup by this name already exists - A group with the name {name} already exists"),
         ));
     }
@@ -441,8 +441,7 @@ pub fn create_group(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     let key = group_key(&scope, &name);
     s.groups.transact(|t| {
         if t.contains(&key) {
-            return Err(AwsError::new(
-                "AlreadyExistsFault",
+            return Err(AwsError::new(codes::autoscaling::AlreadyExistsFault,
                 format!("AutoScalingGroup by this name already exists - A group with the name {name} already exists"),
             ));
         }
@@ -454,9 +453,7 @@ pub fn create_group(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
 }
 
 fn check_target_groups(s: &AutoScaling, ctx: &Ctx, arns: &[String]) -> Result<(), AwsError> {
-    let Some(elb) = s.elbv2.get() else {
-        return Ok(());
-    };
+    let elb = &s.elbv2;
     for a in arns {
         let scope_ok = a.starts_with(&format!(
             "arn:aws:elasticloadbalancing:{}:{}:targetgroup/",
@@ -598,8 +595,7 @@ pub fn delete_group(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     let force = input.bool("ForceDelete").unwrap_or(false);
     if !force {
         if !g.instances.is_empty() || g.desired > 0 {
-            return Err(AwsError::new(
-                "ResourceInUseFault",
+            return Err(AwsError::new(codes::autoscaling::ResourceInUseFault,
                 "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.",
             ));
         }
@@ -711,7 +707,7 @@ pub fn describe_groups(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResul
         |g| g.name.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let with_instances = input.bool("IncludeInstances").unwrap_or(true);
     let mut out = json!({
@@ -746,8 +742,7 @@ pub fn set_desired(
             )));
         }
         if honor_cooldown && ctx.now < g.last_scaling + g.default_cooldown as f64 {
-            return Err(AwsError::new(
-                "ScalingActivityInProgressFault",
+            return Err(AwsError::new(codes::autoscaling::ScalingActivityInProgressFault,
                 "Scaling activity in progress",
             ));
         }
@@ -863,7 +858,7 @@ pub fn deregister_members(s: &AutoScaling, ctx: &Ctx, g: &Group, ids: &[String])
 }
 
 fn deregister(s: &AutoScaling, ctx: &Ctx, arns: &[String], ids: &[String]) {
-    let Some(elb) = s.elbv2.get() else { return };
+    let elb = &s.elbv2;
     for arn in arns {
         let Some(tg) = elb.group_by_arn(arn) else {
             continue;

@@ -4,6 +4,7 @@
 
 use super::model::Hook;
 use super::{validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -77,7 +78,7 @@ pub fn put_hook(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
             None => {
                 if g.hooks.len() >= 50 {
                     return Err(AwsError::new(
-                        "LimitExceededFault",
+                        codes::autoscaling::LimitExceededFault,
                         "Maximum number of lifecycle hooks for this group (50) has been reached.",
                     ));
                 }

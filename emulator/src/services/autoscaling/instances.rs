@@ -5,6 +5,7 @@ use super::activities::{new_activity, save_activities};
 use super::groups::{groups_in, max_records};
 use super::model::{iso, Activity, Group, Member};
 use super::{validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -43,7 +44,7 @@ pub fn describe_instances(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerRe
         |(_, m)| m.id.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out = json!({
         "AutoScalingInstances": page.iter().map(|(g, m)| {
@@ -181,7 +182,7 @@ pub fn set_instance_protection(s: &AutoScaling, ctx: &Ctx, input: Value) -> Hand
     let name = input.str("AutoScalingGroupName").unwrap_or_default();
     if ids.len() > 50 {
         return Err(AwsError::new(
-            "LimitExceededFault",
+            codes::autoscaling::LimitExceededFault,
             "The number of instances exceeds the limit of 50.",
         ));
     }

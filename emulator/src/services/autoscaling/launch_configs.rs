@@ -4,6 +4,7 @@
 use super::groups::{groups_in, max_records};
 use super::model::LaunchConfiguration;
 use super::{group_key, validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -52,11 +53,11 @@ pub fn create(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         }
     }
     let t = data.str("InstanceType").unwrap_or_default();
-    if crate::services::ecs::instance_types::lookup(t).is_none() {
+    if crate::services::ec2::instance_types::lookup(t).is_none() {
         return Err(validation(format!("Invalid instance type: {t}")));
     }
     let image = data.str("ImageId").unwrap_or_default();
-    if crate::services::ec2::find_ami(&ctx.region, image).is_none() {
+    if !s.ec2()?.image_known(&ctx.account, &ctx.region, image) {
         return Err(validation(format!(
             "AMI {image} is invalid: The image id '[{image}]' does not exist"
         )));
@@ -76,8 +77,7 @@ pub fn create(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     };
     s.launch_configs.transact(|t| {
         if t.contains(&key) {
-            return Err(AwsError::new(
-                "AlreadyExistsFault",
+            return Err(AwsError::new(codes::autoscaling::AlreadyExistsFault,
                 format!("Launch Configuration by this name already exists - A launch configuration already exists with the name {name}"),
             ));
         }
@@ -102,7 +102,7 @@ pub fn describe(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         |l| l.name.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out = json!({
         "LaunchConfigurations": page.iter().map(LaunchConfiguration::to_json).collect::<Vec<_>>()
@@ -123,8 +123,7 @@ pub fn delete(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         .into_iter()
         .find(|g| g.launch_configuration.as_deref() == Some(name.as_str()))
     {
-        return Err(AwsError::new(
-            "ResourceInUseFault",
+        return Err(AwsError::new(codes::autoscaling::ResourceInUseFault,
             format!(
                 "Cannot delete launch configuration {name} because it is attached to AutoScalingGroup {}",
                 g.name

@@ -5,6 +5,7 @@
 use super::groups::{groups_in, max_records, METRICS};
 use super::model::{InstanceRefresh, PROCESSES};
 use super::{sub_key, validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -57,6 +58,7 @@ pub fn register(r: &mut Registry, s: &Arc<AutoScaling>) {
         describe_instance_refreshes,
     );
     r.sync(SVC, "CancelInstanceRefresh", s, cancel_instance_refresh);
+    r.sync(SVC, "RollbackInstanceRefresh", s, rollback_instance_refresh);
 }
 
 fn account_limits(s: &AutoScaling, ctx: &Ctx, _: Value) -> HandlerResult {
@@ -162,7 +164,7 @@ fn describe_notification_configurations(s: &AutoScaling, ctx: &Ctx, input: Value
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out =
         json!({"NotificationConfigurations": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>()});
@@ -228,7 +230,10 @@ fn refreshes_of(s: &AutoScaling, scope: &str, group: &str) -> Vec<(String, Insta
 }
 
 fn active(r: &InstanceRefresh) -> bool {
-    matches!(r.status.as_str(), "Pending" | "InProgress" | "Cancelling")
+    matches!(
+        r.status.as_str(),
+        "Pending" | "InProgress" | "Cancelling" | "RollbackInProgress"
+    )
 }
 
 fn start_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -238,8 +243,7 @@ fn start_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerRe
         .iter()
         .any(|(_, r)| active(r))
     {
-        return Err(AwsError::new(
-            "InstanceRefreshInProgressFault",
+        return Err(AwsError::new(codes::autoscaling::InstanceRefreshInProgressFault,
             "An Instance Refresh is already in progress and blocks the execution of this Instance Refresh.",
         ));
     }
@@ -268,7 +272,7 @@ fn start_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerRe
         status_reason: None,
     };
     let key = sub_key(&scope, &g.name, &format!("{:020.3}\u{1}{}", ctx.now, r.id));
-    s.refreshes.transact(|t| {
+    s.refreshes.transact::<_, AwsError, _>(|t| {
         t.put(&key, r.clone());
         Ok(())
     })?;
@@ -294,7 +298,7 @@ fn describe_instance_refreshes(s: &AutoScaling, ctx: &Ctx, input: Value) -> Hand
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out =
         json!({"InstanceRefreshes": page.iter().map(|(_, r)| r.to_json()).collect::<Vec<_>>()});
@@ -311,11 +315,11 @@ fn cancel_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerR
         .find(|(_, r)| active(r))
     else {
         return Err(AwsError::new(
-            "ActiveInstanceRefreshNotFoundFault",
+            codes::autoscaling::ActiveInstanceRefreshNotFoundFault,
             "No in progress or pending Instance Refresh found for Auto Scaling group",
         ));
     };
-    s.refreshes.transact(|t| {
+    s.refreshes.transact::<_, AwsError, _>(|t| {
         if let Some(x) = t.get_mut(&key) {
             x.status = "Cancelled".into();
             x.end = Some(ctx.now);
@@ -323,6 +327,47 @@ fn cancel_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerR
         }
         Ok(())
     })?;
+    Ok(json!({"InstanceRefreshId": r.id}))
+}
+
+/// RollbackInstanceRefresh: the refresh in progress stops and the instances it already
+/// launched are replaced again (the group launches their replacements from its configuration).
+/// Only a refresh with a DesiredConfiguration can be rolled back, as in AWS.
+fn rollback_instance_refresh(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
+    let g = s.group(&ctx.scope(), group_name(&input))?;
+    let Some((key, r)) = refreshes_of(s, &ctx.scope(), &g.name)
+        .into_iter()
+        .find(|(_, r)| matches!(r.status.as_str(), "Pending" | "InProgress"))
+    else {
+        return Err(AwsError::new(
+            codes::autoscaling::ActiveInstanceRefreshNotFoundFault,
+            "No in progress or pending Instance Refresh found for Auto Scaling group",
+        ));
+    };
+    if r.desired_configuration.is_none() {
+        return Err(AwsError::new(
+            codes::autoscaling::IrreversibleInstanceRefreshFault,
+            "The instance refresh cannot be rolled back because it has no desired configuration.",
+        ));
+    }
+    // The instances launched since the refresh started are the ones it put in.
+    let launched: Vec<String> = g
+        .instances
+        .values()
+        .filter(|m| m.counts() && m.launched >= r.start)
+        .map(|m| m.id.clone())
+        .collect();
+    s.refreshes.transact::<_, AwsError, _>(|t| {
+        if let Some(x) = t.get_mut(&key) {
+            x.status = "RollbackInProgress".into();
+            x.status_reason = Some("Rollback initiated by user request.".into());
+            x.total = launched.len() as i64;
+            x.to_replace = launched.clone();
+            x.start = ctx.now;
+        }
+        Ok(())
+    })?;
+    s.wake.notify_one();
     Ok(json!({"InstanceRefreshId": r.id}))
 }
 
@@ -385,14 +430,21 @@ pub fn refresh_step(
         .to_replace
         .iter()
         .any(|id| group.instances.get(id).is_some_and(|m| m.counts()));
-    r.status = if !pending_left && picked.is_empty() && replacing == 0 {
+    let rolling_back = r.status == "RollbackInProgress";
+    r.status = match (
+        !pending_left && picked.is_empty() && replacing == 0,
+        rolling_back,
+    ) {
+        (true, false) => "Successful".into(),
+        (true, true) => "RollbackSuccessful".into(),
+        (false, false) => "InProgress".into(),
+        (false, true) => "RollbackInProgress".into(),
+    };
+    if r.status.ends_with("Successful") {
         r.end = Some(now);
         r.to_replace.clear();
-        "Successful".into()
-    } else {
-        "InProgress".into()
-    };
-    let _ = s.refreshes.transact(|t| {
+    }
+    let _ = s.refreshes.transact::<_, AwsError, _>(|t| {
         t.put(&key, r);
         Ok(())
     });

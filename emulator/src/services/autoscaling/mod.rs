@@ -8,7 +8,9 @@
 //! Terminating, a lifecycle action's result); the controller launches and terminates instances
 //! through the typed [`Ec2`] handle and records what happened as activities.
 
+pub mod account;
 pub mod activities;
+pub mod forecast;
 pub mod groups;
 pub mod hooks;
 pub mod instances;
@@ -26,10 +28,13 @@ use super::cloudwatch::{AlarmActionTarget, AlarmEvent, CloudWatch};
 use super::ec2::Ec2;
 use super::elbv2::Elbv2;
 use super::{Deps, Registry};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
-use model::{Activity, Group, InstanceRefresh, LaunchConfiguration, Policy, ScheduledAction};
-use std::sync::{Arc, OnceLock};
+use model::{
+    AccountSetting, Activity, Group, InstanceRefresh, LaunchConfiguration, Policy, ScheduledAction,
+};
+use std::sync::Arc;
 
 pub const SVC: &str = "autoscaling";
 
@@ -47,15 +52,20 @@ pub struct AutoScaling {
     pub activities: Arc<Table<Activity>>,
     /// Keyed "<scope><group>\u{1}<start>\u{1}<id>".
     pub refreshes: Arc<Table<InstanceRefresh>>,
-    pub ec2: OnceLock<Arc<Ec2>>,
-    pub elbv2: OnceLock<Arc<Elbv2>>,
-    pub cloudwatch: OnceLock<Arc<CloudWatch>>,
+    /// Keyed "<scope><setting name>".
+    pub account_settings: Arc<Table<AccountSetting>>,
+    pub ec2: Arc<Ec2>,
+    pub elbv2: Arc<Elbv2>,
+    pub cloudwatch: Arc<CloudWatch>,
     /// Wakes the controller when a group's desired state changes.
     pub wake: tokio::sync::Notify,
+    /// ECS managed scaling's latest estimate of the instances each group needs, keyed like
+    /// `groups` (written by the capacity controller with each CapacityProviderReservation).
+    pub managed_needed: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 pub fn validation(msg: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationError", msg)
+    AwsError::new(codes::common::ValidationError, msg)
 }
 
 pub fn group_key(scope: &str, name: &str) -> String {
@@ -67,7 +77,12 @@ pub fn sub_key(scope: &str, group: &str, name: &str) -> String {
 }
 
 impl AutoScaling {
-    pub fn new(deps: &Deps) -> AutoScaling {
+    pub fn new(
+        deps: &Deps,
+        ec2: Arc<Ec2>,
+        elbv2: Arc<Elbv2>,
+        cloudwatch: Arc<CloudWatch>,
+    ) -> AutoScaling {
         let s = &deps.store;
         AutoScaling {
             groups: Table::open(s, "autoscaling.groups"),
@@ -76,17 +91,17 @@ impl AutoScaling {
             scheduled: Table::open(s, "autoscaling.scheduled_actions"),
             activities: Table::open(s, "autoscaling.activities"),
             refreshes: Table::open(s, "autoscaling.instance_refreshes"),
-            ec2: OnceLock::new(),
-            elbv2: OnceLock::new(),
-            cloudwatch: OnceLock::new(),
+            account_settings: Table::open(s, "autoscaling.account_settings"),
+            ec2,
+            elbv2,
+            cloudwatch,
             wake: tokio::sync::Notify::new(),
+            managed_needed: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
     pub fn ec2(&self) -> Result<&Arc<Ec2>, AwsError> {
-        self.ec2
-            .get()
-            .ok_or_else(|| AwsError::internal("EC2 is not available"))
+        Ok(&self.ec2)
     }
 
     /// A group by name, or AWS's ValidationError.
@@ -150,8 +165,17 @@ impl AlarmActionTarget for AutoScaling {
     }
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let s = Arc::new(AutoScaling::new(deps));
+/// EC2 Auto Scaling launches through EC2, registers targets with ELBv2 and runs its policies'
+/// alarms in CloudWatch (which calls back through [`AlarmActionTarget`]): all three are built first.
+pub fn register(
+    r: &mut Registry,
+    deps: &Deps,
+    ec2: Arc<Ec2>,
+    elbv2: Arc<Elbv2>,
+    cloudwatch: Arc<CloudWatch>,
+) -> Arc<AutoScaling> {
+    let s = Arc::new(AutoScaling::new(deps, ec2, elbv2, cloudwatch.clone()));
+    cloudwatch.add_action_target(s.clone());
     groups::register(r, &s);
     instances::register(r, &s);
     launch_configs::register(r, &s);
@@ -161,24 +185,8 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     activities::register(r, &s);
     tags::register(r, &s);
     misc::register(r, &s);
-    r.provide(s);
-}
-
-/// Links to EC2, ELBv2 and CloudWatch once every service is built.
-pub fn wire(
-    s: &Arc<AutoScaling>,
-    ec2: Option<Arc<Ec2>>,
-    elbv2: Option<Arc<Elbv2>>,
-    cw: Option<Arc<CloudWatch>>,
-) {
-    if let Some(e) = ec2 {
-        let _ = s.ec2.set(e);
-    }
-    if let Some(e) = elbv2 {
-        let _ = s.elbv2.set(e);
-    }
-    if let Some(cw) = cw {
-        cw.add_action_target(s.clone());
-        let _ = s.cloudwatch.set(cw);
-    }
+    account::register(r, &s);
+    forecast::register(r, &s);
+    r.provide(s.clone());
+    s
 }

@@ -235,6 +235,10 @@ pub struct Group {
     /// No launch before this emulator time (after a failed launch).
     #[serde(default)]
     pub retry_after: f64,
+    /// AZRebalance launched an instance in the zone with the fewest; one in the zone with the
+    /// most goes once it is in service.
+    #[serde(default)]
+    pub rebalancing: bool,
     /// DeleteAutoScalingGroup in progress.
     #[serde(default)]
     pub deleting: bool,
@@ -437,6 +441,10 @@ pub struct Policy {
     pub enabled: bool,
     #[serde(default)]
     pub last_run: f64,
+    /// ECS managed scaling's (minimumScalingStepSize, maximumScalingStepSize) on the policy ECS
+    /// put on the group: a scale-out adds at least the one and at most the other.
+    #[serde(default)]
+    pub managed_steps: Option<(i64, i64)>,
 }
 
 impl Policy {
@@ -569,6 +577,14 @@ impl LaunchConfiguration {
         }
         v
     }
+}
+
+/// An account setting someone put (PutAccountSetting).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AccountSetting {
+    pub name: String,
+    pub value: String,
+    pub updated: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

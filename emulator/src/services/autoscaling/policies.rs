@@ -7,6 +7,7 @@
 use super::groups::max_records;
 use super::model::{iso, Group, Policy};
 use super::{group_key, sub_key, validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::application_autoscaling::{adjust, step_adjustment, tracking_capacity};
 use crate::services::cloudwatch::{AlarmEvent, AlarmState};
@@ -180,10 +181,7 @@ fn create_alarms(
     arn: &str,
     conf: &Value,
 ) -> Result<Vec<(String, String)>, AwsError> {
-    let cw = s
-        .cloudwatch
-        .get()
-        .ok_or_else(|| AwsError::internal("CloudWatch is not available"))?;
+    let cw = &s.cloudwatch;
     let target = conf
         .get("TargetValue")
         .and_then(Value::as_f64)
@@ -235,10 +233,8 @@ fn create_alarms(
 }
 
 fn delete_alarms(s: &AutoScaling, ctx: &Ctx, p: &Policy) {
-    if let Some(cw) = s.cloudwatch.get() {
-        let names: Vec<String> = p.alarms.iter().map(|(n, _)| n.clone()).collect();
-        let _ = cw.delete_alarms(ctx, &names);
-    }
+    let names: Vec<String> = p.alarms.iter().map(|(n, _)| n.clone()).collect();
+    let _ = s.cloudwatch.delete_alarms(ctx, &names);
 }
 
 pub fn put_policy(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -299,9 +295,10 @@ pub fn put_policy(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         config,
         alarms: alarms.clone(),
         enabled: input.bool("Enabled").unwrap_or(true),
+        managed_steps: existing.as_ref().and_then(|e| e.managed_steps),
         last_run: existing.map(|e| e.last_run).unwrap_or(0.0),
     };
-    s.policies.transact(|t| {
+    s.policies.transact::<_, AwsError, _>(|t| {
         t.put(&key, p);
         Ok(())
     })?;
@@ -339,7 +336,7 @@ pub fn describe_policies(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerRes
         |p| format!("{}\u{1}{}", p.group, p.name),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out =
         json!({"ScalingPolicies": page.iter().map(|p| p.to_json(&[])).collect::<Vec<_>>()});
@@ -374,7 +371,7 @@ pub fn delete_policy(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult 
     let (key, p) = find_policy(s, &scope, group, name)
         .ok_or_else(|| validation(format!("Policy {name} not found")))?;
     delete_alarms(s, ctx, &p);
-    s.policies.transact(|t| {
+    s.policies.transact::<_, AwsError, _>(|t| {
         t.remove(&key);
         Ok(())
     })?;
@@ -402,6 +399,53 @@ pub fn delete_group_policies(s: &AutoScaling, ctx: &Ctx, group: &str) -> Result<
     })
 }
 
+/// Sets the step bounds of ECS managed scaling on the policy ECS put on a group.
+pub fn set_managed_steps(
+    s: &AutoScaling,
+    ctx: &Ctx,
+    group: &str,
+    name: &str,
+    min: i64,
+    max: i64,
+) -> Result<(), AwsError> {
+    let key = sub_key(&ctx.scope(), group, name);
+    s.policies.transact(|t| {
+        if let Some(p) = t.get_mut(&key) {
+            p.managed_steps = Some((min, max));
+        }
+        Ok(())
+    })
+}
+
+/// ECS managed scaling's scale-out: to the instances ECS estimates the tasks need (at the
+/// target capacity; when the group is empty the metric cannot say how many, the estimate can),
+/// adding at least minimumScalingStepSize and at most maximumScalingStepSize instances.
+pub(super) fn managed_scale_out(
+    current: i64,
+    value: f64,
+    target: f64,
+    needed: Option<i64>,
+    (min, max): (i64, i64),
+) -> i64 {
+    let from_metric = tracking_capacity(current, value, target, true);
+    let want = match needed {
+        Some(m) if target > 0.0 => ((m as f64) * 100.0 / target).ceil() as i64,
+        _ => from_metric,
+    };
+    want.clamp(current + min.max(1), current + max.max(min.max(1)))
+}
+
+/// Instances launched less than the policy's EstimatedInstanceWarmup ago (target tracking does
+/// not scale in while instances warm up).
+fn warming(p: &Policy, g: &Group, now: f64) -> bool {
+    let Some(warmup) = p.config.i64("EstimatedInstanceWarmup") else {
+        return false;
+    };
+    g.instances
+        .values()
+        .any(|m| m.counts() && now < m.launched + warmup as f64)
+}
+
 /// The capacity a policy asks for from `current`, given the breaching value and threshold
 /// (None: nothing to do).
 fn wanted(
@@ -410,6 +454,7 @@ fn wanted(
     value: Option<f64>,
     threshold: Option<f64>,
     alarm: &str,
+    needed: Option<i64>,
 ) -> Option<i64> {
     let c = &p.config;
     match p.policy_type.as_str() {
@@ -424,6 +469,9 @@ fn wanted(
             let out = alarm.contains("-AlarmHigh-");
             if !out && tt.bool("DisableScaleIn") == Some(true) {
                 return None;
+            }
+            if let (true, Some(steps)) = (out, p.managed_steps) {
+                return Some(managed_scale_out(current, value?, target, needed, steps));
             }
             Some(tracking_capacity(current, value?, target, out))
         }
@@ -461,7 +509,7 @@ fn apply(
         g.last_scaling = now;
         Ok(true)
     })?;
-    let _ = s.policies.transact(|t| {
+    let _ = s.policies.transact::<_, AwsError, _>(|t| {
         if let Some(x) = t.get_mut(&policy_key) {
             x.last_run = now;
         }
@@ -497,13 +545,13 @@ pub fn execute_policy(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult
         && ctx.now < g.last_scaling + p.config.i64("Cooldown").unwrap_or(g.default_cooldown) as f64
     {
         return Err(AwsError::new(
-            "ScalingActivityInProgressFault",
+            codes::autoscaling::ScalingActivityInProgressFault,
             "Scaling activity in progress",
         ));
     }
     let value = input.get("MetricValue").and_then(Value::as_f64);
     let threshold = input.get("BreachThreshold").and_then(Value::as_f64);
-    if let Some(want) = wanted(&p, g.desired, value, threshold, "") {
+    if let Some(want) = wanted(&p, g.desired, value, threshold, "", None) {
         apply(
             s,
             &scope,
@@ -536,15 +584,24 @@ pub fn run_from_alarm(s: &AutoScaling, arn: &str, event: &AlarmEvent) -> Result<
     if g.suspended("AlarmNotification") {
         return Ok(());
     }
+    let needed = s
+        .managed_needed
+        .lock()
+        .get(&group_key(&scope, &p.group))
+        .copied();
     let Some(want) = wanted(
         &p,
         g.desired,
         event.value,
         event.threshold,
         &event.alarm_name,
+        needed,
     ) else {
         return Ok(());
     };
+    if want < g.desired && p.policy_type == "TargetTrackingScaling" && warming(&p, &g, event.now) {
+        return Ok(());
+    }
     let trigger = format!("a monitor alarm {} in state ALARM", event.alarm_name);
     apply(s, &scope, &p, event.now, &trigger, want, true)
         .map(|_| ())

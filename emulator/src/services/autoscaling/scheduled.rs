@@ -6,6 +6,7 @@
 use super::groups::max_records;
 use super::model::{iso, ScheduledAction};
 use super::{sub_key, validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -196,7 +197,7 @@ pub fn batch_delete(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
     s.group(&ctx.scope(), group)?;
     let names = input.string_list("ScheduledActionNames");
     let scope = ctx.scope();
-    let failed = s.scheduled.transact(|t| {
+    let failed = s.scheduled.transact::<_, AwsError, _>(|t| {
         let mut failed = Vec::new();
         for n in &names {
             if t.remove(&sub_key(&scope, group, n)).is_none() {
@@ -247,7 +248,7 @@ pub fn describe_actions(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResu
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out = json!({
         "ScheduledUpdateGroupActions": page.iter().map(|(_, a)| a.to_json()).collect::<Vec<_>>()
@@ -292,7 +293,7 @@ pub fn run_due(s: &AutoScaling, now: f64) {
             Ok(())
         });
         let next = next_run(&a, now + 1.0).ok().flatten();
-        let _ = s.scheduled.transact(|t| {
+        let _ = s.scheduled.transact::<_, AwsError, _>(|t| {
             match (next, a.recurrence.is_some()) {
                 (Some(n), true) => {
                     if let Some(x) = t.get_mut(&key) {

@@ -4,6 +4,7 @@
 use super::groups::{groups_in, max_records};
 use super::model::GroupTag;
 use super::{validation, AutoScaling, SVC};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{page, Ctx, HandlerResult, Registry};
@@ -64,7 +65,7 @@ pub fn create_or_update(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResu
             }
             if g.tags.len() > 50 {
                 return Err(AwsError::new(
-                    "LimitExceededFault",
+                    codes::autoscaling::LimitExceededFault,
                     "The number of tags exceeds the limit of 50.",
                 ));
             }
@@ -119,7 +120,7 @@ pub fn describe(s: &AutoScaling, ctx: &Ctx, input: Value) -> HandlerResult {
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max_records(&input, 50)?,
-        "InvalidNextToken",
+        codes::autoscaling::InvalidNextToken,
     )?;
     let mut out = json!({"Tags": page.into_iter().map(|(_, v)| v).collect::<Vec<_>>()});
     if let Some(n) = next {

@@ -15,7 +15,7 @@ struct Env {
 
 fn env() -> Env {
     let deps = Deps::for_tests();
-    let registry = crate::services::build(&deps);
+    let registry = crate::app::build(&deps);
     let asg = registry.handle::<AutoScaling>().expect("asg");
     let ec2 = registry.handle::<Ec2>().expect("ec2");
     Env {
@@ -629,4 +629,394 @@ fn capacity_provider_errors_and_managed_policy() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(names, vec!["FARGATE", "FARGATE_SPOT"]);
+}
+
+fn alarm_event(
+    e: &Env,
+    alarm: &str,
+    value: f64,
+    threshold: f64,
+    now: f64,
+) -> crate::services::cloudwatch::AlarmEvent {
+    crate::services::cloudwatch::AlarmEvent {
+        account: e.ctx.account.clone(),
+        region: e.ctx.region.clone(),
+        alarm_name: alarm.into(),
+        alarm_arn: String::new(),
+        state: crate::services::cloudwatch::AlarmState::Alarm,
+        previous_state: crate::services::cloudwatch::AlarmState::Ok,
+        transition: true,
+        threshold: Some(threshold),
+        value: Some(value),
+        statistic: None,
+        now,
+    }
+}
+
+/// (instance id, zone) of the group's members.
+fn members(e: &Env, name: &str) -> Vec<(String, String)> {
+    e.group(name)["Instances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|i| {
+            (
+                i["InstanceId"].as_str().unwrap_or_default().to_string(),
+                i["AvailabilityZone"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Runs controller passes a second apart until `done` (at most 30).
+fn settle(e: &mut Env, done: impl Fn(&Env) -> bool) {
+    for _ in 0..30 {
+        e.pass();
+        if done(e) {
+            return;
+        }
+        e.later(1.0);
+    }
+    panic!("the group never settled: {:?}", e.group("az"));
+}
+
+#[test]
+fn az_rebalancing_launches_in_the_emptiest_zone_before_terminating() {
+    let mut e = env();
+    let lt = e.template();
+    let subnets = e.subnets();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "az", "MinSize": 0, "MaxSize": 6, "DesiredCapacity": 4,
+               "LaunchTemplate": {"LaunchTemplateId": lt},
+               "VPCZoneIdentifier": subnets[..2].join(",")}),
+    )
+    .expect("create");
+    settle(&mut e, |e| e.states("az") == vec!["InService"; 4]);
+    // Two instances of us-east-1a terminated with the desired capacity decremented: 0 and 2.
+    let in_a: Vec<String> = members(&e, "az")
+        .into_iter()
+        .filter(|(_, z)| z == "us-east-1a")
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(in_a.len(), 2);
+    e.asg(
+        "SuspendProcesses",
+        json!({"AutoScalingGroupName": "az", "ScalingProcesses": ["AZRebalance"]}),
+    )
+    .expect("suspend");
+    for id in &in_a {
+        e.asg(
+            "TerminateInstanceInAutoScalingGroup",
+            json!({"InstanceId": id, "ShouldDecrementDesiredCapacity": true}),
+        )
+        .expect("terminate");
+    }
+    settle(&mut e, |e| {
+        members(e, "az").len() == 2 && e.states("az") == vec!["InService"; 2]
+    });
+    // Suspended: nothing moves.
+    e.later(5.0);
+    e.pass();
+    assert_eq!(members(&e, "az").len(), 2);
+    assert!(members(&e, "az").iter().all(|(_, z)| z == "us-east-1b"));
+    e.asg(
+        "ResumeProcesses",
+        json!({"AutoScalingGroupName": "az", "ScalingProcesses": ["AZRebalance"]}),
+    )
+    .expect("resume");
+    // Resumed: a launch in us-east-1a first (3 instances for a while), then a termination in
+    // us-east-1b once it is in service: 1 and 1, the desired capacity unchanged.
+    e.later(1.0);
+    e.pass();
+    let now: Vec<(String, String)> = members(&e, "az");
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert_eq!(now.iter().filter(|(_, z)| z == "us-east-1a").count(), 1);
+    settle(&mut e, |e| {
+        let m = members(e, "az");
+        m.len() == 2
+            && m.iter().filter(|(_, z)| z == "us-east-1a").count() == 1
+            && e.states("az") == vec!["InService"; 2]
+    });
+    assert_eq!(e.group("az")["DesiredCapacity"], 2);
+    let acts = e.activities("az");
+    let causes: Vec<&str> = acts.iter().filter_map(|a| a["Cause"].as_str()).collect();
+    assert!(
+        causes
+            .iter()
+            .any(|c| c.ends_with("an instance was launched to aid in balancing the group's zones.")),
+        "{causes:?}"
+    );
+    assert!(
+        causes.iter().any(|c| c.ends_with(
+            "an instance was taken out of service to aid in balancing the group's zones."
+        )),
+        "{causes:?}"
+    );
+    // Balanced now: nothing more happens.
+    e.later(5.0);
+    e.pass();
+    assert_eq!(members(&e, "az").len(), 2);
+}
+
+#[test]
+fn managed_scaling_step_bounds() {
+    use super::policies::managed_scale_out;
+    // From an empty group the metric says 200 % whatever the need: ECS's estimate sizes the step.
+    assert_eq!(managed_scale_out(0, 200.0, 100.0, Some(3), (1, 10000)), 3);
+    // At least minimumScalingStepSize, at most maximumScalingStepSize.
+    assert_eq!(managed_scale_out(0, 200.0, 100.0, Some(3), (5, 10)), 5);
+    assert_eq!(managed_scale_out(2, 500.0, 100.0, Some(10), (1, 3)), 5);
+    // A target capacity below 100 % asks for headroom: 4 instances needed at 80 % → 5.
+    assert_eq!(managed_scale_out(4, 100.0, 80.0, Some(4), (1, 10000)), 5);
+    // Without an estimate, the metric: 150 % of 2 → 3.
+    assert_eq!(managed_scale_out(2, 150.0, 100.0, None, (1, 10000)), 3);
+}
+
+#[test]
+fn target_tracking_does_not_scale_in_while_instances_warm_up() {
+    let e = env();
+    let lt = e.template();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "w", "MinSize": 1, "MaxSize": 5, "DesiredCapacity": 3,
+               "LaunchTemplate": {"LaunchTemplateId": lt}, "AvailabilityZones": ["us-east-1a"]}),
+    )
+    .expect("create");
+    e.pass();
+    let out = e.asg("PutScalingPolicy", json!({"AutoScalingGroupName": "w", "PolicyName": "cpu", "PolicyType": "TargetTrackingScaling", "EstimatedInstanceWarmup": 120, "TargetTrackingConfiguration": {"PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageCPUUtilization"}, "TargetValue": 50.0}})).expect("tt");
+    let arn = out["PolicyARN"].as_str().unwrap_or_default().to_string();
+    let low = out["Alarms"][1]["AlarmName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(low.contains("-AlarmLow-"), "{low}");
+    // 60 s after launch: warming, no scale-in.
+    e.asg
+        .invoke(&arn, &alarm_event(&e, &low, 10.0, 45.0, e.ctx.now + 60.0))
+        .expect("invoke");
+    assert_eq!(e.group("w")["DesiredCapacity"], 3);
+    // After the warm-up: 3 × 10 / 50 → 1.
+    e.asg
+        .invoke(&arn, &alarm_event(&e, &low, 10.0, 45.0, e.ctx.now + 121.0))
+        .expect("invoke");
+    assert_eq!(e.group("w")["DesiredCapacity"], 1);
+    let d = e
+        .asg("DescribePolicies", json!({"AutoScalingGroupName": "w"}))
+        .expect("d");
+    assert_eq!(d["ScalingPolicies"][0]["EstimatedInstanceWarmup"], 120);
+}
+
+#[test]
+fn launch_instances_account_settings_rollback_and_forecast() {
+    let mut e = env();
+    let lt = e.template();
+    let subnets = e.subnets();
+    e.asg(
+        "CreateAutoScalingGroup",
+        json!({"AutoScalingGroupName": "li", "MinSize": 0, "MaxSize": 3, "DesiredCapacity": 0,
+               "LaunchTemplate": {"LaunchTemplateId": lt, "Version": "1"},
+               "VPCZoneIdentifier": subnets[..2].join(",")}),
+    )
+    .expect("create");
+    // LaunchInstances: now, in the subnet asked for; the desired capacity follows.
+    let out = e
+        .asg(
+            "LaunchInstances",
+            json!({"AutoScalingGroupName": "li", "RequestedCapacity": 2, "ClientToken": "t-1",
+                   "SubnetIds": [subnets[1]]}),
+        )
+        .expect("launch");
+    assert_eq!(out["Instances"].as_array().map(Vec::len), Some(1), "{out}");
+    let c = &out["Instances"][0];
+    assert_eq!(c["SubnetId"], subnets[1].as_str());
+    assert_eq!(c["AvailabilityZone"], "us-east-1b");
+    assert_eq!(c["InstanceType"], "m5.large");
+    assert_eq!(c["MarketType"], "on-demand");
+    assert_eq!(c["InstanceIds"].as_array().map(Vec::len), Some(2));
+    assert_eq!(out["Errors"], json!([]));
+    assert_eq!(out["ClientToken"], "t-1");
+    let g = e.group("li");
+    assert_eq!(g["DesiredCapacity"], 2);
+    assert_eq!(g["Instances"].as_array().map(Vec::len), Some(2));
+    e.pass();
+    assert_eq!(members(&e, "li").len(), 2, "the controller keeps them");
+    assert!(code(e.asg(
+        "LaunchInstances",
+        json!({"AutoScalingGroupName": "li", "RequestedCapacity": 2, "ClientToken": "t-2"})
+    ))
+    .contains("above max value 3"));
+    assert!(code(e.asg(
+        "LaunchInstances",
+        json!({"AutoScalingGroupName": "li", "RequestedCapacity": 1, "ClientToken": "t-3", "AvailabilityZones": ["us-east-1c"]})
+    ))
+    .starts_with("ValidationError"));
+
+    // Account settings: stored and described, one page at a time.
+    assert_eq!(
+        e.asg("DescribeAccountSettings", json!({})).expect("d")["Settings"],
+        json!([])
+    );
+    for (n, v) in [("feature-a", "enabled"), ("feature-b", "disabled")] {
+        e.asg("PutAccountSetting", json!({"Name": n, "Value": v}))
+            .expect("put");
+    }
+    let d = e
+        .asg("DescribeAccountSettings", json!({"MaxRecords": 1}))
+        .expect("d");
+    assert_eq!(d["Settings"][0]["Name"], "feature-a");
+    let next = d["NextToken"].as_str().unwrap_or_default().to_string();
+    let d = e
+        .asg("DescribeAccountSettings", json!({"NextToken": next}))
+        .expect("d");
+    assert_eq!(
+        d["Settings"],
+        json!([{"Name": "feature-b", "Value": "disabled", "EnforcementType": "none"}])
+    );
+    let d = e
+        .asg("DescribeAccountSettings", json!({"Name": "feature-a"}))
+        .expect("d");
+    assert_eq!(d["Settings"][0]["Value"], "enabled");
+
+    // RollbackInstanceRefresh: nothing to roll back; a refresh without a desired configuration
+    // cannot be; one with it goes RollbackInProgress → RollbackSuccessful.
+    assert!(code(e.asg(
+        "RollbackInstanceRefresh",
+        json!({"AutoScalingGroupName": "li"})
+    ))
+    .starts_with("ActiveInstanceRefreshNotFoundFault"));
+    settle_group(&mut e, "li", 2);
+    e.asg(
+        "StartInstanceRefresh",
+        json!({"AutoScalingGroupName": "li"}),
+    )
+    .expect("start");
+    assert!(code(e.asg(
+        "RollbackInstanceRefresh",
+        json!({"AutoScalingGroupName": "li"})
+    ))
+    .starts_with("IrreversibleInstanceRefreshFault"));
+    e.asg(
+        "CancelInstanceRefresh",
+        json!({"AutoScalingGroupName": "li"}),
+    )
+    .expect("cancel");
+    let id = e
+        .asg(
+            "StartInstanceRefresh",
+            json!({"AutoScalingGroupName": "li", "Preferences": {"MinHealthyPercentage": 50},
+                   "DesiredConfiguration": {"LaunchTemplate": {"LaunchTemplateId": lt, "Version": "1"}}}),
+        )
+        .expect("start")["InstanceRefreshId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // One instance replaced so far, then the rollback.
+    e.later(1.0);
+    e.pass();
+    e.later(1.0);
+    e.pass();
+    let r = e
+        .asg(
+            "RollbackInstanceRefresh",
+            json!({"AutoScalingGroupName": "li"}),
+        )
+        .expect("rollback");
+    assert_eq!(r["InstanceRefreshId"], id.as_str());
+    let status = |e: &Env| {
+        e.asg(
+            "DescribeInstanceRefreshes",
+            json!({"AutoScalingGroupName": "li", "InstanceRefreshIds": [id]}),
+        )
+        .expect("d")["InstanceRefreshes"][0]["Status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(status(&e), "RollbackInProgress");
+    for _ in 0..60 {
+        e.later(1.0);
+        e.pass();
+        if status(&e) == "RollbackSuccessful" {
+            break;
+        }
+    }
+    assert_eq!(status(&e), "RollbackSuccessful");
+
+    // GetPredictiveScalingForecast: only for a predictive policy; flat from the metric's history.
+    e.asg("PutScalingPolicy", json!({"AutoScalingGroupName": "li", "PolicyName": "pred", "PolicyType": "PredictiveScaling",
+        "PredictiveScalingConfiguration": {"MetricSpecifications": [{"TargetValue": 40.0,
+            "PredefinedMetricPairSpecification": {"PredefinedMetricType": "ASGCPUUtilization"}}]}})).expect("predictive");
+    let window = json!({"AutoScalingGroupName": "li", "PolicyName": "pred", "StartTime": e.ctx.now, "EndTime": e.ctx.now + 3.0 * 3600.0});
+    let f = e
+        .asg("GetPredictiveScalingForecast", window.clone())
+        .expect("forecast");
+    assert_eq!(
+        f["LoadForecast"][0]["Timestamps"],
+        json!([]),
+        "no history yet: {f}"
+    );
+    let cw = e.asg.cloudwatch.clone();
+    let data: Vec<crate::services::cloudwatch::Datum> = (1..=3)
+        .map(|h| crate::services::cloudwatch::Datum {
+            namespace: "AWS/EC2".into(),
+            metric_name: "CPUUtilization".into(),
+            dimensions: vec![("AutoScalingGroupName".into(), "li".into())],
+            value: 100.0,
+            unit: Some("Percent".into()),
+            timestamp: e.ctx.now - h as f64 * 3600.0,
+        })
+        .collect();
+    cw.put_data(&e.ctx.account, &e.ctx.region, e.ctx.now, &data)
+        .expect("put");
+    let f = e
+        .asg("GetPredictiveScalingForecast", window)
+        .expect("forecast");
+    let load = &f["LoadForecast"][0];
+    assert!(
+        load["Timestamps"]
+            .as_array()
+            .is_some_and(|t| (3..=4).contains(&t.len())),
+        "{f}"
+    );
+    assert!(
+        load["Values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|v| v == 100.0),
+        "{f}"
+    );
+    // 100 % of load at 40 % per instance → 3 instances (within max 3).
+    assert!(
+        f["CapacityForecast"]["Values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|v| v == 3.0),
+        "{f}"
+    );
+    assert!(code(e.asg(
+        "GetPredictiveScalingForecast",
+        json!({"AutoScalingGroupName": "li", "PolicyName": "nope", "StartTime": 0, "EndTime": 10})
+    ))
+    .starts_with("ValidationError"));
+}
+
+/// Passes until the group has `n` members, all InService.
+fn settle_group(e: &mut Env, name: &str, n: usize) {
+    for _ in 0..30 {
+        e.pass();
+        if e.states(name) == vec!["InService"; n] {
+            return;
+        }
+        e.later(1.0);
+    }
+    panic!(
+        "{name} never had {n} instances in service: {:?}",
+        e.group(name)
+    );
 }

@@ -1,7 +1,7 @@
 //! Alarm actions that call into another service: the scaling policies of Application Auto
 //! Scaling and EC2 Auto Scaling. A service that owns such ARNs implements [`AlarmActionTarget`]
 //! and registers itself with [`CloudWatch::add_action_target`](super::CloudWatch::add_action_target)
-//! (in `services::build`, once both are built). ARNs no target owns (SNS topics, …) are recorded
+//! (in their `register`, which runs after CloudWatch is built). ARNs no target owns (SNS topics, …) are recorded
 //! in the alarm's history as executed, without a call.
 
 use std::fmt;

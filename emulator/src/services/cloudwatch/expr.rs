@@ -99,7 +99,14 @@ struct Parser<'a> {
     id: &'a str,
     toks: Vec<Tok>,
     pos: usize,
+    /// Unary operators, parentheses, arrays and calls open around the cursor.
+    depth: usize,
 }
+
+/// Deeper nesting is refused: parsing, evaluating and dropping recurse once per level, and a
+/// 2,048-character expression nested a thousand levels deep overflowed a tokio worker's stack,
+/// aborting the whole emulator. AWS documents no limit; real expressions nest a few levels.
+const MAX_DEPTH: usize = 64;
 
 impl Parser<'_> {
     fn peek(&self) -> Option<&Tok> {
@@ -149,11 +156,22 @@ impl Parser<'_> {
         }
     }
 
+    /// Every recursion of the parser passes here, so the depth is counted here.
     fn unary(&mut self) -> Result<Expr, AwsError> {
-        if self.eat('-') {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err(
+                self.id,
+                &format!("the expression nests more than {MAX_DEPTH} levels deep"),
+            ));
         }
-        self.atom()
+        let e = if self.eat('-') {
+            self.unary().map(|e| Expr::Neg(Box::new(e)))
+        } else {
+            self.atom()
+        };
+        self.depth -= 1;
+        e
     }
 
     fn list(&mut self, close: char) -> Result<Vec<Expr>, AwsError> {
@@ -222,6 +240,7 @@ fn parse(id: &str, text: &str) -> Result<Expr, AwsError> {
         id,
         toks: lex(id, text)?,
         pos: 0,
+        depth: 0,
     };
     let e = p.sum()?;
     if p.pos != p.toks.len() {
@@ -454,5 +473,30 @@ mod tests {
         e.expressions.insert("e1".into(), "e2 + 1".into());
         e.expressions.insert("e2".into(), "e1 + 1".into());
         assert!(e.resolve("e1").is_err());
+    }
+
+    /// The longest expression AWS takes (2,048 characters) nested as deep as it can go, parsed,
+    /// evaluated and dropped on a thread with a tokio worker's 2 MiB stack: refused or answered,
+    /// never a stack overflow (which would abort the whole emulator).
+    #[test]
+    fn deeply_nested_expressions_do_not_overflow_the_stack() {
+        let parens = format!("{}m1{}", "(".repeat(1023), ")".repeat(1023));
+        let minus = format!("{}m1", "-".repeat(2046));
+        let calls = format!("{}m1{}", "SUM(".repeat(400), ")".repeat(400));
+        let arrays = format!("{}m1{}", "[".repeat(1023), "]".repeat(1023));
+        let fine = format!("{}m1{}", "(".repeat(40), ")".repeat(40));
+        assert_eq!(run(&fine).expect("40 levels are fine").len(), 3);
+        for text in [parens, minus, calls, arrays] {
+            assert!(text.len() <= 2048);
+            let outcome = std::thread::Builder::new()
+                .stack_size(2 << 20)
+                .spawn(move || run(&text).map_err(|e| e.message))
+                .expect("spawn")
+                .join()
+                .expect("no panic");
+            if let Err(message) = outcome {
+                assert!(message.contains("nest"), "{message}");
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@ use super::expr;
 use super::series::{Dimension, Point, SeriesId, SeriesMeta};
 use super::stats::{self, Agg, Stat};
 use super::CloudWatch;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -19,15 +20,15 @@ const TWO_WEEKS: f64 = 14.0 * 86_400.0;
 const TWO_HOURS: f64 = 7_200.0;
 
 pub(super) fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterValueException", msg)
+    AwsError::new(codes::cloudwatch::InvalidParameterValueException, msg)
 }
 
 fn combination(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterCombinationException", msg)
+    AwsError::new(codes::cloudwatch::InvalidParameterCombinationException, msg)
 }
 
 fn missing(msg: impl Into<String>) -> AwsError {
-    AwsError::new("MissingRequiredParameterException", msg)
+    AwsError::new(codes::cloudwatch::MissingRequiredParameterException, msg)
 }
 
 /// Dimensions as given ({Name, Value} list).
@@ -52,6 +53,15 @@ fn dims_json(d: &[Dimension]) -> Value {
     )
 }
 
+/// A number as AWS's message shows it: NaN and the infinities in Java's words ("NaN",
+/// "Infinity", "-Infinity"), which is how the decoders hand them over.
+fn shown(x: &Value) -> String {
+    match x {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// A number member that must be finite when present.
 fn finite(v: &Value, key: &str, path: &str) -> Result<Option<f64>, AwsError> {
     match v.get(key) {
@@ -59,7 +69,8 @@ fn finite(v: &Value, key: &str, path: &str) -> Result<Option<f64>, AwsError> {
         Some(x) => match x.as_f64() {
             Some(f) if f.is_finite() => Ok(Some(f)),
             _ => Err(invalid(format!(
-                "The value {x} for parameter {path}.{key} is invalid."
+                "The value {} for parameter {path}.{key} is invalid.",
+                shown(x)
             ))),
         },
     }
@@ -75,7 +86,8 @@ fn finite_list(v: &Value, key: &str, path: &str) -> Result<Option<Vec<f64>>, Aws
             Some(f) if f.is_finite() => out.push(f),
             _ => {
                 return Err(invalid(format!(
-                    "The value {x} for parameter {path}.{key}.member.{} is invalid.",
+                    "The value {} for parameter {path}.{key}.member.{} is invalid.",
+                    shown(x),
                     i + 1
                 )))
             }
@@ -100,10 +112,9 @@ fn datum(d: &Value, path: &str, namespace: &str, now: f64) -> Result<(SeriesId, 
     let mut names = HashSet::new();
     for dim in &dims {
         if !names.insert(dim.name.as_str()) {
-            return Err(invalid(format!(
-                "The collection {path}.Dimensions must not contain duplicate dimension names: {}.",
-                dim.name
-            )));
+            return Err(invalid(
+                "No metric may specify the same dimension name twice.",
+            ));
         }
     }
     let resolution = d.i64("StorageResolution").unwrap_or(60);
@@ -503,7 +514,7 @@ fn metric_stat(
 pub fn get_metric_data(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResult {
     if let Some(t) = input.str("NextToken") {
         return Err(AwsError::new(
-            "InvalidNextToken",
+            codes::cloudwatch::InvalidNextToken,
             format!("The service couldn't process the provided NextToken: {t}"),
         ));
     }

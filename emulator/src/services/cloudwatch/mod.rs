@@ -7,7 +7,7 @@
 
 pub mod actions;
 pub mod alarms;
-mod expr;
+pub(crate) mod expr;
 mod metrics;
 pub mod series;
 pub mod stats;
@@ -115,6 +115,12 @@ impl CloudWatch {
             .map(|a| (a.state, a.state_transitioned))
     }
 
+    /// An alarm by name (a copy of the stored row).
+    pub fn alarm(&self, account: &str, region: &str, name: &str) -> Option<Alarm> {
+        self.alarms
+            .get(&format!("{}{name}", scope(account, region)))
+    }
+
     /// Notified whenever an alarm changes (created, updated, deleted, new state).
     pub fn alarm_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.alarm_changes.subscribe()
@@ -136,7 +142,7 @@ impl CloudWatch {
         names: &[String],
     ) -> Result<(), AwsError> {
         let scope = ctx.scope();
-        self.alarms.transact(|tx| {
+        self.alarms.transact::<_, AwsError, _>(|tx| {
             for n in names {
                 tx.remove(&format!("{scope}{n}"));
             }
@@ -227,7 +233,7 @@ fn dims(d: &[(String, String)]) -> Vec<Dimension> {
         .collect()
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
+pub fn register(r: &mut Registry, deps: &Deps) -> Arc<CloudWatch> {
     let cw = Arc::new(CloudWatch::open(deps));
     r.sync(SVC, "PutMetricData", &cw, metrics::put_metric_data);
     r.sync(SVC, "ListMetrics", &cw, metrics::list_metrics);
@@ -256,5 +262,6 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     r.sync(SVC, "TagResource", &cw, h::tag_resource);
     r.sync(SVC, "UntagResource", &cw, h::untag_resource);
     r.sync(SVC, "ListTagsForResource", &cw, h::list_tags_for_resource);
-    r.provide(cw);
+    r.provide(cw.clone());
+    cw
 }

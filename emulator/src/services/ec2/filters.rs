@@ -1,6 +1,8 @@
 //! What every EC2 Describe shares: filters (with * and ? wildcards), id lists, pagination,
 //! DryRun, tags and the EC2 error style.
 
+use crate::protocol::codes;
+use crate::protocol::codes::Code;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use base64::Engine;
@@ -9,19 +11,19 @@ use std::collections::BTreeMap;
 
 pub type Tags = BTreeMap<String, String>;
 
-pub fn err(code: &'static str, message: impl Into<String>) -> AwsError {
+pub fn err(code: Code, message: impl Into<String>) -> AwsError {
     AwsError::new(code, message)
 }
 
 pub fn invalid_value(message: impl Into<String>) -> AwsError {
-    err("InvalidParameterValue", message)
+    err(codes::common::InvalidParameterValue, message)
 }
 
 /// Answers DryRunOperation (HTTP 412) when the request asks for a dry run.
 pub fn dry_run(input: &Value) -> Result<(), AwsError> {
     if input.bool("DryRun") == Some(true) {
         return Err(err(
-            "DryRunOperation",
+            codes::ec2::DryRunOperation,
             "Request would have succeeded, but DryRun flag is set.",
         )
         .with_status(412));
@@ -131,7 +133,7 @@ pub fn check_ids_with_max(
 ) -> Result<(), AwsError> {
     if input.i64("MaxResults").is_some() && !input.string_list(ids_member).is_empty() {
         return Err(err(
-            "InvalidParameterCombination",
+            codes::common::InvalidParameterCombination,
             format!("The parameter {wire_name} cannot be used with the parameter maxResults"),
         ));
     }
@@ -187,7 +189,7 @@ pub fn decode_token(token: &str) -> Result<String, AwsError> {
         .and_then(|s| s.strip_prefix("v1:").map(str::to_string))
         .ok_or_else(|| {
             err(
-                "InvalidPaginationToken",
+                codes::ec2::InvalidPaginationToken,
                 format!("Invalid pagination token: {token}"),
             )
         })
@@ -231,7 +233,10 @@ pub fn tags_from_specs(input: &Value, resource_type: &str) -> Result<Tags, AwsEr
 
 pub fn validate_tag_key(key: &str) -> Result<(), AwsError> {
     if key.is_empty() {
-        return Err(err("InvalidParameterValue", "Tag key cannot be empty"));
+        return Err(err(
+            codes::common::InvalidParameterValue,
+            "Tag key cannot be empty",
+        ));
     }
     if key.to_ascii_lowercase().starts_with("aws:") {
         return Err(invalid_value(
@@ -253,7 +258,7 @@ pub fn describe<T: Filterable>(
     items: Vec<T>,
     input: &Value,
     ids_member: &str,
-    (code, what): (&'static str, &str),
+    (code, what): (Code, &str),
     key: &str,
     id: impl Fn(&T) -> String,
     render: impl Fn(&T) -> Value,
@@ -292,7 +297,7 @@ pub fn describe<T: Filterable>(
     Ok(Value::Object(out))
 }
 
-pub fn not_found_ids(code: &'static str, what: &str, missing: &[String]) -> AwsError {
+pub fn not_found_ids(code: Code, what: &str, missing: &[String]) -> AwsError {
     if missing.len() == 1 {
         err(
             code,
@@ -344,8 +349,8 @@ mod tests {
         assert!(t3.is_none());
         let bad = paginate(vec![1], |i| i.to_string(), &json!({"NextToken": "zz"}));
         assert_eq!(
-            bad.err().map(|e| e.code),
-            Some("InvalidPaginationToken".into())
+            bad.err().map(|e| e.code.as_str()),
+            Some("InvalidPaginationToken")
         );
     }
 }

@@ -3,6 +3,7 @@
 use super::instances::Instance;
 use super::security_groups::SecurityGroup;
 use super::state::{State, Subnet, Vpc};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use std::sync::Arc;
 
@@ -81,6 +82,14 @@ impl Ec2 {
 
     /// Every EC2 instance of every account and region as it is at `now` (terminated ones
     /// while they stay describable).
+    /// Whether RunInstances would launch this AMI id (a built-in AMI, an image the account
+    /// registered, or any id under `--accept-any-ami`).
+    pub fn image_known(&self, account: &str, region: &str, image_id: &str) -> bool {
+        self.state
+            .image_architecture(account, region, image_id, "x86_64")
+            .is_ok()
+    }
+
     pub fn all_instances(&self, now: f64) -> Vec<Instance> {
         self.state.all_instances(now)
     }
@@ -138,20 +147,20 @@ impl Ec2 {
         let out = self.state.rows.transact(|t| {
             let Some(super::state::Row::Instance(stored)) = t.get(&key).cloned() else {
                 return Err(AwsError::new(
-                    "InvalidInstanceID.NotFound",
+                    codes::ec2::InvalidInstanceID_NotFound,
                     format!("The instance ID '{instance_id}' does not exist"),
                 ));
             };
             let mut i = stored.at(now);
             if i.instance_lifecycle.as_deref() != Some("spot") {
                 return Err(AwsError::new(
-                    "InvalidParameterValue",
+                    codes::common::InvalidParameterValue,
                     format!("The instance {instance_id} is not a Spot instance"),
                 ));
             }
             if i.state != "running" {
                 return Err(AwsError::new(
-                    "IncorrectInstanceState",
+                    codes::ec2::IncorrectInstanceState,
                     format!("The instance {instance_id} is not running"),
                 ));
             }
@@ -161,6 +170,31 @@ impl Ec2 {
         })?;
         self.state.instance_events.notify_one();
         Ok(out)
+    }
+
+    /// The machine an ECS agent registers from: a known instance gets its host loopback
+    /// address, an unknown one (an identity document only) is recorded as a running instance.
+    pub fn machine_for_agent(
+        &self,
+        ctx: &crate::services::Ctx,
+        host: super::AgentHost,
+    ) -> Result<super::Machine, AwsError> {
+        self.state.machine_for_agent(ctx, host)
+    }
+
+    /// Where an instance target's ports are published: the instance's host loopback address
+    /// once an ECS agent registered from it, else 127.0.0.1.
+    pub fn target_address(&self, account: &str, region: &str, instance_id: &str) -> String {
+        self.state
+            .host_address(account, region, instance_id)
+            .unwrap_or_else(|| "127.0.0.1".into())
+    }
+
+    /// Whether an instance exists and is neither terminated nor terminating.
+    pub fn instance_alive(&self, account: &str, region: &str, instance_id: &str, now: f64) -> bool {
+        self.state.instances(account, region, now).iter().any(|i| {
+            i.instance_id == instance_id && i.state != "terminated" && i.state != "shutting-down"
+        })
     }
 
     /// Wakes a waiter when instances are launched, stopped, started or terminated.

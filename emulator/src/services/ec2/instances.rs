@@ -11,12 +11,12 @@ use super::filters::{
     dry_run, err, filter_all, invalid_value, not_found_ids, paginate, parse_filters, tags_json,
     validate_tag_key, Filterable, Tags,
 };
-use super::images::{find_ami, ECS_OPTIMIZED_AMIS};
 use super::launch_templates::{merge_into_run_input, LaunchTemplateRef};
 use super::regions::zones;
 use super::state::{new_id, scope, subnet_key, Row, State, Subnet};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
-use crate::services::ecs::instance_types;
+use crate::services::ec2::instance_types;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
 use base64::Engine;
@@ -93,6 +93,14 @@ pub struct Instance {
     /// (by the instance agent), two minutes after the notice.
     #[serde(default)]
     pub interruption_at: Option<f64>,
+    /// The instance's own loopback address (127.16.0.0/12), where the ports of its containers
+    /// are published: given when an ECS agent first registers from it (see `machines.rs`).
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    /// Recorded from an ECS agent's registration (RegisterContainerInstance with an identity
+    /// document only), not launched by RunInstances: the instance agent leaves it alone.
+    #[serde(default)]
+    pub recorded_from_agent: bool,
 }
 
 pub fn state_code(name: &str) -> i64 {
@@ -220,8 +228,8 @@ impl Instance {
             "Tags": tags_json(&self.tags),
             "SecurityGroups": self.groups_json(),
             "CpuOptions": {
-                "CoreCount": instance_types::lookup(&self.instance_type).map(|t| (t.vcpus / 2).max(1)).unwrap_or(1),
-                "ThreadsPerCore": instance_types::lookup(&self.instance_type).map(|t| if t.vcpus > 1 { 2 } else { 1 }).unwrap_or(1),
+                "CoreCount": instance_types::lookup(&self.instance_type).map(|t| t.cores).unwrap_or(1),
+                "ThreadsPerCore": instance_types::lookup(&self.instance_type).map(|t| t.threads_per_core).unwrap_or(1),
             },
             "PlatformDetails": "Linux/UNIX",
             "UsageOperation": "RunInstances",
@@ -413,7 +421,7 @@ pub fn valid_instance_id(id: &str) -> bool {
 
 fn malformed(id: &str) -> AwsError {
     err(
-        "InvalidInstanceID.Malformed",
+        codes::ec2::InvalidInstanceID_Malformed,
         format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
     )
 }
@@ -431,7 +439,7 @@ fn named_instances(state: &State, ctx: &Ctx, ids: &[String]) -> Result<Vec<Insta
         .collect();
     if !missing.is_empty() {
         return Err(not_found_ids(
-            "InvalidInstanceID.NotFound",
+            codes::ec2::InvalidInstanceID_NotFound,
             "instance",
             &missing,
         ));
@@ -527,10 +535,7 @@ fn resolve_image_id(region: &str, image_id: &str) -> String {
     let Some(path) = image_id.strip_prefix("resolve:ssm:") else {
         return image_id.to_string();
     };
-    let path = path.trim_end_matches("/image_id");
-    ECS_OPTIMIZED_AMIS
-        .iter()
-        .find(|a| a.ssm_path == path)
+    super::images::ami_for_parameter(path)
         .map(|a| a.image_id(region))
         .unwrap_or_else(|| image_id.to_string())
 }
@@ -571,29 +576,33 @@ pub fn launch(
     let image_id = resolve_image_id(region, input.str("ImageId").unwrap_or_default());
     if image_id.is_empty() {
         return Err(err(
-            "MissingParameter",
+            codes::ec2::MissingParameter,
             "The request must contain the parameter ImageId",
         ));
     }
     if !image_id.starts_with("ami-") {
         return Err(err(
-            "InvalidAMIID.Malformed",
+            codes::ec2::InvalidAMIID_Malformed,
             format!("Invalid id: \"{image_id}\" (expecting \"ami-...\")"),
         ));
     }
-    let ami = find_ami(region, &image_id).ok_or_else(|| {
-        err(
-            "InvalidAMIID.NotFound",
-            format!("The image id '[{image_id}]' does not exist"),
-        )
-    })?;
-    let type_name = input.str("InstanceType").unwrap_or("m1.small").to_string();
-    let itype = instance_types::lookup(&type_name)
+    let type_name = input
+        .str("InstanceType")
+        .unwrap_or(instance_types::DEFAULT)
+        .to_string();
+    let itype = instance_types::lookup(&type_name);
+    let architecture = state.image_architecture(
+        account,
+        region,
+        &image_id,
+        itype.map(|t| t.arch()).unwrap_or("x86_64"),
+    )?;
+    let itype = itype
         .ok_or_else(|| invalid_value(format!("Invalid value '{type_name}' for InstanceType.")))?;
-    if itype.arch != ami.architecture {
+    if !itype.supports(&architecture) {
         return Err(invalid_value(format!(
             "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
-            itype.arch, ami.architecture
+            itype.arch(), architecture
         )));
     }
     let min = input.i64("MinCount").unwrap_or(1);
@@ -609,8 +618,7 @@ pub fn launch(
         )));
     }
     if min > 100 {
-        return Err(err(
-            "InstanceLimitExceeded",
+        return Err(err(codes::ec2::InstanceLimitExceeded,
             format!("You have requested more instances ({min}) than your current instance limit of 100 allows for the specified instance type."),
         ));
     }
@@ -630,7 +638,11 @@ pub fn launch(
     let subnet = match input.str("SubnetId").filter(|s| !s.is_empty()) {
         Some(id) => {
             let s = state.subnet(account, region, id).ok_or_else(|| {
-                not_found_ids("InvalidSubnetID.NotFound", "subnet", &[id.to_string()])
+                not_found_ids(
+                    codes::ec2::InvalidSubnetID_NotFound,
+                    "subnet",
+                    &[id.to_string()],
+                )
             })?;
             if let Some(z) = &az {
                 if z != &s.availability_zone {
@@ -653,7 +665,12 @@ pub fn launch(
                 Some(z) => defaults.into_iter().find(|s| &s.availability_zone == z),
                 None => defaults.into_iter().next(),
             };
-            pick.ok_or_else(|| err("VPCIdNotSpecified", "No default VPC for this user"))?
+            pick.ok_or_else(|| {
+                err(
+                    codes::ec2::VPCIdNotSpecified,
+                    "No default VPC for this user",
+                )
+            })?
         }
     };
 
@@ -663,13 +680,13 @@ pub fn launch(
     for id in input.string_list("SecurityGroupIds") {
         let g = groups.iter().find(|g| g.group_id == id).ok_or_else(|| {
             err(
-                "InvalidGroup.NotFound",
+                codes::ec2::InvalidGroup_NotFound,
                 format!("The security group '{id}' does not exist"),
             )
         })?;
         if g.vpc_id != subnet.vpc_id {
             return Err(err(
-                "InvalidParameter",
+                codes::ec2::InvalidParameter,
                 format!(
                     "Security group {id} and subnet {} belong to different networks.",
                     subnet.subnet_id
@@ -684,7 +701,7 @@ pub fn launch(
             .find(|g| g.group_name == name && g.vpc_id == subnet.vpc_id)
             .ok_or_else(|| {
                 err(
-                    "InvalidGroup.NotFound",
+                    codes::ec2::InvalidGroup_NotFound,
                     format!(
                         "The security group '{name}' does not exist in VPC '{}'",
                         subnet.vpc_id
@@ -756,7 +773,7 @@ pub fn launch(
     let requested_ip = input.str("PrivateIpAddress").map(str::to_string);
     if requested_ip.is_some() && max > 1 {
         return Err(err(
-            "InvalidParameterCombination",
+            codes::common::InvalidParameterCombination,
             "Cannot specify a private IP address when launching more than one instance.",
         ));
     }
@@ -778,16 +795,14 @@ pub fn launch(
             }
         }
         let Some(Row::Subnet(mut s)) = t.get(&subnet_k).cloned() else {
-            return Err(not_found_ids(
-                "InvalidSubnetID.NotFound",
+            return Err(not_found_ids(codes::ec2::InvalidSubnetID_NotFound,
                 "subnet",
                 std::slice::from_ref(&subnet.subnet_id),
             ));
         };
         let available = s.available_ip_address_count() as i64;
         if available < min {
-            return Err(err(
-                "InsufficientFreeAddressesInSubnet",
+            return Err(err(codes::ec2::InsufficientFreeAddressesInSubnet,
                 format!(
                     "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
                     s.subnet_id
@@ -811,16 +826,14 @@ pub fn launch(
                         )));
                     }
                     if taken.contains(ip) {
-                        return Err(err(
-                            "InvalidIPAddress.InUse",
+                        return Err(err(codes::ec2::InvalidIPAddress_InUse,
                             format!("Address {ip} is in use."),
                         ));
                     }
                     ip.clone()
                 }
                 _ => free_address(&s, &taken).ok_or_else(|| {
-                    err(
-                        "InsufficientFreeAddressesInSubnet",
+                    err(codes::ec2::InsufficientFreeAddressesInSubnet,
                         format!("There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.", s.subnet_id),
                     )
                 })?,
@@ -833,7 +846,7 @@ pub fn launch(
                 region: region.clone(),
                 image_id: image_id.clone(),
                 instance_type: itype.name.to_string(),
-                architecture: ami.architecture.to_string(),
+                architecture: architecture.clone(),
                 availability_zone: s.availability_zone.clone(),
                 subnet_id: s.subnet_id.clone(),
                 vpc_id: s.vpc_id.clone(),
@@ -854,6 +867,8 @@ pub fn launch(
                 instance_lifecycle: instance_lifecycle.clone(),
                 launch_template: template.clone(),
                 interruption_at: None,
+                host_ip: None,
+                recorded_from_agent: false,
             };
             t.put(
                 &instance_key(account, region, &i.instance_id),
@@ -875,7 +890,7 @@ pub fn describe_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResu
     if let Some(m) = input.i64("MaxResults") {
         if !ids.is_empty() {
             return Err(err(
-                "InvalidParameterCombination",
+                codes::common::InvalidParameterCombination,
                 "The parameter instancesSet cannot be used with the parameter maxResults",
             ));
         }
@@ -989,7 +1004,7 @@ pub fn describe_instance_status(state: &State, ctx: &Ctx, input: Value) -> Handl
     if let Some(m) = input.i64("MaxResults") {
         if !ids.is_empty() {
             return Err(err(
-                "InvalidParameterCombination",
+                codes::common::InvalidParameterCombination,
                 "The parameter instancesSet cannot be used with the parameter maxResults",
             ));
         }
@@ -1039,7 +1054,7 @@ fn change_states(
             let key = instance_key(account, region, &target.instance_id);
             let Some(Row::Instance(stored)) = t.get(&key).cloned() else {
                 return Err(not_found_ids(
-                    "InvalidInstanceID.NotFound",
+                    codes::ec2::InvalidInstanceID_NotFound,
                     "instance",
                     std::slice::from_ref(&target.instance_id),
                 ));
@@ -1081,7 +1096,7 @@ fn change_states(
 }
 
 fn incorrect_state(message: String) -> AwsError {
-    err("IncorrectInstanceState", message)
+    err(codes::ec2::IncorrectInstanceState, message)
 }
 
 pub fn stop_instances(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -1121,45 +1136,48 @@ struct TypeRow(instance_types::InstanceType);
 impl TypeRow {
     fn to_json(&self) -> Value {
         let t = &self.0;
-        let threads = if t.vcpus > 1 { 2 } else { 1 };
-        let cores = (t.vcpus / threads).max(1);
-        let burstable = t.name.starts_with('t');
-        json!({
+        let mut out = json!({
             "InstanceType": t.name,
-            "CurrentGeneration": !t.name.starts_with("t2"),
-            "FreeTierEligible": matches!(t.name, "t2.micro" | "t3.micro"),
+            "CurrentGeneration": t.current_generation,
+            "FreeTierEligible": t.free_tier,
             "SupportedUsageClasses": ["on-demand", "spot"],
             "SupportedRootDeviceTypes": ["ebs"],
             "SupportedVirtualizationTypes": ["hvm"],
-            "BareMetal": false,
-            "Hypervisor": if t.name.starts_with("t2") { "xen" } else { "nitro" },
+            "BareMetal": t.bare_metal,
             "ProcessorInfo": {
-                "SupportedArchitectures": [t.arch],
-                "Manufacturer": if t.arch == "arm64" { "AWS" } else { "Intel" },
+                "SupportedArchitectures": t.architectures,
+                "Manufacturer": t.manufacturer,
             },
             "VCpuInfo": {
                 "DefaultVCpus": t.vcpus,
-                "DefaultCores": cores,
-                "DefaultThreadsPerCore": threads,
+                "DefaultCores": t.cores,
+                "DefaultThreadsPerCore": t.threads_per_core,
             },
             "MemoryInfo": {"SizeInMiB": t.memory_mib},
-            "InstanceStorageSupported": false,
+            "InstanceStorageSupported": t.instance_storage_gb > 0,
             "EbsInfo": {"EbsOptimizedSupport": "default", "EncryptionSupport": "supported", "NvmeSupport": "required"},
             "NetworkInfo": {
-                "NetworkPerformance": "Up to 5 Gigabit",
-                "MaximumNetworkInterfaces": 3,
-                "Ipv4AddressesPerInterface": 10,
-                "Ipv6AddressesPerInterface": 10,
-                "Ipv6Supported": true,
-                "EnaSupport": "required",
+                "NetworkPerformance": t.network_performance,
+                "MaximumNetworkInterfaces": t.max_enis,
+                "Ipv4AddressesPerInterface": t.ipv4_per_eni,
+                "Ipv6AddressesPerInterface": t.ipv6_per_eni,
+                "Ipv6Supported": t.ipv6,
+                "EnaSupport": t.ena,
             },
             "PlacementGroupInfo": {"SupportedStrategies": ["partition", "spread"]},
             "HibernationSupported": false,
-            "BurstablePerformanceSupported": burstable,
-            "DedicatedHostsSupported": !burstable,
+            "BurstablePerformanceSupported": t.burstable,
+            "DedicatedHostsSupported": !t.burstable,
             "AutoRecoverySupported": true,
             "SupportedBootModes": ["legacy-bios", "uefi"],
-        })
+        });
+        if !t.hypervisor.is_empty() {
+            out["Hypervisor"] = json!(t.hypervisor);
+        }
+        if t.instance_storage_gb > 0 {
+            out["InstanceStorageInfo"] = json!({"TotalSizeInGB": t.instance_storage_gb});
+        }
+        out
     }
 }
 
@@ -1169,17 +1187,22 @@ impl Filterable for TypeRow {
         let v = match name {
             "instance-type" => t.name.to_string(),
             "vcpu-info.default-vcpus" => t.vcpus.to_string(),
+            "vcpu-info.default-cores" => t.cores.to_string(),
+            "vcpu-info.default-threads-per-core" => t.threads_per_core.to_string(),
             "memory-info.size-in-mib" => t.memory_mib.to_string(),
-            "processor-info.supported-architecture" => t.arch.to_string(),
-            "current-generation" => (!t.name.starts_with("t2")).to_string(),
-            "burstable-performance-supported" => t.name.starts_with('t').to_string(),
-            "bare-metal" => "false".into(),
-            "hypervisor" => if t.name.starts_with("t2") {
-                "xen"
-            } else {
-                "nitro"
+            "processor-info.supported-architecture" => {
+                return Some(t.architectures.iter().map(|a| a.to_string()).collect())
             }
-            .into(),
+            "network-info.maximum-network-interfaces" => t.max_enis.to_string(),
+            "network-info.ipv4-addresses-per-interface" => t.ipv4_per_eni.to_string(),
+            "network-info.ipv6-supported" => t.ipv6.to_string(),
+            "network-info.ena-support" => t.ena.to_string(),
+            "current-generation" => t.current_generation.to_string(),
+            "free-tier-eligible" => t.free_tier.to_string(),
+            "burstable-performance-supported" => t.burstable.to_string(),
+            "bare-metal" => t.bare_metal.to_string(),
+            "hypervisor" => t.hypervisor.to_string(),
+            "instance-storage-supported" => (t.instance_storage_gb > 0).to_string(),
             "supported-virtualization-type" => "hvm".into(),
             "supported-root-device-type" => "ebs".into(),
             "supported-usage-class" => return Some(vec!["on-demand".into(), "spot".into()]),
@@ -1198,7 +1221,7 @@ pub fn describe_instance_types(_: &State, _ctx: &Ctx, input: Value) -> HandlerRe
         .collect();
     if !unknown.is_empty() {
         return Err(err(
-            "InvalidInstanceType",
+            codes::ec2::InvalidInstanceType,
             format!(
                 "The following supplied instance types do not exist: [{}]",
                 unknown
@@ -1216,12 +1239,12 @@ pub fn describe_instance_types(_: &State, _ctx: &Ctx, input: Value) -> HandlerRe
             )));
         }
     }
-    let mut types: Vec<TypeRow> = instance_types::names()
-        .filter(|n| wanted.is_empty() || wanted.iter().any(|w| w == n))
-        .filter_map(instance_types::lookup)
-        .map(TypeRow)
+    // The table is sorted by name already.
+    let types: Vec<TypeRow> = instance_types::all()
+        .iter()
+        .filter(|t| wanted.is_empty() || wanted.iter().any(|w| w == t.name))
+        .map(|t| TypeRow(*t))
         .collect();
-    types.sort_by(|a, b| a.0.name.cmp(b.0.name));
     let types = filter_all(types, &parse_filters(&input))?;
     let (page, token) = paginate(types, |t| t.0.name.to_string(), &input)?;
     let mut out = json!({"InstanceTypes": page.iter().map(TypeRow::to_json).collect::<Vec<_>>()});
@@ -1236,6 +1259,7 @@ mod tests {
     use super::*;
     use crate::services::ec2::ECS_OPTIMIZED_AMIS;
     use crate::services::Deps;
+    const AMAZON_OWNER: &str = crate::services::ec2::AMAZON_OWNER_ID;
 
     fn setup() -> (State, Ctx) {
         (State::new(&Deps::for_tests().store), Ctx::for_tests())
@@ -1412,6 +1436,125 @@ mod tests {
         assert_eq!(
             d["Reservations"][0]["Instances"].as_array().map(Vec::len),
             Some(1)
+        );
+    }
+
+    /// Unknown AMI ids are refused by default; RegisterImage makes one this account's (with the
+    /// architecture it names, i386 by default as in AWS), DescribeImages lists it for
+    /// Owners=self, and --accept-any-ami launches any well-formed id with the type's
+    /// architecture. Public Amazon Linux parameters resolve (resolve:ssm:) to known AMIs.
+    #[test]
+    fn registered_images_any_ami_and_amazon_linux_parameters() {
+        let (s, ctx) = setup();
+        let prod = "ami-0abcdef1234567890";
+        let e = run(&s, &ctx, json!({"ImageId": prod})).expect_err("unknown");
+        assert_eq!(e.code, "InvalidAMIID.NotFound");
+        assert_eq!(e.message, format!("The image id '[{prod}]' does not exist"));
+
+        let reg = |input: Value| crate::services::ec2::images::register_image(&s, &ctx, input);
+        let e = reg(json!({})).expect_err("no name");
+        assert_eq!(e.code, "MissingParameter");
+        let e = reg(json!({"Name": "a!"})).expect_err("malformed");
+        assert_eq!(e.code, "InvalidAMIName.Malformed");
+        let e = reg(json!({"Name": "app", "Architecture": "sparc"})).expect_err("arch");
+        assert_eq!(e.code, "InvalidParameterValue");
+        let id = reg(json!({"Name": "app-2026.11", "Architecture": "x86_64", "Description": "app image",
+                            "TagSpecifications": [{"ResourceType": "image", "Tags": [{"Key": "team", "Value": "web"}]}]}))
+            .expect("register")["ImageId"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        assert!(id.starts_with("ami-") && id.len() == 21, "{id}");
+        let e = reg(json!({"Name": "app-2026.11", "Architecture": "x86_64"})).expect_err("dup");
+        assert_eq!(e.code, "InvalidAMIName.Duplicate");
+        assert_eq!(
+            e.message,
+            format!("AMI name app-2026.11 is already in use by AMI {id}")
+        );
+        let i386 = reg(json!({"Name": "legacy"})).expect("default arch")["ImageId"]
+            .as_str()
+            .expect("id")
+            .to_string();
+
+        let mine =
+            crate::services::ec2::images::describe_images(&s, &ctx, json!({"Owners": ["self"]}))
+                .expect("describe");
+        let images = mine["Images"].as_array().expect("images");
+        assert_eq!(images.len(), 2);
+        let app = images.iter().find(|i| i["ImageId"] == id).expect("app");
+        assert_eq!(app["OwnerId"], "000000000000");
+        assert_eq!(app["Public"], false);
+        assert_eq!(app["Architecture"], "x86_64");
+        assert_eq!(app["Tags"][0]["Key"], "team");
+        let legacy = images
+            .iter()
+            .find(|i| i["ImageId"] == i386)
+            .expect("legacy");
+        assert_eq!(legacy["Architecture"], "i386");
+        let amazon =
+            crate::services::ec2::images::describe_images(&s, &ctx, json!({"Owners": ["amazon"]}))
+                .expect("amazon");
+        assert!(amazon["Images"]
+            .as_array()
+            .expect("images")
+            .iter()
+            .all(|i| i["OwnerId"] == AMAZON_OWNER));
+
+        let out = run(&s, &ctx, json!({"ImageId": id})).expect("registered image launches");
+        assert_eq!(out["Instances"][0]["ImageId"], id);
+        assert_eq!(out["Instances"][0]["Architecture"], "x86_64");
+        assert_eq!(
+            code(run(&s, &ctx, json!({"ImageId": i386}))),
+            "InvalidParameterValue",
+            "an i386 image on m5.large"
+        );
+        let e = crate::services::ec2::images::deregister_image(
+            &s,
+            &ctx,
+            json!({"ImageId": ami(&ctx, "x86_64")}),
+        )
+        .expect_err("amazon's");
+        assert_eq!(e.code, "AuthFailure");
+        crate::services::ec2::images::deregister_image(&s, &ctx, json!({"ImageId": i386}))
+            .expect("deregister");
+        assert_eq!(
+            code(run(&s, &ctx, json!({"ImageId": i386}))),
+            "InvalidAMIID.NotFound"
+        );
+
+        for (param, arch, itype) in [
+            ("al2023-ami-kernel-default-x86_64", "x86_64", "m5.large"),
+            ("al2023-ami-kernel-default-arm64", "arm64", "m6g.large"),
+            ("amzn2-ami-hvm-x86_64-gp2", "x86_64", "t3.micro"),
+        ] {
+            let out = run(
+                &s,
+                &ctx,
+                json!({"ImageId": format!("resolve:ssm:/aws/service/ami-amazon-linux-latest/{param}"), "InstanceType": itype}),
+            )
+            .expect(param);
+            let image = out["Instances"][0]["ImageId"].as_str().expect("id");
+            assert!(
+                crate::services::ec2::find_ami("us-east-1", image).is_some(),
+                "{param}"
+            );
+            assert_eq!(out["Instances"][0]["Architecture"], arch);
+        }
+
+        let mut any = State::new(&Deps::for_tests().store);
+        any.accept_any_ami = true;
+        let out = run(&any, &ctx, json!({"ImageId": prod})).expect("any AMI");
+        assert_eq!(out["Instances"][0]["ImageId"], prod);
+        let out = run(
+            &any,
+            &ctx,
+            json!({"ImageId": prod, "InstanceType": "m6g.large"}),
+        )
+        .expect("any AMI on arm64");
+        assert_eq!(out["Instances"][0]["Architecture"], "arm64");
+        assert_eq!(
+            code(run(&any, &ctx, json!({"ImageId": "foo"}))),
+            "InvalidAMIID.Malformed"
         );
     }
 
@@ -1616,6 +1759,43 @@ mod tests {
         assert!(p2.get("NextToken").is_none());
     }
 
+    /// AWS's default type when RunInstances names none, and any type the model lists launches.
+    #[test]
+    fn run_instances_defaults_to_m1_small() {
+        let (s, ctx) = setup();
+        let out = run_instances(
+            &s,
+            &ctx,
+            json!({"ImageId": ami(&ctx, "x86_64"), "MinCount": 1, "MaxCount": 1}),
+        )
+        .expect("launch without InstanceType");
+        assert_eq!(out["Instances"][0]["InstanceType"], "m1.small");
+        assert_eq!(out["Instances"][0]["CpuOptions"]["CoreCount"], 1);
+        for t in [
+            "u-6tb1.metal",
+            "x2iedn.32xlarge",
+            "mac1.metal",
+            "hs1.8xlarge",
+        ] {
+            let Some(it) = instance_types::lookup(t) else {
+                panic!("{t} is in the model");
+            };
+            let arch = if it.supports("x86_64") {
+                "x86_64"
+            } else {
+                "arm64"
+            };
+            if it.supports(arch) && !t.starts_with("mac") {
+                run(
+                    &s,
+                    &ctx,
+                    json!({"InstanceType": t, "ImageId": ami(&ctx, arch)}),
+                )
+                .unwrap_or_else(|e| panic!("{t}: {}", e.message));
+            }
+        }
+    }
+
     #[test]
     fn instance_types() {
         let (s, ctx) = setup();
@@ -1654,7 +1834,11 @@ mod tests {
             .flatten()
             .filter_map(|t| t["InstanceType"].as_str())
             .collect();
-        assert_eq!(names, vec!["m6g.xlarge", "t4g.xlarge"]);
+        assert!(names.contains(&"m6g.xlarge") && names.contains(&"t4g.xlarge"));
+        for n in &names {
+            let t = instance_types::lookup(n).expect("known");
+            assert!(t.supports("arm64") && t.vcpus == 4, "{n}");
+        }
         let p = describe_instance_types(&s, &ctx, json!({"MaxResults": 5})).expect("page");
         assert_eq!(p["InstanceTypes"].as_array().map(Vec::len), Some(5));
         assert!(p["NextToken"].is_string());

@@ -13,6 +13,7 @@ use super::filters::{
 };
 use super::instances::Instance;
 use super::state::{new_id, scope, Row, State};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -125,8 +126,7 @@ impl LaunchTemplate {
             None | Some("$Default") => self.default_version,
             Some("$Latest") => self.latest_version,
             Some(n) => n.parse::<i64>().map_err(|_| {
-                err(
-                    "InvalidLaunchTemplateId.VersionNotFound",
+                err(codes::ec2::InvalidLaunchTemplateId_VersionNotFound,
                     format!(
                         "The specified launch template version is not valid: {n}. Valid values: $Latest, $Default, or a version number."
                     ),
@@ -141,7 +141,7 @@ impl LaunchTemplate {
 
 fn version_not_found(id: &str, number: i64) -> AwsError {
     err(
-        "InvalidLaunchTemplateId.VersionNotFound",
+        codes::ec2::InvalidLaunchTemplateId_VersionNotFound,
         format!("Could not find launch template version {number} for launch template {id}."),
     )
 }
@@ -161,7 +161,7 @@ impl Filterable for LaunchTemplate {
     }
 }
 
-fn iso(t: f64) -> String {
+pub(super) fn iso(t: f64) -> String {
     chrono::DateTime::from_timestamp(t as i64, 0)
         .map(|d| d.format("%Y-%m-%dT%H:%M:%S.000Z").to_string())
         .unwrap_or_default()
@@ -226,18 +226,15 @@ impl State {
         let id = id.filter(|s| !s.is_empty());
         let name = name.filter(|s| !s.is_empty());
         match (id, name) {
-            (Some(_), Some(_)) => Err(err(
-                "InvalidParameterCombination",
+            (Some(_), Some(_)) => Err(err(codes::common::InvalidParameterCombination,
                 "Both a launch template ID and a launch template name were specified. Specify only one.",
             )),
-            (None, None) => Err(err(
-                "MissingParameter",
+            (None, None) => Err(err(codes::ec2::MissingParameter,
                 "The request must contain the parameter launchTemplateName or launchTemplateId",
             )),
             (Some(id), None) => {
                 if !valid_id(id) {
-                    return Err(err(
-                        "InvalidLaunchTemplateId.Malformed",
+                    return Err(err(codes::ec2::InvalidLaunchTemplateId_Malformed,
                         format!(
                             "The specified ID for the launch template ({id}) is not valid. The ID must be in the form lt-xxxxxxxxxxxxxxxxx."
                         ),
@@ -245,8 +242,7 @@ impl State {
                 }
                 match self.rows.get(&lt_key(account, region, id)) {
                     Some(Row::LaunchTemplate(t)) => Ok(*t),
-                    _ => Err(err(
-                        "InvalidLaunchTemplateId.NotFound",
+                    _ => Err(err(codes::ec2::InvalidLaunchTemplateId_NotFound,
                         format!("The specified launch template, with template ID {id}, does not exist."),
                     )),
                 }
@@ -256,8 +252,7 @@ impl State {
                 .into_iter()
                 .find(|t| t.name == name)
                 .ok_or_else(|| {
-                    err(
-                        "InvalidLaunchTemplateName.NotFoundException",
+                    err(codes::ec2::InvalidLaunchTemplateName_NotFoundException,
                         format!(
                             "The specified launch template, with template name {name}, does not exist."
                         ),
@@ -375,7 +370,7 @@ fn check_data(data: &Value) -> Result<(), AwsError> {
             .map_err(|_| invalid_value("Invalid BASE64 encoding of user data."))?;
     }
     if let Some(t) = data.str("InstanceType") {
-        if crate::services::ecs::instance_types::lookup(t).is_none() {
+        if crate::services::ec2::instance_types::lookup(t).is_none() {
             return Err(invalid_value(format!(
                 "The instance type '{t}' does not exist."
             )));
@@ -384,7 +379,7 @@ fn check_data(data: &Value) -> Result<(), AwsError> {
     if let Some(img) = data.str("ImageId") {
         if !img.starts_with("ami-") && !img.starts_with("resolve:ssm:") {
             return Err(err(
-                "InvalidAMIID.Malformed",
+                codes::ec2::InvalidAMIID_Malformed,
                 format!("Invalid id: \"{img}\" (expecting \"ami-...\")"),
             ));
         }
@@ -460,7 +455,7 @@ pub fn create_launch_template(state: &State, ctx: &Ctx, input: Value) -> Handler
             .any(|k| matches!(t.get(&k), Some(Row::LaunchTemplate(x)) if x.name == name));
         if taken {
             return Err(err(
-                "InvalidLaunchTemplateName.AlreadyExistsException",
+                codes::ec2::InvalidLaunchTemplateName_AlreadyExistsException,
                 "Launch template name already in use.",
             ));
         }
@@ -484,7 +479,7 @@ fn update(
     state.rows.transact(|t| {
         let Some(Row::LaunchTemplate(stored)) = t.get(&key).cloned() else {
             return Err(err(
-                "InvalidLaunchTemplateId.NotFound",
+                codes::ec2::InvalidLaunchTemplateId_NotFound,
                 format!("The specified launch template, with template ID {id}, does not exist."),
             ));
         };
@@ -526,7 +521,7 @@ pub fn create_launch_template_version(state: &State, ctx: &Ctx, input: Value) ->
     let lt = update(state, ctx, &found.id, |lt| {
         if lt.latest_version >= 10_000 {
             return Err(err(
-                "LaunchTemplateVersionLimitExceeded",
+                codes::ec2::LaunchTemplateVersionLimitExceeded,
                 "You have reached the maximum number of versions (10000) for this launch template.",
             ));
         }
@@ -554,15 +549,14 @@ pub fn describe_launch_templates(state: &State, ctx: &Ctx, input: Value) -> Hand
     let ids = input.string_list("LaunchTemplateIds");
     let names = input.string_list("LaunchTemplateNames");
     if (!ids.is_empty() || !names.is_empty()) && input.i64("MaxResults").is_some() {
-        return Err(err(
-            "InvalidParameterCombination",
+        return Err(err(codes::common::InvalidParameterCombination,
             "The parameter launchTemplateIds or launchTemplateNames cannot be used with the parameter maxResults",
         ));
     }
     for id in &ids {
         if !all.iter().any(|t| &t.id == id) {
             return Err(err(
-                "InvalidLaunchTemplateId.NotFound",
+                codes::ec2::InvalidLaunchTemplateId_NotFound,
                 format!("The specified launch template, with template ID {id}, does not exist."),
             ));
         }
@@ -570,7 +564,7 @@ pub fn describe_launch_templates(state: &State, ctx: &Ctx, input: Value) -> Hand
     for n in &names {
         if !all.iter().any(|t| &t.name == n) {
             return Err(err(
-                "InvalidLaunchTemplateName.NotFoundException",
+                codes::ec2::InvalidLaunchTemplateName_NotFoundException,
                 "At least one of the launch templates specified in the request does not exist.",
             ));
         }
@@ -607,7 +601,7 @@ pub fn describe_launch_template_versions(state: &State, ctx: &Ctx, input: Value)
         if versions.is_empty() {
             if id.is_none() && name.is_none() {
                 return Err(err(
-                    "MissingParameter",
+                    codes::ec2::MissingParameter,
                     "The request must contain the parameter launchTemplateName or launchTemplateId",
                 ));
             }
@@ -673,7 +667,7 @@ pub fn delete_launch_template(state: &State, ctx: &Ctx, input: Value) -> Handler
     dry_run(&input)?;
     let found = named(state, ctx, &input)?;
     let key = lt_key(&ctx.account, &ctx.region, &found.id);
-    state.rows.transact(|t| {
+    state.rows.transact::<_, AwsError, _>(|t| {
         t.remove(&key);
         Ok(())
     })?;
@@ -798,7 +792,7 @@ pub fn get_launch_template_data(state: &State, ctx: &Ctx, input: Value) -> Handl
         .find(|i| i.instance_id == id)
         .ok_or_else(|| {
             err(
-                "InvalidInstanceID.NotFound",
+                codes::ec2::InvalidInstanceID_NotFound,
                 format!("The instance ID '{id}' does not exist"),
             )
         })?;

@@ -8,8 +8,10 @@ pub mod cidr;
 pub mod filters;
 pub mod handle;
 pub mod images;
+pub mod instance_types;
 pub mod instances;
 pub mod launch_templates;
+pub mod machines;
 pub mod regions;
 pub mod security_groups;
 pub mod state;
@@ -21,17 +23,24 @@ pub mod vpcs;
 mod tests;
 
 pub use handle::Ec2;
-pub use images::{find_ami, EcsAmi, AMAZON_OWNER_ID, ECS_OPTIMIZED_AMIS};
+pub use images::{
+    ami_for_parameter, find_ami, EcsAmi, AMAZON_LINUX_AMIS, AMAZON_LINUX_LATEST,
+    AMAZON_LINUX_PARAMETERS, AMAZON_OWNER_ID, ECS_OPTIMIZED_AMIS,
+};
 pub use instances::Instance;
+pub use machines::{AgentHost, Machine};
 pub use security_groups::{SecurityGroup, SgRule};
 pub use state::{Subnet, Vpc};
 
 use super::{Deps, Registry};
 use std::sync::Arc;
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let state = Arc::new(state::State::new(&deps.store));
-    r.provide(Arc::new(Ec2::new(state.clone())));
+pub fn register(r: &mut Registry, deps: &Deps) -> Arc<Ec2> {
+    let mut state = state::State::new(&deps.store);
+    state.accept_any_ami = deps.config.accept_any_ami;
+    let state = Arc::new(state);
+    let ec2 = Arc::new(Ec2::new(state.clone()));
+    r.provide(ec2.clone());
     let s = &state;
     r.sync("ec2", "DescribeVpcs", s, vpcs::describe_vpcs);
     r.sync("ec2", "CreateVpc", s, vpcs::create_vpc);
@@ -101,9 +110,12 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         regions::describe_account_attributes,
     );
     r.sync("ec2", "DescribeImages", s, images::describe_images);
+    r.sync("ec2", "RegisterImage", s, images::register_image);
+    r.sync("ec2", "DeregisterImage", s, images::deregister_image);
     r.sync("ec2", "CreateTags", s, tags::create_tags);
     r.sync("ec2", "DeleteTags", s, tags::delete_tags);
     r.sync("ec2", "DescribeTags", s, tags::describe_tags);
     instances::register(r, s);
     launch_templates::register(r, s);
+    ec2
 }

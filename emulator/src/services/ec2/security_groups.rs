@@ -7,6 +7,7 @@ use super::filters::{
     tags_from_specs, tags_json, Filterable, Tags,
 };
 use super::state::{new_id, sg_key, Row, State, Vpc};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -288,7 +289,7 @@ impl Filterable for SecurityGroup {
 
 fn group_not_found(id: &str) -> AwsError {
     err(
-        "InvalidGroup.NotFound",
+        codes::ec2::InvalidGroup_NotFound,
         format!("The security group '{id}' does not exist"),
     )
 }
@@ -301,7 +302,7 @@ fn check_group_id(id: &str) -> Result<(), AwsError> {
         Ok(())
     } else {
         Err(err(
-            "InvalidGroupId.Malformed",
+            codes::ec2::InvalidGroupId_Malformed,
             format!("Invalid id: \"{id}\" (expecting \"sg-...\")"),
         ))
     }
@@ -322,7 +323,7 @@ fn resolve_group(
     }
     let Some(name) = name else {
         return Err(err(
-            "MissingParameter",
+            codes::ec2::MissingParameter,
             "The request must contain the parameter groupName or groupId",
         ));
     };
@@ -334,7 +335,7 @@ fn resolve_group(
         .find(|g| g.group_name == name && g.vpc_id == vpc_id)
         .ok_or_else(|| {
             err(
-                "InvalidGroup.NotFound",
+                codes::ec2::InvalidGroup_NotFound,
                 format!("The security group '{name}' does not exist in default VPC '{vpc_id}'"),
             )
         })
@@ -398,13 +399,16 @@ pub fn create_security_group(state: &State, ctx: &Ctx, input: Value) -> HandlerR
     let vpc = match input.str("VpcId") {
         Some(id) => state.vpc(account, region, id).ok_or_else(|| {
             err(
-                "InvalidVpcID.NotFound",
+                codes::ec2::InvalidVpcID_NotFound,
                 format!("The vpc ID '{id}' does not exist"),
             )
         })?,
-        None => state
-            .default_vpc(account, region)
-            .ok_or_else(|| err("VPCIdNotSpecified", "No default VPC for this user"))?,
+        None => state.default_vpc(account, region).ok_or_else(|| {
+            err(
+                codes::ec2::VPCIdNotSpecified,
+                "No default VPC for this user",
+            )
+        })?,
     };
     let tags = tags_from_specs(&input, "security-group")?;
     let group = SecurityGroup {
@@ -426,7 +430,7 @@ pub fn create_security_group(state: &State, ctx: &Ctx, input: Value) -> HandlerR
         });
         if dup {
             return Err(err(
-                "InvalidGroup.Duplicate",
+                codes::ec2::InvalidGroup_Duplicate,
                 format!(
                     "The security group '{name}' already exists for VPC '{}'",
                     vpc.vpc_id
@@ -453,7 +457,7 @@ pub fn delete_security_group(state: &State, ctx: &Ctx, input: Value) -> HandlerR
     let group = resolve_group(state, ctx, input.str("GroupId"), input.str("GroupName"))?;
     if group.group_name == "default" {
         return Err(err(
-            "CannotDelete",
+            codes::ec2::CannotDelete,
             format!(
                 "the specified group: \"{}\" name: \"default\" cannot be deleted by a user",
                 group.group_id
@@ -465,7 +469,7 @@ pub fn delete_security_group(state: &State, ctx: &Ctx, input: Value) -> HandlerR
     });
     if referenced {
         return Err(err(
-            "DependencyViolation",
+            codes::ec2::DependencyViolation,
             format!("resource {} has a dependent object", group.group_id),
         ));
     }
@@ -665,7 +669,7 @@ fn authorize(state: &State, ctx: &Ctx, input: Value, egress: bool) -> HandlerRes
     let mut new_rules = requested_rules(state, ctx, &input, egress)?;
     if new_rules.is_empty() {
         return Err(err(
-            "MissingParameter",
+            codes::ec2::MissingParameter,
             "No IpPermissions specified: at least one source or destination is required.",
         ));
     }
@@ -682,14 +686,14 @@ fn authorize(state: &State, ctx: &Ctx, input: Value, egress: bool) -> HandlerRes
                 g.rules.iter().any(|x| x.same_as(r)) || new_rules[..i].iter().any(|x| x.same_as(r));
             if dup {
                 return Err(err(
-                    "InvalidPermission.Duplicate",
+                    codes::ec2::InvalidPermission_Duplicate,
                     format!("the specified rule \"{}\" already exists", describe_rule(r)),
                 ));
             }
         }
         if g.rules.iter().filter(|x| x.egress == egress).count() + new_rules.len() > 60 {
             return Err(err(
-                "RulesPerSecurityGroupLimitExceeded",
+                codes::ec2::RulesPerSecurityGroupLimitExceeded,
                 "The maximum number of rules per security group has been reached.",
             ));
         }
@@ -724,7 +728,7 @@ fn revoke(state: &State, ctx: &Ctx, input: Value, egress: bool) -> HandlerResult
                 Some(i) => revoked.push(g.rules.remove(i)),
                 None => {
                     return Err(err(
-                        "InvalidSecurityGroupRuleId.NotFound",
+                        codes::ec2::InvalidSecurityGroupRuleId_NotFound,
                         format!("The security group rule ID '{id}' does not exist"),
                     ))
                 }
@@ -739,7 +743,7 @@ fn revoke(state: &State, ctx: &Ctx, input: Value, egress: bool) -> HandlerResult
         }
         if revoked.is_empty() && !unknown.is_empty() {
             return Err(err(
-                "InvalidPermission.NotFound",
+                codes::ec2::InvalidPermission_NotFound,
                 "The specified rule does not exist in this security group.",
             ));
         }
@@ -804,7 +808,7 @@ pub fn describe_security_group_rules(state: &State, ctx: &Ctx, input: Value) -> 
     for id in &ids {
         if !rows.iter().any(|r| &r.rule.rule_id == id) {
             return Err(err(
-                "InvalidSecurityGroupRuleId.NotFound",
+                codes::ec2::InvalidSecurityGroupRuleId_NotFound,
                 format!("The security group rule ID '{id}' does not exist"),
             ));
         }

@@ -80,6 +80,7 @@ pub enum Row {
     Defaults(Defaults),
     Instance(Box<Instance>),
     LaunchTemplate(Box<super::launch_templates::LaunchTemplate>),
+    Image(Box<super::images::RegisteredImage>),
 }
 
 pub fn scope(account: &str, region: &str) -> String {
@@ -107,6 +108,8 @@ pub struct State {
     pub rows: Arc<Table<Row>>,
     /// Notified when instances are launched, stopped, started or terminated.
     pub instance_events: tokio::sync::Notify,
+    /// RunInstances launches AMI ids EC2 does not know (`--accept-any-ami`).
+    pub accept_any_ami: bool,
 }
 
 impl State {
@@ -114,6 +117,7 @@ impl State {
         State {
             rows: Table::open(store, "ec2"),
             instance_events: tokio::sync::Notify::new(),
+            accept_any_ami: false,
         }
     }
 

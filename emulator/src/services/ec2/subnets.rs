@@ -7,6 +7,7 @@ use super::filters::{
 };
 use super::regions::zones;
 use super::state::{new_id, subnet_key, vpc_key, Row, State, Subnet};
+use crate::protocol::codes;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
 use serde_json::{json, Value};
@@ -74,7 +75,7 @@ pub fn describe_subnets(state: &State, ctx: &Ctx, input: Value) -> HandlerResult
         subnets,
         &input,
         "SubnetIds",
-        ("InvalidSubnetID.NotFound", "subnet"),
+        (codes::ec2::InvalidSubnetID_NotFound, "subnet"),
         "Subnets",
         |x| x.subnet_id.clone(),
         Subnet::to_json,
@@ -88,14 +89,14 @@ pub fn create_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let vpc_id = input.str("VpcId").unwrap_or_default().to_string();
     let Some(vpc) = state.vpc(account, region, &vpc_id) else {
         return Err(not_found_ids(
-            "InvalidVpcID.NotFound",
+            codes::ec2::InvalidVpcID_NotFound,
             "vpc",
             std::slice::from_ref(&vpc_id),
         ));
     };
     let Some(cidr_text) = input.str("CidrBlock") else {
         return Err(err(
-            "MissingParameter",
+            codes::ec2::MissingParameter,
             "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.",
         ));
     };
@@ -108,7 +109,7 @@ pub fn create_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let inside = vpc_cidr.is_some_and(|v| v.contains(&cidr));
     if !(16..=28).contains(&cidr.len) || !cidr.is_aligned() || !inside {
         return Err(err(
-            "InvalidSubnet.Range",
+            codes::ec2::InvalidSubnet_Range,
             format!("The CIDR '{cidr_text}' is invalid."),
         ));
     }
@@ -156,7 +157,7 @@ pub fn create_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     state.rows.transact(|t| {
         if !t.contains(&vpc_key(account, region, &vpc_id)) {
             return Err(not_found_ids(
-                "InvalidVpcID.NotFound",
+                codes::ec2::InvalidVpcID_NotFound,
                 "vpc",
                 std::slice::from_ref(&vpc_id),
             ));
@@ -168,7 +169,7 @@ pub fn create_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         });
         if conflict {
             return Err(err(
-                "InvalidSubnet.Conflict",
+                codes::ec2::InvalidSubnet_Conflict,
                 format!("The CIDR '{cidr_text}' conflicts with another subnet"),
             ));
         }
@@ -190,14 +191,14 @@ pub fn delete_subnet(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         let key = subnet_key(account, region, &id);
         let Some(Row::Subnet(s)) = t.get(&key) else {
             return Err(not_found_ids(
-                "InvalidSubnetID.NotFound",
+                codes::ec2::InvalidSubnetID_NotFound,
                 "subnet",
                 std::slice::from_ref(&id),
             ));
         };
         if s.used_ips > 0 {
             return Err(err(
-                "DependencyViolation",
+                codes::ec2::DependencyViolation,
                 format!("The subnet '{id}' has dependencies and cannot be deleted."),
             ));
         }

@@ -4,6 +4,7 @@ use super::filters::{
     dry_run, err, filter_all, paginate, parse_filters, validate_tag_key, Filterable, Tags,
 };
 use super::state::{scope, Row, State};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -22,8 +23,13 @@ fn locate(account: &str, region: &str, id: &str) -> Result<(String, &'static str
         ("instance", "instance")
     } else if id.starts_with("lt-") {
         ("lt", "launch-template")
+    } else if id.starts_with("ami-") {
+        ("image", "image")
     } else {
-        return Err(err("InvalidID", format!("The ID '{id}' is not valid")));
+        return Err(err(
+            codes::ec2::InvalidID,
+            format!("The ID '{id}' is not valid"),
+        ));
     };
     Ok((format!("{s}{kind}/{id}"), rtype))
 }
@@ -31,27 +37,32 @@ fn locate(account: &str, region: &str, id: &str) -> Result<(String, &'static str
 fn not_found(id: &str) -> AwsError {
     if id.starts_with("vpc-") {
         err(
-            "InvalidVpcID.NotFound",
+            codes::ec2::InvalidVpcID_NotFound,
             format!("The vpc ID '{id}' does not exist"),
         )
     } else if id.starts_with("subnet-") {
         err(
-            "InvalidSubnetID.NotFound",
+            codes::ec2::InvalidSubnetID_NotFound,
             format!("The subnet ID '{id}' does not exist"),
         )
     } else if id.starts_with("i-") {
         err(
-            "InvalidInstanceID.NotFound",
+            codes::ec2::InvalidInstanceID_NotFound,
             format!("The instance ID '{id}' does not exist"),
+        )
+    } else if id.starts_with("ami-") {
+        err(
+            codes::ec2::InvalidAMIID_NotFound,
+            format!("The image id '[{id}]' does not exist"),
         )
     } else if id.starts_with("lt-") {
         err(
-            "InvalidLaunchTemplateId.NotFound",
+            codes::ec2::InvalidLaunchTemplateId_NotFound,
             format!("The specified launch template, with template ID {id}, does not exist."),
         )
     } else {
         err(
-            "InvalidGroup.NotFound",
+            codes::ec2::InvalidGroup_NotFound,
             format!("The security group '{id}' does not exist"),
         )
     }
@@ -64,6 +75,7 @@ fn tags_mut(row: &mut Row) -> Option<&mut Tags> {
         Row::SecurityGroup(g) => Some(&mut g.tags),
         Row::Instance(i) => Some(&mut i.tags),
         Row::LaunchTemplate(t) => Some(&mut t.tags),
+        Row::Image(i) => Some(&mut i.tags),
         Row::Defaults(_) => None,
     }
 }
@@ -94,8 +106,7 @@ pub fn create_tags(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
                 map.insert(k.clone(), v.clone());
             }
             if map.len() > 50 {
-                return Err(err(
-                    "TagLimitExceeded",
+                return Err(err(codes::ec2::TagLimitExceeded,
                     format!("The maximum number of Tags for a resource has been reached. (Service: AmazonEC2; Resource: {id})"),
                 ));
             }
@@ -125,7 +136,7 @@ pub fn delete_tags(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     for id in &resources {
         keys.push((id.clone(), locate(&ctx.account, &ctx.region, id)?.0));
     }
-    state.rows.transact(|t| {
+    state.rows.transact::<_, AwsError, _>(|t| {
         for (id, key) in &keys {
             let map = t
                 .get_mut(key)
@@ -192,6 +203,7 @@ pub fn describe_tags(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
             Row::SecurityGroup(g) => (g.group_id, "security-group", g.tags),
             Row::Instance(i) => (i.instance_id, "instance", i.tags),
             Row::LaunchTemplate(t) => (t.id, "launch-template", t.tags),
+            Row::Image(i) => (i.image_id, "image", i.tags),
             Row::Defaults(_) => continue,
         };
         for (key, value) in tags {

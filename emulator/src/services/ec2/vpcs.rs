@@ -7,6 +7,7 @@ use super::filters::{
 };
 use super::security_groups::SecurityGroup;
 use super::state::{new_id, scope, sg_key, vpc_key, Row, State, Vpc};
+use crate::protocol::codes;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
 use serde_json::{json, Value};
@@ -62,7 +63,7 @@ pub fn describe_vpcs(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         vpcs,
         &input,
         "VpcIds",
-        ("InvalidVpcID.NotFound", "vpc"),
+        (codes::ec2::InvalidVpcID_NotFound, "vpc"),
         "Vpcs",
         |x| x.vpc_id.clone(),
         Vpc::to_json,
@@ -74,7 +75,7 @@ pub fn create_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     state.ensure_defaults(&ctx.account, &ctx.region)?;
     let Some(cidr_text) = input.str("CidrBlock") else {
         return Err(err(
-            "MissingParameter",
+            codes::ec2::MissingParameter,
             "Either 'cidrBlock' or 'ipv4IpamPoolId' should be provided.",
         ));
     };
@@ -85,7 +86,7 @@ pub fn create_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     })?;
     if !(16..=28).contains(&cidr.len) || !cidr.is_aligned() {
         return Err(err(
-            "InvalidVpc.Range",
+            codes::ec2::InvalidVpc_Range,
             format!("The CIDR '{cidr_text}' is invalid."),
         ));
     }
@@ -114,7 +115,7 @@ pub fn create_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         let prefix = format!("{}vpc/", scope(account, region));
         if t.keys(&prefix).len() >= limit {
             return Err(err(
-                "VpcLimitExceeded",
+                codes::ec2::VpcLimitExceeded,
                 "The maximum number of VPCs has been reached.",
             ));
         }
@@ -144,7 +145,7 @@ pub fn delete_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         let key = vpc_key(account, region, &id);
         if !t.contains(&key) {
             return Err(not_found_ids(
-                "InvalidVpcID.NotFound",
+                codes::ec2::InvalidVpcID_NotFound,
                 "vpc",
                 std::slice::from_ref(&id),
             ));
@@ -155,7 +156,7 @@ pub fn delete_vpc(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
                 .any(|g| g.vpc_id == id && g.group_name != "default");
         if dependent {
             return Err(err(
-                "DependencyViolation",
+                codes::ec2::DependencyViolation,
                 format!("The vpc '{id}' has dependencies and cannot be deleted."),
             ));
         }

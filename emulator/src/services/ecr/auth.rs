@@ -5,6 +5,7 @@
 //! repositories they open. They are valid 12 hours of emulator time.
 
 use super::{Ecr, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::{Ctx, HandlerResult, Registry};
 use base64::Engine;
@@ -131,8 +132,7 @@ fn get_authorization_token(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult 
         })
         .unwrap_or_default();
     if let Some(other) = ids.iter().find(|id| **id != ctx.account) {
-        return Err(AwsError::new(
-            "InvalidParameterException",
+        return Err(AwsError::new(codes::ecr::InvalidParameterException,
             format!("Invalid parameter at 'registryIds' failed to satisfy constraint: 'The registry with id '{other}' is not accessible with these credentials'"),
         ));
     }

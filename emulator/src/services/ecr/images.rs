@@ -7,6 +7,7 @@ use super::{
     Image, Repo, SERVICE,
 };
 use crate::blobs::Digest;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -92,8 +93,7 @@ fn image_id_json(digest: &str, tag: Option<&str>) -> Value {
 }
 
 fn image_not_found(scope: &str, repo: &str, digest: Option<&str>, tag: Option<&str>) -> AwsError {
-    AwsError::new(
-        "ImageNotFoundException",
+    AwsError::new(codes::ecr::ImageNotFoundException,
         format!(
             "The image with imageId {{imageDigest:'{}', imageTag:'{}'}} does not exist within the repository with name '{repo}' in the registry with id '{}'",
             digest.unwrap_or("null"),
@@ -129,8 +129,7 @@ impl Ecr {
         let digest = Digest::of(body).to_string();
         if let Some(expected) = expected_digest {
             if expected != digest {
-                return Err(AwsError::new(
-                    "ImageDigestDoesNotMatchException",
+                return Err(AwsError::new(codes::ecr::ImageDigestDoesNotMatchException,
                     format!("The specified image digest '{expected}' does not match the digest '{digest}' calculated from the image manifest"),
                 ));
             }
@@ -148,6 +147,14 @@ impl Ecr {
         let mut size = 0u64;
         for (d, declared) in &parsed.blobs {
             match self.layers.get(&format!("{prefix}{d}")) {
+                // A descriptor must say the blob's real size (distribution refuses it otherwise;
+                // a client trusting the size would read too little or wait for more).
+                Some(l) if l.size != *declared => {
+                    return Err(invalid(format!(
+                        "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'the descriptor of blob {d} says {declared} bytes, the blob has {}'",
+                        l.size
+                    )));
+                }
                 Some(l) => size += l.size,
                 None => {
                     missing.push(d.clone());
@@ -156,8 +163,7 @@ impl Ecr {
             }
         }
         if !missing.is_empty() {
-            return Err(AwsError::new(
-                "LayersNotFoundException",
+            return Err(AwsError::new(codes::ecr::LayersNotFoundException,
                 format!(
                     "Layers with digests '{:?}' required for pushing image into repository with name '{repo_name}' in the registry with id '{account}' do not exist",
                     missing
@@ -171,8 +177,7 @@ impl Ecr {
                 match t.get(&format!("{prefix}{c}")) {
                     Some(child) => size += child.size,
                     None => {
-                        return Err(AwsError::new(
-                            "ReferencedImagesNotFoundException",
+                        return Err(AwsError::new(codes::ecr::ReferencedImagesNotFoundException,
                             format!("The manifest '{c}' referenced by this index does not exist in the repository with name '{repo_name}' in the registry with id '{account}'"),
                         ))
                     }
@@ -181,8 +186,7 @@ impl Ecr {
             let key = format!("{prefix}{digest}");
             let exists = t.contains(&key);
             let already = || {
-                AwsError::new(
-                    "ImageAlreadyExistsException",
+                AwsError::new(codes::ecr::ImageAlreadyExistsException,
                     format!(
                         "Image with digest '{digest}' and tag '{}' already exists in the repository with name '{repo_name}' in registry with id '{account}'",
                         tag.unwrap_or("null")
@@ -208,8 +212,7 @@ impl Ecr {
                             } else {
                                 "the tag is immutable"
                             };
-                            return Err(AwsError::new(
-                                "ImageTagAlreadyExistsException",
+                            return Err(AwsError::new(codes::ecr::ImageTagAlreadyExistsException,
                                 format!("The image tag '{tag}' already exists in the '{repo_name}' repository and cannot be overwritten because {why}."),
                             ));
                         }
@@ -288,7 +291,7 @@ impl Ecr {
     pub fn record_pull(&self, scope: &str, repo_name: &str, digest: &str) {
         let key = format!("{}{digest}", repo_prefix(scope, repo_name));
         let now = self.clock.now();
-        let _ = self.images.transact(|t| {
+        let _ = self.images.transact::<_, AwsError, _>(|t| {
             if let Some(i) = t.get_mut(&key) {
                 i.last_pull = Some(now);
             }
@@ -319,7 +322,7 @@ impl Ecr {
                 .map(|i| i.digest.clone());
             if let Some(parent) = parent {
                 return Err(AwsError::new(
-                    "ImageReferencedByManifestList",
+                    codes::ecr::ImageReferencedByManifestList,
                     format!("Requested image {digest} is referenced by the manifest list {parent}"),
                 ));
             }
@@ -336,7 +339,7 @@ impl Ecr {
             return self.delete_image(scope, repo_name, &img.digest);
         }
         let key = format!("{}{}", repo_prefix(scope, repo_name), img.digest);
-        self.images.transact(|t| {
+        self.images.transact::<_, AwsError, _>(|t| {
             if let Some(i) = t.get_mut(&key) {
                 i.tags.retain(|x| x != tag);
             }
@@ -720,7 +723,7 @@ fn start_image_scan(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
         img.digest
     );
     let now = ctx.now;
-    ecr.images.transact(|t| {
+    ecr.images.transact::<_, AwsError, _>(|t| {
         if let Some(i) = t.get_mut(&key) {
             i.scanned_at = Some(now);
         }
@@ -737,8 +740,7 @@ fn start_image_scan(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
 fn describe_image_scan_findings(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     let img = single_image(ecr, ctx, &input)?;
     let Some(at) = img.scanned_at else {
-        return Err(AwsError::new(
-            "ScanNotFoundException",
+        return Err(AwsError::new(codes::ecr::ScanNotFoundException,
             format!(
                 "Image scan does not exist for the image with '{{imageDigest:'{}', imageTag:'{}'}}' in the repository with name '{}' in the registry with id '{}' (ecs-emulator records scans on push or by StartImageScan, and never finds anything)",
                 img.digest,

@@ -3,6 +3,7 @@
 
 use super::{account_of, check_registry, invalid, repo_prefix, Ecr, Layer, SERVICE};
 use crate::blobs::{Digest, FinishError, Upload};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -59,8 +60,7 @@ impl Uploads {
 }
 
 fn upload_not_found(scope: &str, repo: &str, id: &str) -> AwsError {
-    AwsError::new(
-        "UploadNotFoundException",
+    AwsError::new(codes::ecr::UploadNotFoundException,
         format!(
             "Upload with id '{id}' does not exist in the repository with name '{repo}' in the registry with id '{}'",
             account_of(scope)
@@ -72,11 +72,11 @@ impl Ecr {
     /// Starts an upload into a repository; returns its id.
     pub async fn begin_upload(&self, scope: &str, repo: &str) -> Result<String, AwsError> {
         self.repo(scope, repo)?;
-        let upload = self.blobs.begin().await.map_err(|e| {
-            tracing::error!(error = %e, "cannot start a blob upload");
-            AwsError::new("ServerException", format!("cannot start the upload: {e}"))
-                .with_status(500)
-        })?;
+        let upload = self
+            .blobs
+            .begin()
+            .await
+            .map_err(|e| self.blob_write_error("start the upload", &e))?;
         let id = uuid::Uuid::new_v4().to_string();
         self.uploads.sessions.lock().insert(
             id.clone(),
@@ -118,19 +118,15 @@ impl Ecr {
         let upload = upload.ok_or_else(|| upload_not_found(scope, repo, id))?;
         if upload.size() == 0 && !allow_empty {
             return Err(AwsError::new(
-                "EmptyUploadException",
+                codes::ecr::EmptyUploadException,
                 format!("The upload with id '{id}' contains no data"),
             ));
         }
         let (digest, size) = upload.finish(Some(expected)).await.map_err(|e| match e {
-            FinishError::DigestMismatch { expected, actual } => AwsError::new(
-                "InvalidLayerException",
+            FinishError::DigestMismatch { expected, actual } => AwsError::new(codes::ecr::InvalidLayerException,
                 format!("The layer digest '{expected}' does not match the digest '{actual}' of the uploaded content"),
             ),
-            FinishError::Io(e) => {
-                tracing::error!(error = %e, "cannot store a blob");
-                AwsError::new("ServerException", format!("cannot store the blob: {e}")).with_status(500)
-            }
+            FinishError::Io(e) => self.blob_write_error("store the blob", &e),
         })?;
         self.add_layer(scope, repo, &digest.to_string(), size)
     }
@@ -235,8 +231,7 @@ async fn upload_layer_part(ecr: Arc<Ecr>, ctx: Ctx, input: Value) -> HandlerResu
         .ok_or_else(|| upload_not_found(&scope, &repo, &id))?;
     let received = upload.size() as i64;
     if first != received || last != first + data.len() as i64 - 1 || data.is_empty() {
-        return Err(AwsError::new(
-            "InvalidLayerPartException",
+        return Err(AwsError::new(codes::ecr::InvalidLayerPartException,
             format!(
                 "The layer part with bytes {first}-{last} (of {} bytes) is not valid: the upload has received bytes 0-{} so far; the next part must start at byte {received}",
                 data.len(),
@@ -246,7 +241,7 @@ async fn upload_layer_part(ecr: Arc<Ecr>, ctx: Ctx, input: Value) -> HandlerResu
     }
     upload.write(&data).await.map_err(|e| {
         AwsError::new(
-            "ServerException",
+            codes::ecr::ServerException,
             format!("cannot write the layer part: {e}"),
         )
         .with_status(500)
@@ -272,15 +267,14 @@ async fn complete_layer_upload(ecr: Arc<Ecr>, ctx: Ctx, input: Value) -> Handler
     };
     let expected = Digest::parse(digest).map_err(|e| {
         AwsError::new(
-            "InvalidLayerException",
+            codes::ecr::InvalidLayerException,
             format!("The layer digest '{digest}' is not valid: {e}"),
         )
     })?;
     ecr.upload(&scope, &repo, &id)?;
     if ecr.layer(&scope, &repo, &expected).await.is_some() {
         ecr.cancel_upload(&id);
-        return Err(AwsError::new(
-            "LayerAlreadyExistsException",
+        return Err(AwsError::new(codes::ecr::LayerAlreadyExistsException,
             format!(
                 "The layer '{digest}' already exists in the repository with name '{repo}' in the registry with id '{}'",
                 ctx.account
@@ -308,8 +302,7 @@ fn get_download_url_for_layer(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResu
         .layers
         .contains(&format!("{}{digest}", repo_prefix(&scope, &repo)))
     {
-        return Err(AwsError::new(
-            "LayersNotFoundException",
+        return Err(AwsError::new(codes::ecr::LayersNotFoundException,
             format!(
                 "The image layer '{digest}' does not exist in the repository with name '{repo}' in the registry with id '{}'",
                 ctx.account

@@ -9,6 +9,7 @@
 
 use super::{account_of, invalid, wildcard, Ecr, Image, SERVICE};
 use crate::clock::Clock;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -351,7 +352,7 @@ impl Ecr {
                 .collect()
         });
         if !stale.is_empty() {
-            let _ = self.layers.transact(|t| {
+            let _ = self.layers.transact::<_, AwsError, _>(|t| {
                 for k in &stale {
                     t.remove(k);
                 }
@@ -411,8 +412,7 @@ fn repo_name(input: &Value) -> String {
 }
 
 fn no_policy(ctx: &Ctx, repo: &str) -> AwsError {
-    AwsError::new(
-        "LifecyclePolicyNotFoundException",
+    AwsError::new(codes::ecr::LifecyclePolicyNotFoundException,
         format!(
             "Lifecycle policy does not exist for the repository with name '{repo}' in the registry with id '{}'",
             ctx.account
@@ -499,8 +499,7 @@ fn get_preview(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     let scope = ctx.scope();
     let repo = repo_name(&input);
     let preview = ecr.repo(&scope, &repo)?.preview.ok_or_else(|| {
-        AwsError::new(
-            "LifecyclePolicyPreviewNotFoundException",
+        AwsError::new(codes::ecr::LifecyclePolicyPreviewNotFoundException,
             format!(
                 "There is no dry run for the repository with name '{repo}' in the registry with id '{}'",
                 account_of(&scope)

@@ -12,7 +12,8 @@ mod auth;
 mod images;
 mod layers;
 mod lifecycle;
-mod manifest;
+pub(crate) mod manifest;
+mod policy;
 mod registry_settings;
 mod repos;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub use registry_settings::probe_upstream;
 use super::{Deps, Registry};
 use crate::blobs::BlobStore;
 use crate::clock::Clock;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
 use base64::Engine;
@@ -106,15 +108,21 @@ pub struct Ecr {
     pub(crate) settings: Arc<Table<registry_settings::Settings>>,
     pub blobs: Arc<BlobStore>,
     pub clock: Clock,
+    /// For reporting a full data dir (blob writes) to /_emulator/health.
+    pub(crate) store: Arc<crate::store::Store>,
     host: String,
     port: AtomicU16,
     secret: Vec<u8>,
     uploads: layers::Uploads,
     lifecycle_running: AtomicBool,
+    /// IAM, whose roles a repository or registry policy's principals must name.
+    iam: Option<Arc<super::iam::Iam>>,
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let ecr = Arc::new(Ecr::new(deps));
+pub fn register(r: &mut Registry, deps: &Deps, iam: Arc<super::iam::Iam>) {
+    let mut ecr = Ecr::new(deps);
+    ecr.iam = Some(iam);
+    let ecr = Arc::new(ecr);
     let s = &ecr;
     repos::register(r, s);
     images::register(r, s);
@@ -151,11 +159,44 @@ impl Ecr {
             settings: Table::open(store, "ecr_registry"),
             blobs: Arc::new(blobs),
             clock: deps.clock.clone(),
+            store: store.clone(),
             host: deps.config.registry_host.clone(),
             port: AtomicU16::new(deps.config.listen.port()),
             secret,
             uploads: layers::Uploads::default(),
             lifecycle_running: AtomicBool::new(false),
+            iam: None,
+        }
+    }
+
+    /// Whether a policy principal exists: IAM role ARNs must name a role of the emulator's IAM
+    /// (in the account the ARN names); accounts, `*`, services and other principals are taken
+    /// as they are (the emulator's IAM has no users to check).
+    pub(crate) fn principal_exists(&self, principal: &str) -> bool {
+        match (&self.iam, super::iam::parse_role_arn(principal)) {
+            (Some(iam), Some(_)) => iam.role_by_arn(principal).is_some(),
+            _ => true,
+        }
+    }
+
+    /// The error for a blob write that failed: a full (or read-only) data dir is the server's
+    /// capacity problem, 503 ServiceUnavailable, and reported to /_emulator/health; anything
+    /// else is a ServerException.
+    pub(crate) fn blob_write_error(&self, what: &str, e: &std::io::Error) -> AwsError {
+        if crate::store::is_disk_full(e) {
+            self.store.note_disk_error("blobs", e);
+            AwsError::service_unavailable(format!(
+                "cannot {what}: the emulator's data dir refuses writes ({}). Free space there; \
+                 pushes resume without a restart.",
+                crate::store::describe_io(e)
+            ))
+        } else {
+            tracing::error!(error = %e, "cannot {what}");
+            AwsError::new(
+                crate::protocol::codes::ecr::ServerException,
+                format!("cannot {what}: {e}"),
+            )
+            .with_status(500)
         }
     }
 
@@ -191,7 +232,7 @@ pub(crate) fn account_of(scope: &str) -> &str {
 
 pub(crate) fn repo_not_found(scope: &str, name: &str) -> AwsError {
     AwsError::new(
-        "RepositoryNotFoundException",
+        codes::ecr::RepositoryNotFoundException,
         format!(
             "The repository with name '{name}' does not exist in the registry with id '{}'",
             account_of(scope)
@@ -200,7 +241,7 @@ pub(crate) fn repo_not_found(scope: &str, name: &str) -> AwsError {
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", message)
+    AwsError::new(codes::ecr::InvalidParameterException, message)
 }
 
 /// The key prefix of a repository's images and layers.
@@ -212,7 +253,7 @@ pub(crate) fn repo_prefix(scope: &str, name: &str) -> String {
 pub(crate) fn check_registry(ctx: &super::Ctx, input: &Value) -> Result<(), AwsError> {
     match input.get("registryId").and_then(Value::as_str) {
         Some(id) if id != ctx.account => Err(AwsError::new(
-            "RepositoryNotFoundException",
+            codes::ecr::RepositoryNotFoundException,
             format!("The registry with id '{id}' does not exist or is not accessible"),
         )),
         _ => Ok(()),

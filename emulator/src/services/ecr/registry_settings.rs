@@ -4,7 +4,8 @@
 //! answer with a clear error when the upstream cannot be reached (this machine has no route to
 //! public registries, and the emulator does not proxy them).
 
-use super::{invalid, max_results, page, Ecr, SERVICE};
+use super::{max_results, page, Ecr, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -111,6 +112,11 @@ impl Ecr {
         self.settings.get(&ctx.scope()).unwrap_or_default()
     }
 
+    /// The registry's scanning configuration, if PutRegistryScanningConfiguration set one.
+    pub(super) fn registry_scanning(&self, ctx: &Ctx) -> Option<Value> {
+        self.settings(ctx).scanning
+    }
+
     fn update_settings<R>(
         &self,
         ctx: &Ctx,
@@ -169,9 +175,14 @@ pub async fn probe_upstream(url: &str) -> Result<(), String> {
 
 fn put_registry_policy(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     let text = input.str("policyText").unwrap_or("").to_string();
-    if !matches!(serde_json::from_str::<Value>(&text), Ok(Value::Object(_))) {
-        return Err(invalid("Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid registry policy: the policy is not a valid JSON object'"));
-    }
+    let v1 = ecr
+        .settings(ctx)
+        .account_settings
+        .get("REGISTRY_POLICY_SCOPE")
+        .is_some_and(|v| v == "V1");
+    super::policy::check(&text, super::policy::Kind::Registry { v1 }, |p| {
+        ecr.principal_exists(p)
+    })?;
     ecr.update_settings(ctx, |s| {
         s.policy = Some(text.clone());
         Ok(())
@@ -181,7 +192,7 @@ fn put_registry_policy(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
 
 fn no_registry_policy(ctx: &Ctx) -> AwsError {
     AwsError::new(
-        "RegistryPolicyNotFoundException",
+        codes::ecr::RegistryPolicyNotFoundException,
         format!(
             "Registry policy does not exist in the registry with id '{}'",
             ctx.account
@@ -209,6 +220,22 @@ fn put_replication_configuration(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerR
         .get("replicationConfiguration")
         .cloned()
         .unwrap_or_else(|| json!({"rules": []}));
+    let to_itself = conf
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.get("destinations").and_then(Value::as_array))
+        .flatten()
+        .any(|d| {
+            d.str("region") == Some(ctx.region.as_str())
+                && d.str("registryId") == Some(ctx.account.as_str())
+        });
+    if to_itself {
+        return Err(AwsError::new(codes::ecr::InvalidParameterException,
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination cannot be the same as the source registry'",
+        ));
+    }
     ecr.update_settings(ctx, |s| {
         s.replication = Some(conf.clone());
         Ok(())
@@ -277,8 +304,7 @@ const RULE_FIELDS: [&str; 4] = [
 ];
 
 fn rule_not_found(ctx: &Ctx, prefix: &str) -> AwsError {
-    AwsError::new(
-        "PullThroughCacheRuleNotFoundException",
+    AwsError::new(codes::ecr::PullThroughCacheRuleNotFoundException,
         format!(
             "The pull through cache rule with prefix '{prefix}' does not exist in the registry with id '{}'",
             ctx.account
@@ -295,7 +321,7 @@ fn create_pull_through_cache_rule(ecr: &Ecr, ctx: &Ctx, input: Value) -> Handler
         .unwrap_or_else(|| infer_upstream(&url).to_string());
     if upstream.is_empty() {
         return Err(AwsError::new(
-            "UnsupportedUpstreamRegistryException",
+            codes::ecr::UnsupportedUpstreamRegistryException,
             format!("The upstream registry URL '{url}' is not a supported upstream registry"),
         ));
     }
@@ -316,8 +342,7 @@ fn create_pull_through_cache_rule(ecr: &Ecr, ctx: &Ctx, input: Value) -> Handler
             .iter()
             .any(|r| r.str("ecrRepositoryPrefix") == Some(prefix.as_str()))
         {
-            return Err(AwsError::new(
-                "PullThroughCacheRuleAlreadyExistsException",
+            return Err(AwsError::new(codes::ecr::PullThroughCacheRuleAlreadyExistsException,
                 format!("A pull through cache rule with prefix '{prefix}' already exists in the registry with id '{}'", ctx.account),
             ));
         }
@@ -455,8 +480,7 @@ fn account_setting(name: &str) -> Result<(&'static str, &'static [&'static str])
         .find(|(n, _, _)| *n == name)
         .map(|(_, d, vs)| (*d, *vs))
         .ok_or_else(|| {
-            AwsError::new(
-                "ValidationException",
+            AwsError::new(codes::ecr::ValidationException,
                 format!("The account setting name '{name}' is not valid: use BASIC_SCAN_TYPE_VERSION or REGISTRY_POLICY_SCOPE"),
             )
         })
@@ -480,7 +504,7 @@ fn put_account_setting(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     let (_, allowed) = account_setting(&name)?;
     if !allowed.contains(&value.as_str()) {
         return Err(AwsError::new(
-            "ValidationException",
+            codes::ecr::ValidationException,
             format!("The value '{value}' is not valid for {name}: use one of {allowed:?}"),
         ));
     }
@@ -505,7 +529,7 @@ const TEMPLATE_FIELDS: [&str; 9] = [
 
 fn template_not_found(prefix: &str) -> AwsError {
     AwsError::new(
-        "TemplateNotFoundException",
+        codes::ecr::TemplateNotFoundException,
         format!("The repository creation template with prefix '{prefix}' does not exist"),
     )
 }
@@ -531,7 +555,7 @@ fn create_template(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
             .any(|x| x.str("prefix") == Some(prefix.as_str()))
         {
             return Err(AwsError::new(
-                "TemplateAlreadyExistsException",
+                codes::ecr::TemplateAlreadyExistsException,
                 format!("A repository creation template with prefix '{prefix}' already exists"),
             ));
         }

@@ -4,6 +4,7 @@ use super::{
     account_of, check_registry, invalid, max_results, page, put_opt, repo_not_found, repo_prefix,
     Ecr, Repo, SERVICE,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -115,7 +116,7 @@ fn check_tags(tags: &[Value]) -> Result<(), AwsError> {
         let key = t.str("Key").unwrap_or("");
         if key.is_empty() || key.to_ascii_lowercase().starts_with("aws:") {
             return Err(AwsError::new(
-                "InvalidTagParameterException",
+                codes::ecr::InvalidTagParameterException,
                 format!(
                     "The tag key '{key}' is not valid: keys may not be empty or start with 'aws:'"
                 ),
@@ -133,7 +134,7 @@ fn merge_tags(existing: &mut Vec<Value>, new: &[Value]) -> Result<(), AwsError> 
     }
     if existing.len() > MAX_TAGS {
         return Err(AwsError::new(
-            "TooManyTagsException",
+            codes::ecr::TooManyTagsException,
             format!("A repository can have at most {MAX_TAGS} tags"),
         ));
     }
@@ -164,7 +165,7 @@ fn create_repository(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
                 out["kmsKey"] = json!(e
                     .str("kmsKey")
                     .map(str::to_string)
-                    .unwrap_or_else(|| ctx.arn("kms", "alias/aws/ecr")));
+                    .unwrap_or_else(|| aws_managed_key(ctx)));
             }
             out
         }
@@ -190,7 +191,7 @@ fn create_repository(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     ecr.repos.transact(|t| {
         if t.contains(&key) {
             return Err(AwsError::new(
-                "RepositoryAlreadyExistsException",
+                codes::ecr::RepositoryAlreadyExistsException,
                 format!(
                     "The repository with name '{name}' already exists in the registry with id '{}'",
                     ctx.account
@@ -240,8 +241,7 @@ fn delete_repository(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     let prefix = repo_prefix(&scope, name);
     let images = ecr.images.scan(&prefix);
     if !images.is_empty() && !input.bool("force").unwrap_or(false) {
-        return Err(AwsError::new(
-            "RepositoryNotEmptyException",
+        return Err(AwsError::new(codes::ecr::RepositoryNotEmptyException,
             format!(
                 "The repository with name '{name}' in registry with id '{}' cannot be deleted because it still contains images",
                 ctx.account
@@ -250,13 +250,13 @@ fn delete_repository(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     }
     // Images and layers first: a crash between the two leaves an empty repository, never
     // images without one.
-    ecr.images.transact(|t| {
+    ecr.images.transact::<_, AwsError, _>(|t| {
         for k in t.keys(&prefix) {
             t.remove(&k);
         }
         Ok(())
     })?;
-    ecr.layers.transact(|t| {
+    ecr.layers.transact::<_, AwsError, _>(|t| {
         for k in t.keys(&prefix) {
             t.remove(&k);
         }
@@ -306,6 +306,67 @@ fn put_image_scanning_configuration(ecr: &Ecr, ctx: &Ctx, input: Value) -> Handl
     }))
 }
 
+/// The ARN of the AWS managed key `aws/ecr` of an account and Region, as ECR reports it for a
+/// KMS repository created without a key: `key/<uuid>`, never the alias. The id is derived from
+/// the account and Region, so every repository of a registry names the same key.
+pub(crate) fn aws_managed_key(ctx: &Ctx) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("aws/ecr {} {}", ctx.account, ctx.region));
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    ctx.arn("kms", &format!("key/{id}"))
+}
+
+/// How the registry's scanning configuration applies to a repository: with registry rules set
+/// (PutRegistryScanningConfiguration), the rules whose filters match the name decide
+/// (CONTINUOUS_SCAN before SCAN_ON_PUSH), and no match is MANUAL; without a registry
+/// configuration the repository's own scanOnPush does. Returns (scanFrequency, appliedScanFilters).
+pub(crate) fn applied_scanning(
+    registry: Option<&Value>,
+    repo: &Repo,
+) -> (&'static str, Vec<Value>) {
+    let Some(rules) = registry
+        .and_then(|c| c.get("rules"))
+        .and_then(Value::as_array)
+    else {
+        return if repo.scan_on_push {
+            (
+                "SCAN_ON_PUSH",
+                vec![json!({"filter": "*", "filterType": "WILDCARD"})],
+            )
+        } else {
+            ("MANUAL", Vec::new())
+        };
+    };
+    let mut best: Option<(u8, &'static str, Vec<Value>)> = None;
+    for rule in rules {
+        let (rank, freq) = match rule.str("scanFrequency") {
+            Some("CONTINUOUS_SCAN") => (2, "CONTINUOUS_SCAN"),
+            Some("SCAN_ON_PUSH") => (1, "SCAN_ON_PUSH"),
+            _ => continue,
+        };
+        let matching: Vec<Value> = rule
+            .get("repositoryFilters")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|f| {
+                f.str("filter")
+                    .is_some_and(|p| super::wildcard(p, &repo.name))
+            })
+            .cloned()
+            .collect();
+        if !matching.is_empty() && best.as_ref().is_none_or(|b| rank > b.0) {
+            best = Some((rank, freq, matching));
+        }
+    }
+    match best {
+        Some((_, freq, filters)) => (freq, filters),
+        None => ("MANUAL", Vec::new()),
+    }
+}
+
 fn batch_get_repository_scanning_configuration(
     ecr: &Ecr,
     ctx: &Ctx,
@@ -314,15 +375,19 @@ fn batch_get_repository_scanning_configuration(
     let scope = ctx.scope();
     let mut configs = Vec::new();
     let mut failures = Vec::new();
+    let registry = ecr.registry_scanning(ctx);
     for n in input.string_list("repositoryNames") {
         match ecr.repo(&scope, &n) {
-            Ok(r) => configs.push(json!({
-                "repositoryArn": r.arn,
-                "repositoryName": r.name,
-                "scanOnPush": r.scan_on_push,
-                "scanFrequency": if r.scan_on_push { "SCAN_ON_PUSH" } else { "MANUAL" },
-                "appliedScanFilters": [],
-            })),
+            Ok(r) => {
+                let (freq, filters) = applied_scanning(registry.as_ref(), &r);
+                configs.push(json!({
+                    "repositoryArn": r.arn,
+                    "repositoryName": r.name,
+                    "scanOnPush": freq != "MANUAL",
+                    "scanFrequency": freq,
+                    "appliedScanFilters": filters,
+                }))
+            }
             Err(e) => failures.push(json!({
                 "repositoryName": n,
                 "failureCode": "REPOSITORY_NOT_FOUND",
@@ -333,21 +398,14 @@ fn batch_get_repository_scanning_configuration(
     Ok(json!({"scanningConfigurations": configs, "failures": failures}))
 }
 
-fn check_policy_json(text: &str, what: &str) -> Result<(), AwsError> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(_)) => Ok(()),
-        _ => Err(invalid(format!(
-            "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Invalid {what} policy: the policy is not a valid JSON object'"
-        ))),
-    }
-}
-
 fn set_repository_policy(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
     check_registry(ctx, &input)?;
     let scope = ctx.scope();
     let name = name(&input);
     let text = input.str("policyText").unwrap_or("").to_string();
-    check_policy_json(&text, "repository")?;
+    super::policy::check(&text, super::policy::Kind::Repository, |p| {
+        ecr.principal_exists(p)
+    })?;
     ecr.update_repo(&scope, name, |r| {
         r.policy = Some(text.clone());
         Ok(())
@@ -356,8 +414,7 @@ fn set_repository_policy(ecr: &Ecr, ctx: &Ctx, input: Value) -> HandlerResult {
 }
 
 fn policy_not_found(ctx: &Ctx, name: &str) -> AwsError {
-    AwsError::new(
-        "RepositoryPolicyNotFoundException",
+    AwsError::new(codes::ecr::RepositoryPolicyNotFoundException,
         format!(
             "Repository policy does not exist for the repository with name '{name}' in the registry with id '{}'",
             ctx.account

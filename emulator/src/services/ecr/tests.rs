@@ -14,7 +14,7 @@ struct T {
 
 fn setup() -> T {
     let deps = Deps::for_tests();
-    let r = crate::services::build(&deps);
+    let r = crate::app::build(&deps);
     let ecr = r.handle::<Ecr>().expect("ecr handle");
     T {
         r,
@@ -73,7 +73,7 @@ impl T {
             "schemaVersion": 2,
             "mediaType": manifest::DOCKER_MANIFEST,
             "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": c, "size": config.len()},
-            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": l, "size": 7 + seed.len()}]
+            "layers": [{"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "digest": l, "size": 6 + seed.len()}]
         })
         .to_string()
     }
@@ -643,7 +643,7 @@ async fn registry_settings_are_stored() {
     );
     t.ok(
         "PutRegistryPolicy",
-        json!({"policyText": "{\"Version\":\"2012-10-17\"}"}),
+        json!({"policyText": json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::210987654321:root"}, "Action": "ecr:ReplicateImage", "Resource": "arn:aws:ecr:us-east-1:000000000000:repository/*"}]}).to_string()}),
     )
     .await;
     assert!(t.ok("GetRegistryPolicy", json!({})).await["policyText"].is_string());
@@ -703,4 +703,180 @@ fn wildcards_match_whole_tags() {
     assert!(!wildcard("v*", "latest"));
     assert!(wildcard("latest", "latest"));
     assert!(!wildcard("late", "latest"));
+}
+
+/// KMS without a key names the AWS managed key by its `key/<uuid>` ARN (the same key for every
+/// repository of the registry), never the alias.
+#[tokio::test]
+async fn kms_without_a_key_reports_the_aws_managed_key_arn() {
+    let t = setup();
+    let mut keys = Vec::new();
+    for name in ["kms-a", "kms-b"] {
+        let out = t
+            .ok(
+                "CreateRepository",
+                json!({"repositoryName": name, "encryptionConfiguration": {"encryptionType": "KMS"}}),
+            )
+            .await;
+        keys.push(
+            out["repository"]["encryptionConfiguration"]["kmsKey"]
+                .as_str()
+                .expect("kmsKey")
+                .to_string(),
+        );
+    }
+    let id = keys[0]
+        .strip_prefix("arn:aws:kms:us-east-1:000000000000:key/")
+        .expect("a key/<uuid> ARN");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id} is a uuid");
+    assert_eq!(keys[0], keys[1]);
+    let own = "arn:aws:kms:us-east-1:000000000000:key/11111111-2222-3333-4444-555555555555";
+    let out = t
+        .ok(
+            "CreateRepository",
+            json!({"repositoryName": "kms-c", "encryptionConfiguration": {"encryptionType": "KMS", "kmsKey": own}}),
+        )
+        .await;
+    assert_eq!(
+        out["repository"]["encryptionConfiguration"]["kmsKey"],
+        json!(own)
+    );
+}
+
+/// Replicating to the source registry itself (same Region and account) is refused.
+#[tokio::test]
+async fn replication_to_the_source_registry_is_refused() {
+    let t = setup();
+    let err = t
+        .call(
+            "PutReplicationConfiguration",
+            json!({"replicationConfiguration": {"rules": [{"destinations": [
+                {"region": "eu-west-1", "registryId": "000000000000"},
+                {"region": "us-east-1", "registryId": "000000000000"}]}]}}),
+        )
+        .await
+        .expect_err("to itself");
+    assert_eq!(err.code, "InvalidParameterException");
+    assert_eq!(err.message, "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination cannot be the same as the source registry'");
+    let reg = t.ok("DescribeRegistry", json!({})).await;
+    assert_eq!(reg["replicationConfiguration"], json!({"rules": []}));
+    // Another account in the same Region is a destination.
+    t.ok(
+        "PutReplicationConfiguration",
+        json!({"replicationConfiguration": {"rules": [{"destinations": [
+            {"region": "us-east-1", "registryId": "210987654321"}]}]}}),
+    )
+    .await;
+}
+
+/// BatchGetRepositoryScanningConfiguration applies the registry's scanning rules: the rules whose
+/// filters match decide (continuous before scan on push), no match is MANUAL; without registry
+/// rules the repository's scanOnPush does.
+#[tokio::test]
+async fn repository_scanning_follows_the_registry_rules() {
+    let t = setup();
+    t.ok(
+        "CreateRepository",
+        json!({"repositoryName": "prod-api", "imageScanningConfiguration": {"scanOnPush": true}}),
+    )
+    .await;
+    t.ok("CreateRepository", json!({"repositoryName": "dev-api"}))
+        .await;
+    let get = |names: Value| {
+        t.ok(
+            "BatchGetRepositoryScanningConfiguration",
+            json!({"repositoryNames": names}),
+        )
+    };
+    let out = get(json!(["prod-api", "dev-api"])).await;
+    let c = &out["scanningConfigurations"];
+    assert_eq!(c[0]["scanFrequency"], json!("SCAN_ON_PUSH"));
+    assert_eq!(c[0]["scanOnPush"], json!(true));
+    assert_eq!(c[1]["scanFrequency"], json!("MANUAL"));
+    assert_eq!(c[1]["appliedScanFilters"], json!([]));
+    t.ok(
+        "PutRegistryScanningConfiguration",
+        json!({"scanType": "ENHANCED", "rules": [
+            {"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": [{"filter": "*-api", "filterType": "WILDCARD"}]},
+            {"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": [{"filter": "prod-*", "filterType": "WILDCARD"}]}]}),
+    )
+    .await;
+    t.ok("CreateRepository", json!({"repositoryName": "tools"}))
+        .await;
+    let out = get(json!(["prod-api", "dev-api", "tools", "missing"])).await;
+    let c = &out["scanningConfigurations"];
+    assert_eq!(c[0]["scanFrequency"], json!("CONTINUOUS_SCAN"));
+    assert_eq!(
+        c[0]["appliedScanFilters"],
+        json!([{"filter": "prod-*", "filterType": "WILDCARD"}])
+    );
+    assert_eq!(c[1]["scanFrequency"], json!("SCAN_ON_PUSH"));
+    assert_eq!(c[1]["scanOnPush"], json!(true));
+    assert_eq!(
+        c[1]["appliedScanFilters"],
+        json!([{"filter": "*-api", "filterType": "WILDCARD"}])
+    );
+    assert_eq!(c[2]["scanFrequency"], json!("MANUAL"));
+    assert_eq!(c[2]["scanOnPush"], json!(false));
+    assert_eq!(
+        out["failures"][0]["failureCode"],
+        json!("REPOSITORY_NOT_FOUND")
+    );
+}
+
+/// A policy naming an IAM role that does not exist is refused as ECR refuses it (400
+/// InvalidParameterException, "Principal not found"); once the role exists it is accepted.
+/// Account principals and `*` need no IAM entity.
+#[tokio::test]
+async fn policies_naming_a_missing_role_are_refused() {
+    let t = setup();
+    t.ok("CreateRepository", json!({"repositoryName": "app"}))
+        .await;
+    let role = "arn:aws:iam::000000000000:role/puller";
+    let policy = |principal: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": ["arn:aws:iam::123456789012:root", principal]},
+            "Action": "ecr:BatchGetImage"}]})
+        .to_string()
+    };
+    let not_found =
+        "Invalid parameter at 'PolicyText' failed to satisfy constraint: 'Principal not found'";
+    let e = t
+        .call(
+            "SetRepositoryPolicy",
+            json!({"repositoryName": "app", "policyText": policy(role)}),
+        )
+        .await
+        .expect_err("a missing role");
+    let model = crate::protocol::model::model("ecr");
+    assert_eq!(
+        (
+            e.code.to_string(),
+            e.resolve(model).status,
+            e.message.as_str()
+        ),
+        ("InvalidParameterException".to_string(), 400, not_found)
+    );
+    let e = t
+        .call("PutRegistryPolicy", json!({"policyText": policy(role)}))
+        .await
+        .expect_err("a missing role");
+    assert_eq!(e.message, not_found);
+    let iam = t.r.get("iam", "CreateRole").expect("CreateRole").clone();
+    iam.call(
+        t.ctx.clone(),
+        json!({"RoleName": "puller", "AssumeRolePolicyDocument": json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}).to_string()}),
+    )
+    .await
+    .expect("CreateRole");
+    t.ok(
+        "SetRepositoryPolicy",
+        json!({"repositoryName": "app", "policyText": policy(role)}),
+    )
+    .await;
+    t.ok(
+        "SetRepositoryPolicy",
+        json!({"repositoryName": "app", "policyText": policy("*")}),
+    )
+    .await;
 }

@@ -1,5 +1,6 @@
 //! ECS resource names and ARNs: parameters accept a name or a full ARN.
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::Ctx;
 
@@ -12,7 +13,7 @@ pub fn cluster_name(param: Option<&str>) -> Result<String, AwsError> {
         return match ResourceArn::parse(p) {
             Some(ResourceArn { kind, path, .. }) if kind == "cluster" => Ok(path),
             _ => Err(AwsError::new(
-                "InvalidParameterException",
+                codes::ecs::InvalidParameterException,
                 format!("Invalid cluster ARN: {p}"),
             )),
         };

@@ -4,6 +4,7 @@
 //! (PutClusterCapacityProviders), and the strategy split (base, then weight).
 
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::autoscaling::policies::ECS_MANAGED_PREFIX;
 use crate::services::input::Input;
@@ -76,11 +77,11 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 }
 
 fn client(msg: impl Into<String>) -> AwsError {
-    AwsError::new("ClientException", msg)
+    AwsError::new(codes::ecs::ClientException, msg)
 }
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::ecs::InvalidParameterException, msg)
 }
 
 fn key(scope: &str, name: &str) -> String {
@@ -114,9 +115,7 @@ fn managed_scaling(given: Option<&Value>, base: Option<&Value>) -> Result<Value,
 
 impl Ecs {
     fn asg(&self) -> Result<&Arc<crate::services::autoscaling::AutoScaling>, AwsError> {
-        self.autoscaling
-            .get()
-            .ok_or_else(|| AwsError::internal("EC2 Auto Scaling is not available"))
+        Ok(&self.autoscaling)
     }
 
     /// Every capacity provider of a scope.
@@ -174,7 +173,7 @@ impl Ecs {
                 } else {
                     None
                 };
-                self.capacity_providers.transact(|t| {
+                self.capacity_providers.transact::<_, AwsError, _>(|t| {
                     if let Some(x) = t.get_mut(&key(&scope, &p.name)) {
                         x.cluster = Some(cluster.to_string());
                         x.policy = policy;
@@ -183,7 +182,7 @@ impl Ecs {
                 })?;
             } else if !wanted && here {
                 self.remove_managed_policy(ctx, &p);
-                self.capacity_providers.transact(|t| {
+                self.capacity_providers.transact::<_, AwsError, _>(|t| {
                     if let Some(x) = t.get_mut(&key(&scope, &p.name)) {
                         x.cluster = None;
                         x.policy = None;
@@ -225,7 +224,18 @@ impl Ecs {
                     "TargetValue": p.target_capacity(),
                     "DisableScaleIn": false,
                 },
+                "EstimatedInstanceWarmup": p.managed_scaling.i64("instanceWarmupPeriod").unwrap_or(300),
             }),
+        )?;
+        crate::services::autoscaling::policies::set_managed_steps(
+            self.asg()?,
+            ctx,
+            &p.asg_name,
+            &name,
+            p.managed_scaling.i64("minimumScalingStepSize").unwrap_or(1),
+            p.managed_scaling
+                .i64("maximumScalingStepSize")
+                .unwrap_or(10000),
         )?;
         Ok(name)
     }
@@ -439,7 +449,7 @@ fn update(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             next.policy = None;
         }
     }
-    ecs.capacity_providers.transact(|t| {
+    ecs.capacity_providers.transact::<_, AwsError, _>(|t| {
         t.put(&key(&scope, &name), next.clone());
         Ok(())
     })?;
@@ -465,7 +475,7 @@ fn delete(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let mut gone = cp.clone();
     gone.status = "INACTIVE".into();
     gone.update_status = "DELETE_COMPLETE".into();
-    ecs.capacity_providers.transact(|t| {
+    ecs.capacity_providers.transact::<_, AwsError, _>(|t| {
         t.put(&key(&scope, &cp.name), gone.clone());
         Ok(())
     })?;
@@ -513,11 +523,45 @@ pub fn split(strategy: &[(String, i64, i64)], count: i64) -> Vec<(String, i64)> 
     out
 }
 
+/// The split of `count` more tasks when `existing` (per provider) already run: as ECS does for a
+/// service, the strategy applies to all of them, so the new tasks go where the whole falls short
+/// (a replaced FARGATE_SPOT task comes back on FARGATE_SPOT, not on the base's provider).
+pub fn split_with(
+    strategy: &[(String, i64, i64)],
+    existing: &[(String, i64)],
+    count: i64,
+) -> Vec<(String, i64)> {
+    let have = |name: &str| {
+        existing
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, c)| *c)
+            .sum::<i64>()
+    };
+    let already: i64 = strategy.iter().map(|(n, _, _)| have(n)).sum();
+    let want = split(strategy, already + count);
+    let mut out: Vec<(String, i64)> = strategy.iter().map(|(n, _, _)| (n.clone(), 0)).collect();
+    for _ in 0..count {
+        // The provider furthest below its share of the whole (the first one on a tie).
+        let pick = (0..out.len())
+            .max_by(|&a, &b| {
+                let da = want[a].1 - have(&out[a].0) - out[a].1;
+                let db = want[b].1 - have(&out[b].0) - out[b].1;
+                da.cmp(&db).then(b.cmp(&a))
+            })
+            .unwrap_or(0);
+        if let Some(o) = out.get_mut(pick) {
+            o.1 += 1;
+        }
+    }
+    out
+}
+
 impl Ecs {
     /// Sets the ACTIVE container instances of an EC2 instance DRAINING (a Spot interruption
     /// notice); returns their ARNs.
     pub fn drain_ec2_instance(&self, scope: &str, ec2_instance_id: &str) -> Vec<String> {
-        let drained = self.instances.transact(|t| {
+        let drained = self.instances.transact::<_, AwsError, _>(|t| {
             let mut out = Vec::new();
             for k in t.keys(scope) {
                 let hit = t
@@ -590,7 +634,39 @@ impl Ecs {
 
 #[cfg(test)]
 mod tests {
-    use super::split;
+    use super::{split, split_with};
+
+    #[test]
+    fn the_strategy_applies_to_a_services_running_tasks_too() {
+        let s = vec![
+            ("FARGATE".to_string(), 1, 0),
+            ("FARGATE_SPOT".to_string(), 0, 1),
+        ];
+        let none: Vec<(String, i64)> = Vec::new();
+        assert_eq!(
+            split_with(&s, &none, 3),
+            vec![("FARGATE".to_string(), 1), ("FARGATE_SPOT".to_string(), 2)]
+        );
+        // A FARGATE_SPOT task replaced: the base is already met.
+        let running = vec![("FARGATE".to_string(), 1), ("FARGATE_SPOT".to_string(), 1)];
+        assert_eq!(
+            split_with(&s, &running, 1),
+            vec![("FARGATE".to_string(), 0), ("FARGATE_SPOT".to_string(), 1)]
+        );
+        // The base task replaced goes back to the base's provider.
+        let running = vec![("FARGATE_SPOT".to_string(), 2)];
+        assert_eq!(
+            split_with(&s, &running, 1),
+            vec![("FARGATE".to_string(), 1), ("FARGATE_SPOT".to_string(), 0)]
+        );
+        // Scaling out 2 → 6 with weights 1:1 fills the provider below its share first.
+        let s = vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 1)];
+        let running = vec![("a".to_string(), 2)];
+        assert_eq!(
+            split_with(&s, &running, 4),
+            vec![("a".to_string(), 1), ("b".to_string(), 3)]
+        );
+    }
 
     #[test]
     fn base_then_weights() {

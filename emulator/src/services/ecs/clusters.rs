@@ -3,6 +3,7 @@
 
 use super::arns::{cluster_arn, cluster_name};
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -47,7 +48,7 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 }
 
 pub fn not_found() -> AwsError {
-    AwsError::new("ClusterNotFoundException", "Cluster not found.")
+    AwsError::new(codes::ecs::ClusterNotFoundException, "Cluster not found.")
 }
 
 /// "<account>/<region>/" from a cluster ARN.
@@ -79,8 +80,7 @@ fn check_providers(
         if !BUILTIN_PROVIDERS.contains(&p.as_str())
             && ecs.capacity_provider(&ctx.scope(), p).is_none()
         {
-            return Err(AwsError::new(
-                "InvalidParameterException",
+            return Err(AwsError::new(codes::ecs::InvalidParameterException,
                 format!("The specified capacity provider '{p}' is not in an ACTIVE state. Specify a valid capacity provider and try again."),
             ));
         }
@@ -88,8 +88,7 @@ fn check_providers(
     for item in strategy {
         let name = item.str("capacityProvider").unwrap_or_default();
         if !providers.iter().any(|p| p == name) {
-            return Err(AwsError::new(
-                "InvalidParameterException",
+            return Err(AwsError::new(codes::ecs::InvalidParameterException,
                 format!("The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again. ({name})"),
             ));
         }
@@ -99,8 +98,7 @@ fn check_providers(
         .filter(|s| s.i64("base").unwrap_or(0) > 0)
         .count();
     if with_base > 1 {
-        return Err(AwsError::new(
-            "InvalidParameterException",
+        return Err(AwsError::new(codes::ecs::InvalidParameterException,
             "You can only specify a base value for one capacity provider in a capacity provider strategy.",
         ));
     }
@@ -114,8 +112,7 @@ fn default_settings() -> Vec<Value> {
 fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let name = input.str("clusterName").unwrap_or("default").to_string();
     if !valid_name(&name) {
-        return Err(AwsError::new(
-            "InvalidParameterException",
+        return Err(AwsError::new(codes::ecs::InvalidParameterException,
             "Cluster name can only contain alphanumeric characters, hyphens and underscores, up to 255 characters.",
         ));
     }
@@ -128,7 +125,7 @@ fn create_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     check_providers(ecs, ctx, &providers, &strategy)?;
     let key = format!("{}{}", ctx.scope(), name);
     let mut created = false;
-    let cluster = ecs.clusters.transact(|t| {
+    let cluster = ecs.clusters.transact::<_, AwsError, _>(|t| {
         // Creating an ACTIVE cluster again returns it unchanged, as ECS does.
         if let Some(existing) = t.get(&key).filter(|c| c.status == "ACTIVE") {
             return Ok(existing.clone());
@@ -336,24 +333,24 @@ fn delete_cluster(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let counts = ecs.cluster_counts(&cluster);
     if counts.instances > 0 {
         return Err(AwsError::new(
-            "ClusterContainsContainerInstancesException",
+            codes::ecs::ClusterContainsContainerInstancesException,
             "The Cluster cannot be deleted while Container Instances are active or draining.",
         ));
     }
     if counts.active_services > 0 {
         return Err(AwsError::new(
-            "ClusterContainsServicesException",
+            codes::ecs::ClusterContainsServicesException,
             "The Cluster cannot be deleted while Services are active.",
         ));
     }
     if counts.running_tasks + counts.pending_tasks > 0 {
         return Err(AwsError::new(
-            "ClusterContainsTasksException",
+            codes::ecs::ClusterContainsTasksException,
             "The Cluster cannot be deleted while Tasks are active.",
         ));
     }
     let key = format!("{}{}", ctx.scope(), cluster.name);
-    let deleted = ecs.clusters.transact(|t| {
+    let deleted = ecs.clusters.transact::<_, AwsError, _>(|t| {
         let c = t.get_mut(&key).ok_or_else(not_found)?;
         c.status = "INACTIVE".into();
         Ok(c.clone())
@@ -369,7 +366,7 @@ fn modify(
 ) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, param)?;
     let key = format!("{}{}", ctx.scope(), cluster.name);
-    let updated = ecs.clusters.transact(|t| {
+    let updated = ecs.clusters.transact::<_, AwsError, _>(|t| {
         let c = t.get_mut(&key).ok_or_else(not_found)?;
         f(c)?;
         Ok(c.clone())

@@ -4,16 +4,19 @@
 //! ListAttributes.
 
 use super::arns::ResourceArn;
-use super::instance_types::{self, InstanceType};
 use super::task::Task;
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
+use crate::services::ec2::instance_types::{self, InstanceType};
+use crate::services::ec2::machines::random_loopback;
+use crate::services::ec2::AgentHost;
 use crate::services::input::Input;
 use crate::services::page::{page, with_next};
 use crate::services::{random_hex, Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 /// Ports every container instance reserves (SSH, Docker, the ECS agent).
@@ -52,6 +55,9 @@ pub struct ContainerInstance {
     pub tags: Vec<Value>,
     #[serde(default)]
     pub capacity_provider_name: Option<String>,
+    /// The EC2 Auto Scaling group it was launched by (AWS/EC2 metrics per group).
+    #[serde(default)]
+    pub autoscaling_group: Option<String>,
     pub arch: String,
 }
 
@@ -102,17 +108,6 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
     r.sync("ecs", "PutAttributes", ecs, put_attributes);
     r.sync("ecs", "DeleteAttributes", ecs, delete_attributes);
     r.sync("ecs", "ListAttributes", ecs, list_attributes);
-}
-
-fn random_loopback() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    format!(
-        "127.{}.{}.{}",
-        rng.random_range(16..32),
-        rng.random_range(0..256),
-        rng.random_range(2..255)
-    )
 }
 
 fn attr(name: &str, value: &str) -> Value {
@@ -202,6 +197,42 @@ impl Ecs {
         format!("{scope}{cluster}/{id}")
     }
 
+    /// Data dirs written before EC2 owned the machine: every registered container instance gets
+    /// its EC2 instance (recorded when only an identity document named it) holding the loopback
+    /// address the container instance already uses, so running containers keep their address.
+    pub(crate) fn migrate_machines(&self) {
+        let live: Vec<(String, ContainerInstance)> = self.instances.read(|rows| {
+            rows.iter()
+                .filter(|(_, c)| c.status != "INACTIVE")
+                .map(|(k, c)| (k.clone(), c.clone()))
+                .collect()
+        });
+        for (key, c) in live {
+            let mut parts = key.splitn(3, '/');
+            let (Some(account), Some(region)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let ctx = Ctx {
+                account: account.to_string(),
+                region: region.to_string(),
+                request_id: String::new(),
+                now: c.registered_at,
+                access_key: None,
+            };
+            let host = AgentHost {
+                instance_id: Some(c.ec2_instance_id.clone()),
+                instance_type: c.instance_type.clone(),
+                availability_zone: c.availability_zone.clone(),
+                private_ip: c.private_ip.clone(),
+                image_id: None,
+                host_ip: Some(c.host_ip.clone()),
+            };
+            if let Err(e) = self.ec2.machine_for_agent(&ctx, host) {
+                tracing::warn!(instance = %c.ec2_instance_id, error = %e.message, "cannot record the EC2 instance of a container instance");
+            }
+        }
+    }
+
     /// Registers a virtual instance with a cluster, as the agent on a booting instance does.
     pub fn register_instance(
         &self,
@@ -212,21 +243,42 @@ impl Ecs {
         let itype: InstanceType =
             instance_types::lookup(&launch.instance_type).ok_or_else(|| {
                 AwsError::new(
-                    "InvalidParameterException",
+                    codes::ecs::InvalidParameterException,
                     format!("Unsupported instance type: {}", launch.instance_type),
                 )
             })?;
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let ec2_id = launch
-            .ec2_instance_id
-            .clone()
-            .unwrap_or_else(|| format!("i-{}", random_hex(17)));
+        // EC2 owns the machine: the instance (recorded now when only an identity document names
+        // it) and its host loopback address.
+        let (ec2_id, host_ip) = match self.ec2.machine_for_agent(
+            ctx,
+            AgentHost {
+                instance_id: launch.ec2_instance_id.clone(),
+                instance_type: itype.name.into(),
+                availability_zone: launch.availability_zone.clone(),
+                private_ip: launch.private_ip.clone(),
+                image_id: launch.ami_id.clone(),
+                host_ip: None,
+            },
+        ) {
+            Ok(m) => (m.instance_id, m.host_ip),
+            Err(e) => {
+                // E.g. the default VPC was deleted: the agent still registers, as ECS does not
+                // check the identity document; EC2 has no record of the machine then.
+                tracing::warn!(error = %e.message, "no EC2 instance recorded for a container instance");
+                let id = launch
+                    .ec2_instance_id
+                    .clone()
+                    .unwrap_or_else(|| format!("i-{}", random_hex(17)));
+                (id, random_loopback())
+            }
+        };
         let mut attributes = vec![
             attr("ecs.availability-zone", &launch.availability_zone),
             attr("ecs.instance-type", itype.name),
             attr("ecs.os-type", "linux"),
             attr("ecs.os-family", "LINUX"),
-            attr("ecs.cpu-architecture", itype.arch),
+            attr("ecs.cpu-architecture", itype.arch()),
             attr(
                 "ecs.ami-id",
                 launch.ami_id.as_deref().unwrap_or("ami-0ecs000000000000"),
@@ -268,19 +320,20 @@ impl Ecs {
             subnet_id: launch.subnet_id,
             vpc_id: launch.vpc_id,
             private_ip: launch.private_ip,
-            host_ip: random_loopback(),
+            host_ip,
             attributes,
             registered_at: ctx.now,
             deregistered_at: None,
             version: 1,
             tags: launch.tags,
+            autoscaling_group: launch.autoscaling_group.clone(),
             capacity_provider_name: launch
                 .autoscaling_group
                 .as_deref()
                 .and_then(|g| self.provider_of_group(&ctx.scope(), g))
                 .filter(|p| p.cluster.as_deref() == Some(launch.cluster.as_str()))
                 .map(|p| p.name),
-            arch: itype.arch.into(),
+            arch: itype.arch().into(),
         };
         let key = Self::instance_key(&ctx.scope(), &launch.cluster, &id);
         self.instances.put(&key, instance.clone())?;
@@ -312,15 +365,24 @@ impl Ecs {
             .collect()
     }
 
-    /// The tasks of a service (group `service:<name>`), stopped ones included.
+    /// The tasks of a service (group `service:<name>`), stopped ones included; read through the
+    /// tasks' group index, so it costs the service's tasks, not the cluster's.
     pub fn service_tasks(&self, scope: &str, cluster: &str, service: &str) -> Vec<Task> {
+        self.tasks
+            .by_index(&group_key(scope, cluster, &format!("service:{service}")))
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// The ARNs of a cluster's DRAINING container instances.
+    pub fn draining_instances(&self, scope: &str, cluster: &str) -> HashSet<String> {
         let prefix = format!("{scope}{cluster}/");
-        let group = format!("service:{service}");
-        self.tasks.read(|rows| {
+        self.instances.read(|rows| {
             rows.range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
-                .filter(|(_, t)| t.group == group)
-                .map(|(_, t)| t.clone())
+                .filter(|(_, i)| i.status == "DRAINING")
+                .map(|(_, i)| i.arn.clone())
                 .collect()
         })
     }
@@ -397,7 +459,7 @@ fn deregister_container_instance(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerR
         .filter(|(_, i)| i.status != "INACTIVE")
         .ok_or_else(|| {
             AwsError::new(
-                "InvalidParameterException",
+                codes::ecs::InvalidParameterException,
                 "The referenced container instance is not registered with this cluster.",
             )
         })?;
@@ -409,7 +471,7 @@ fn deregister_container_instance(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerR
     let force = input.bool("force").unwrap_or(false);
     if !tasks.is_empty() && !force {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "Found running tasks on the instance. Use force=true to deregister the instance.",
         ));
     }
@@ -420,10 +482,10 @@ fn deregister_container_instance(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerR
         "InfrastructureHealth",
         "Container instance deregistration forced by user",
     )?;
-    let updated = ecs.instances.transact(|t| {
-        let i = t
-            .get_mut(&key)
-            .ok_or_else(|| AwsError::new("InvalidParameterException", "not registered"))?;
+    let updated = ecs.instances.transact::<_, AwsError, _>(|t| {
+        let i = t.get_mut(&key).ok_or_else(|| {
+            AwsError::new(codes::ecs::InvalidParameterException, "not registered")
+        })?;
         i.status = "INACTIVE".into();
         i.agent_connected = false;
         i.deregistered_at = Some(ctx.now);
@@ -434,6 +496,12 @@ fn deregister_container_instance(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerR
 }
 
 fn describe_container_instances(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    if input.string_list("containerInstances").is_empty() {
+        return Err(AwsError::new(
+            codes::ecs::InvalidParameterException,
+            "Container instance cannot be empty.",
+        ));
+    }
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let include_tags = input.string_list("include").iter().any(|i| i == "TAGS");
     let tasks = ecs.live_tasks(&ctx.scope(), &cluster.name);
@@ -487,7 +555,7 @@ fn update_state(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let status = input.str("status").unwrap_or_default().to_string();
     if !matches!(status.as_str(), "ACTIVE" | "DRAINING") {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "Container instance status can only be updated to ACTIVE or DRAINING.",
         ));
     }
@@ -502,10 +570,10 @@ fn update_state(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             failures.push(json!({"arn": reference, "reason": "MISSING"}));
             continue;
         };
-        let i = ecs.instances.transact(|t| {
+        let i = ecs.instances.transact::<_, AwsError, _>(|t| {
             let i = t
                 .get_mut(&key)
-                .ok_or_else(|| AwsError::new("InvalidParameterException", "missing"))?;
+                .ok_or_else(|| AwsError::new(codes::ecs::InvalidParameterException, "missing"))?;
             if i.status != status {
                 i.status = status.clone();
                 i.version += 1;
@@ -524,13 +592,13 @@ fn attribute_target(ecs: &Ecs, ctx: &Ctx, cluster: &str, a: &Value) -> Result<St
     let target_type = a.str("targetType").unwrap_or("container-instance");
     if target_type != "container-instance" {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "targetType must be container-instance.",
         ));
     }
     let target = a.str("targetId").ok_or_else(|| {
         AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "targetId is required for attributes.",
         )
     })?;
@@ -538,7 +606,7 @@ fn attribute_target(ecs: &Ecs, ctx: &Ctx, cluster: &str, a: &Value) -> Result<St
         .map(|(k, _)| k)
         .ok_or_else(|| {
             AwsError::new(
-                "TargetNotFoundException",
+                codes::ecs::TargetNotFoundException,
                 format!("Could not find {target}."),
             )
         })
@@ -560,15 +628,15 @@ fn put_attributes(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
                 .all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c));
         if !valid {
             return Err(AwsError::new(
-                "InvalidParameterException",
+                codes::ecs::InvalidParameterException,
                 format!("Attribute name '{name}' is invalid."),
             ));
         }
         let key = attribute_target(ecs, ctx, &cluster.name, a)?;
-        ecs.instances.transact(|t| {
+        ecs.instances.transact::<_, AwsError, _>(|t| {
             let i = t
                 .get_mut(&key)
-                .ok_or_else(|| AwsError::new("TargetNotFoundException", "missing"))?;
+                .ok_or_else(|| AwsError::new(codes::ecs::TargetNotFoundException, "missing"))?;
             i.attributes.retain(|x| x.str("name") != Some(name));
             let mut stored = json!({"name": name});
             if let Some(v) = a.str("value") {
@@ -591,10 +659,10 @@ fn delete_attributes(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     for a in &attrs {
         let name = a.str("name").unwrap_or_default();
         let key = attribute_target(ecs, ctx, &cluster.name, a)?;
-        ecs.instances.transact(|t| {
+        ecs.instances.transact::<_, AwsError, _>(|t| {
             let i = t
                 .get_mut(&key)
-                .ok_or_else(|| AwsError::new("TargetNotFoundException", "missing"))?;
+                .ok_or_else(|| AwsError::new(codes::ecs::TargetNotFoundException, "missing"))?;
             i.attributes.retain(|x| x.str("name") != Some(name));
             Ok(())
         })?;
@@ -608,7 +676,7 @@ fn list_attributes(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let value = input.str("attributeValue");
     if value.is_some() && name.is_none() {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "attributeValue requires attributeName.",
         ));
     }
@@ -644,7 +712,19 @@ fn list_attributes(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         key,
         input.str("nextToken"),
         max,
-        "InvalidParameterException",
+        codes::ecs::InvalidParameterException,
     )?;
     Ok(with_next(json!({"attributes": out}), next))
+}
+
+/// The tasks table's index key: "<scope><cluster>/<group>" (tasks are keyed
+/// "<scope><cluster>/<task id>").
+pub fn task_group_index(key: &str, task: &Task) -> Option<String> {
+    let (cluster, _) = key.rsplit_once('/')?;
+    Some(format!("{cluster}/{}", task.group))
+}
+
+/// The index key of a group's tasks in a cluster.
+pub fn group_key(scope: &str, cluster: &str, group: &str) -> String {
+    format!("{scope}{cluster}/{group}")
 }

@@ -7,14 +7,15 @@
 use super::arns::ResourceArn;
 use super::instances::ContainerInstance;
 use super::model::{
-    CapacityProviderStrategyItem, ContainerStatus, DesiredStatus, KeyValuePair,
-    NetworkConfiguration, PlacementConstraint, PlacementStrategy, PropagateTags, Tag, TaskOverride,
-    TaskStatus,
+    AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerStatus, DesiredStatus,
+    KeyValuePair, NetworkConfiguration, PlacementConstraint, PlacementStrategy, PropagateTags, Tag,
+    TaskOverride, TaskStatus,
 };
 use super::placement::{self, Candidate, Constraint, Demand, Failure, Strategy};
 use super::task::{Task, TaskContainer};
 use super::task_definitions::{parse_cpu, parse_memory, TaskDef};
 use super::{Cluster, Ecs};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::Ctx;
@@ -22,7 +23,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::ecs::InvalidParameterException, msg)
 }
 
 /// Where the tasks go.
@@ -402,7 +403,7 @@ fn resolve_def(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<TaskDef, AwsErro
     let def = ecs.task_definition(ctx, reference)?;
     if def.status != "ACTIVE" {
         return Err(AwsError::new(
-            "ClientException",
+            codes::ecs::ClientException,
             "TaskDefinition is inactive",
         ));
     }
@@ -429,19 +430,34 @@ fn check_awsvpc(plan: &Plan, spec: &LaunchSpec) -> Result<(), AwsError> {
 
 /// The awsvpc subnets, checked against EC2; returns the first subnet's AZ.
 fn awsvpc_zone(ecs: &Ecs, ctx: &Ctx, spec: &LaunchSpec) -> Result<Option<String>, AwsError> {
-    let Some(conf) = spec
+    match spec
         .network_configuration
         .as_ref()
         .and_then(|n| n.awsvpc_configuration.as_ref())
-    else {
-        return Ok(None);
-    };
+    {
+        Some(conf) => check_awsvpc_configuration(ecs, ctx, conf),
+        None => Ok(None),
+    }
+}
+
+/// ECS's checks of an awsvpcConfiguration (RunTask, StartTask, CreateService, UpdateService):
+/// 1 to 16 subnets and at most 5 security groups, each known to EC2. Returns the first
+/// subnet's AZ.
+pub fn check_awsvpc_configuration(
+    ecs: &Ecs,
+    ctx: &Ctx,
+    conf: &AwsVpcConfiguration,
+) -> Result<Option<String>, AwsError> {
     if conf.subnets.is_empty() {
         return Err(invalid("subnets can not be empty."));
     }
-    let Some(ec2) = ecs.ec2.get() else {
-        return Ok(None);
-    };
+    if conf.subnets.len() > 16 {
+        return Err(invalid("subnets can have at most 16 items."));
+    }
+    if conf.security_groups.as_ref().is_some_and(|g| g.len() > 5) {
+        return Err(invalid("securityGroups can have at most 5 items."));
+    }
+    let ec2 = &ecs.ec2;
     let mut zone = None;
     for id in &conf.subnets {
         match ec2.subnet(&ctx.account, &ctx.region, id)? {
@@ -450,7 +466,7 @@ fn awsvpc_zone(ecs: &Ecs, ctx: &Ctx, spec: &LaunchSpec) -> Result<Option<String>
             }
             None => {
                 return Err(invalid(format!(
-                    "Error retrieving subnet information for [{id}]: The subnet ID '{id}' does not exist (Service: AmazonEC2; Status Code: 400; Error Code: InvalidSubnetID.NotFound)"
+                    "Error retrieving subnet information for [{id}]: The subnet ID '{id}' does not exist (ErrorCode: InvalidSubnetID.NotFound)"
                 )))
             }
         }
@@ -458,7 +474,7 @@ fn awsvpc_zone(ecs: &Ecs, ctx: &Ctx, spec: &LaunchSpec) -> Result<Option<String>
     for sg in conf.security_groups.iter().flatten() {
         if ec2.security_group(&ctx.account, &ctx.region, sg)?.is_none() {
             return Err(invalid(format!(
-                "Error retrieving security group information for [{sg}]: The security group '{sg}' does not exist (Service: AmazonEC2; Status Code: 400; Error Code: InvalidGroup.NotFound)"
+                "Error retrieving security group information for [{sg}]: The security group '{sg}' does not exist (ErrorCode: InvalidGroup.NotFound)"
             )));
         }
     }
@@ -528,7 +544,9 @@ impl Ecs {
                     group,
                     tags: task_tags(spec, &def),
                 };
-                if launch_type == "FARGATE" {
+                if launch_type == "FARGATE" && prepared.capacity_provider.is_some() {
+                    self.launch_fargate_providers(&prepared, zone)?
+                } else if launch_type == "FARGATE" {
                     self.launch_fargate(&prepared, zone)?
                 } else if prepared.capacity_provider.is_some() {
                     self.launch_with_providers(&prepared, constraints, strategy)?
@@ -561,6 +579,72 @@ impl Ecs {
         })
     }
 
+    /// How many of the group's (a service's) tasks that should run each capacity provider has:
+    /// a strategy applies to them all.
+    fn running_by_provider(&self, p: &Prepared<'_>) -> Vec<(String, i64)> {
+        if !p.group.starts_with("service:") {
+            return Vec::new();
+        }
+        let mut out: Vec<(String, i64)> = Vec::new();
+        let group = p.group.strip_prefix("service:").unwrap_or_default();
+        for t in self.service_tasks(&p.ctx.scope(), &p.cluster.name, group) {
+            let Some(name) = t.capacity_provider_name.as_ref() else {
+                continue;
+            };
+            if !t.holds_resources() || !t.wanted() {
+                continue;
+            }
+            match out.iter_mut().find(|(n, _)| n == name) {
+                Some((_, c)) => *c += 1,
+                None => out.push((name.clone(), 1)),
+            }
+        }
+        out
+    }
+
+    /// Fargate tasks split over a FARGATE/FARGATE_SPOT strategy (base, then weight, over the
+    /// service's tasks), each recording its provider.
+    fn launch_fargate_providers(
+        &self,
+        p: &Prepared<'_>,
+        zone: Option<String>,
+    ) -> Result<Launched, AwsError> {
+        let items = strategy_of(p.cluster, p.spec);
+        if items
+            .iter()
+            .any(|(n, _, _)| n != "FARGATE" && n != "FARGATE_SPOT")
+        {
+            return Err(invalid(
+                "The specified capacity provider strategy cannot contain a mix of capacity providers using Auto Scaling groups and Fargate providers. Specify one or the other and try again.",
+            ));
+        }
+        let existing = self.running_by_provider(p);
+        let mut out = Launched::default();
+        for (name, count) in
+            super::capacity_providers::split_with(&items, &existing, p.spec.count as i64)
+        {
+            if count == 0 {
+                continue;
+            }
+            let mut spec = p.spec.clone();
+            spec.count = count as usize;
+            let part = Prepared {
+                ctx: p.ctx,
+                cluster: p.cluster,
+                def: p.def,
+                plan: p.plan,
+                spec: &spec,
+                launch_type: p.launch_type,
+                capacity_provider: Some(name),
+                group: p.group.clone(),
+                tags: p.tags.clone(),
+            };
+            out.tasks
+                .extend(self.launch_fargate(&part, zone.clone())?.tasks);
+        }
+        Ok(out)
+    }
+
     /// Tasks split over the strategy's Auto Scaling group providers (base, then weight); on each
     /// provider's instances those that do not fit wait in PROVISIONING for capacity.
     fn launch_with_providers(
@@ -582,8 +666,11 @@ impl Ecs {
                 ));
             }
         }
+        let existing = self.running_by_provider(p);
         let mut out = Launched::default();
-        for (name, count) in super::capacity_providers::split(&items, p.spec.count as i64) {
+        for (name, count) in
+            super::capacity_providers::split_with(&items, &existing, p.spec.count as i64)
+        {
             if count == 0 {
                 continue;
             }
@@ -805,7 +892,7 @@ impl Ecs {
             return Ok(());
         }
         let scope = ctx.scope();
-        self.tasks.transact(|t| {
+        self.tasks.transact::<_, AwsError, _>(|t| {
             for task in tasks {
                 t.put(
                     &format!("{scope}{}/{}", task.cluster, task.id),
@@ -824,11 +911,10 @@ impl Ecs {
         scope: &str,
         cluster: &str,
     ) -> (Vec<ContainerInstance>, Vec<Candidate>) {
-        let tasks = self.live_tasks(scope, cluster);
-        let mut by_instance: HashMap<&str, Vec<Task>> = HashMap::new();
-        for t in &tasks {
-            if let Some(arn) = t.container_instance_arn.as_deref() {
-                by_instance.entry(arn).or_default().push(t.clone());
+        let mut by_instance: HashMap<String, Vec<Task>> = HashMap::new();
+        for t in self.live_tasks(scope, cluster) {
+            if let Some(arn) = t.container_instance_arn.clone() {
+                by_instance.entry(arn).or_default().push(t);
             }
         }
         let instances: Vec<ContainerInstance> = self
@@ -886,7 +972,7 @@ impl Ecs {
             let Some(instance) = chosen.chosen.first().and_then(|i| instances.get(*i)) else {
                 continue;
             };
-            let done = self.tasks.transact(|t| {
+            let done = self.tasks.transact::<_, AwsError, _>(|t| {
                 if let Some(x) = t.get_mut(&key) {
                     if x.awaiting_capacity && x.wanted() {
                         x.awaiting_capacity = false;
@@ -944,7 +1030,7 @@ impl Ecs {
             let Ok(plan) = plan(&def, &task.overrides) else {
                 continue;
             };
-            let _ = self.tasks.record(|t| {
+            let _ = self.tasks.record::<_, AwsError, _>(|t| {
                 if let Some(task) = t.get_mut(&key) {
                     task.apply_plan(&plan);
                 }

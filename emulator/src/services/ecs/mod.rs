@@ -3,16 +3,17 @@
 mod arns;
 pub mod capacity_providers;
 mod clusters;
-pub mod instance_types;
 pub mod instances;
 pub mod launch;
 pub mod model;
 pub mod placement;
+pub mod service_deployments;
 pub mod service_registries;
 pub mod services;
 mod tags;
 pub mod task;
 pub mod task_definitions;
+pub mod task_sets;
 pub mod tasks;
 
 pub use arns::ResourceArn;
@@ -23,12 +24,15 @@ pub use services::{Deployment, EcsService};
 pub use task::{Task, TaskContainer};
 pub use task_definitions::TaskDef;
 
+use super::autoscaling::AutoScaling;
 use super::ec2::Ec2;
 use super::elbv2::Elbv2;
+use super::servicediscovery::CloudMap;
 use super::{Deps, Registry};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::sync::Notify;
 
 /// ECS's state. Other parts of the program reach it with `registry.handle::<Ecs>()`.
@@ -45,16 +49,58 @@ pub struct Ecs {
     pub agent_wakeup: Notify,
     /// Wakes the service scheduler when a service or one of its tasks changed.
     pub scheduler_wakeup: Notify,
-    /// EC2, for awsvpc subnets and security groups (wired after every service is built).
-    pub ec2: OnceLock<Arc<Ec2>>,
-    /// ELBv2, for services' load balancer targets (wired after every service is built).
-    pub elbv2: OnceLock<Arc<Elbv2>>,
-    /// Cloud Map, for services' serviceRegistries (wired after every service is built).
-    pub cloudmap: OnceLock<Arc<super::servicediscovery::CloudMap>>,
+    /// How long the service scheduler's recent passes took (GET /_emulator/state, bench/scale.sh).
+    pub scheduler_passes: parking_lot::Mutex<PassStats>,
+    /// Container starts and stops and scheduler passes run inside it; a reset closes it.
+    pub fence: crate::fence::Fence,
+    /// EC2: the machines behind container instances, awsvpc subnets and security groups.
+    pub ec2: Arc<Ec2>,
+    /// ELBv2, for services' load balancer targets.
+    pub elbv2: Arc<Elbv2>,
+    /// Cloud Map, for services' serviceRegistries.
+    pub cloudmap: Arc<CloudMap>,
     /// Keyed "<scope><name>".
     pub capacity_providers: Arc<Table<capacity_providers::CapacityProvider>>,
-    /// EC2 Auto Scaling, whose groups capacity providers scale (wired after every service is built).
-    pub autoscaling: OnceLock<Arc<super::autoscaling::AutoScaling>>,
+    /// EC2 Auto Scaling, whose groups capacity providers scale.
+    pub autoscaling: Arc<AutoScaling>,
+}
+
+/// The services ECS calls, built before it (EC2 ← ELB/ELBv2, Cloud Map, Auto Scaling ← ECS).
+pub struct EcsDeps {
+    pub ec2: Arc<Ec2>,
+    pub elbv2: Arc<Elbv2>,
+    pub cloudmap: Arc<CloudMap>,
+    pub autoscaling: Arc<AutoScaling>,
+}
+
+/// Durations of the service scheduler's passes: a count and the most recent ones.
+#[derive(Debug, Default)]
+pub struct PassStats {
+    /// Passes since start.
+    pub passes: u64,
+    /// The last [`PassStats::KEPT`] passes, oldest first: (services reconciled, microseconds).
+    pub recent: std::collections::VecDeque<(usize, u64)>,
+}
+
+impl PassStats {
+    pub const KEPT: usize = 1000;
+
+    pub fn record(&mut self, services: usize, took: std::time::Duration) {
+        self.passes += 1;
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((services, took.as_micros().min(u64::MAX as u128) as u64));
+    }
+
+    /// `{"passes": n, "recent": [{"services": s, "micros": us}, …]}`, oldest first.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "passes": self.passes,
+            "recent": self.recent.iter().map(|(s, us)| serde_json::json!({"services": s, "micros": us})).collect::<Vec<_>>(),
+        })
+    }
 }
 
 impl Ecs {
@@ -83,7 +129,7 @@ pub(crate) fn list_page(
         |a| a.clone(),
         input.str("nextToken"),
         max,
-        "InvalidParameterException",
+        codes::ecs::InvalidParameterException,
     )?;
     let mut out = serde_json::Map::new();
     out.insert(key.to_string(), serde_json::Value::from(items));
@@ -99,43 +145,53 @@ pub(crate) fn matches_filter(
     tasks: &[Task],
     expr: &str,
 ) -> Result<bool, AwsError> {
-    let query =
-        placement::Query::parse(expr).map_err(|e| AwsError::new("InvalidParameterException", e))?;
+    let query = placement::Query::parse(expr)
+        .map_err(|e| AwsError::new(codes::ecs::InvalidParameterException, e))?;
     Ok(query.matches(&tasks::candidate(i, tasks)))
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
+pub fn register(r: &mut Registry, deps: &Deps, with: EcsDeps) -> Arc<Ecs> {
     let ecs = Arc::new(Ecs {
         clusters: Table::open(&deps.store, "ecs.clusters"),
-        task_definitions: Table::open(&deps.store, "ecs.task_definitions"),
+        task_definitions: Table::open_indexed(
+            &deps.store,
+            "ecs.task_definitions",
+            task_definitions::listing_index,
+        ),
         instances: Table::open(&deps.store, "ecs.container_instances"),
-        tasks: Table::open(&deps.store, "ecs.tasks"),
+        tasks: Table::open_indexed(&deps.store, "ecs.tasks", instances::task_group_index),
         services: Table::open(&deps.store, "ecs.services"),
         agent_wakeup: Notify::new(),
+        fence: Default::default(),
         scheduler_wakeup: Notify::new(),
-        ec2: OnceLock::new(),
-        elbv2: OnceLock::new(),
-        cloudmap: OnceLock::new(),
+        scheduler_passes: Default::default(),
+        ec2: with.ec2,
+        elbv2: with.elbv2,
+        cloudmap: with.cloudmap,
         capacity_providers: Table::open(&deps.store, "ecs.capacity_providers"),
-        autoscaling: OnceLock::new(),
+        autoscaling: with.autoscaling,
     });
     clusters::register(r, &ecs);
     task_definitions::register(r, &ecs);
     instances::register(r, &ecs);
     tasks::register(r, &ecs);
     services::register(r, &ecs);
+    task_sets::register(r, &ecs);
+    service_deployments::register(r, &ecs);
     tags::register(r, &ecs);
     capacity_providers::register(r, &ecs);
     ecs.migrate_task_plans();
-    r.provide(ecs);
+    ecs.migrate_machines();
+    r.provide(ecs.clone());
+    ecs
 }
 
 #[cfg(test)]
 pub(crate) fn for_tests() -> Arc<Ecs> {
     let deps = Deps::for_tests();
-    let mut r = Registry::default();
-    register(&mut r, &deps);
-    r.handle::<Ecs>().expect("ecs handle")
+    crate::app::build(&deps)
+        .handle::<Ecs>()
+        .expect("ecs handle")
 }
 
 #[cfg(test)]
@@ -191,8 +247,7 @@ mod migration_tests {
             clock: Clock::new(1.0),
             config: Config::for_tests(),
         };
-        let mut r = Registry::default();
-        register(&mut r, &deps);
+        let r = crate::app::build(&deps);
         let ecs = r.handle::<Ecs>().expect("ecs");
         assert_eq!(ecs.clusters.len(), 1);
         assert_eq!(ecs.task_definitions.len(), 1);

@@ -172,6 +172,19 @@ pub struct DeploymentCircuitBreaker {
     pub other: Map<String, Value>,
 }
 
+/// `DeploymentAlarms`: CloudWatch alarms that fail (and optionally roll back) a deployment when
+/// one goes to ALARM during it (controllers/deployment_alarms.rs).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentAlarms {
+    #[serde(default)]
+    pub alarm_names: Vec<String>,
+    #[serde(default)]
+    pub enable: bool,
+    #[serde(default)]
+    pub rollback: bool,
+}
+
 /// A load balancer target the scheduler registered for a task (stored with the task).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -315,6 +328,32 @@ model_enum!(
         TaskDefinition = "TASK_DEFINITION",
         Service = "SERVICE",
         None = "NONE",
+    }
+);
+
+model_enum!(
+    /// `deploymentController.type`: who deploys the service's tasks.
+    DeploymentControllerType default Ecs {
+        Ecs = "ECS",
+        CodeDeploy = "CODE_DEPLOY",
+        External = "EXTERNAL",
+    }
+);
+
+model_enum!(
+    /// A task set's `status`.
+    TaskSetStatus default Active {
+        Primary = "PRIMARY",
+        Active = "ACTIVE",
+        Draining = "DRAINING",
+    }
+);
+
+model_enum!(
+    /// A task set's `stabilityStatus`.
+    StabilityStatus default Stabilizing {
+        SteadyState = "STEADY_STATE",
+        Stabilizing = "STABILIZING",
     }
 );
 

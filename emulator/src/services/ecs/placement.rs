@@ -28,7 +28,7 @@
 //!
 //! [`choose_to_stop`] is the reverse, for a service's scale-in.
 
-mod query;
+pub(crate) mod query;
 
 pub use query::{parse_time, Query, MAX_EXPRESSION_LENGTH};
 

@@ -2,13 +2,14 @@
 //! registry service's DNS records and the task definition.
 
 use super::{Ecs, TaskDef};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::Ctx;
 use serde_json::Value;
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::ecs::InvalidParameterException, msg)
 }
 
 /// The members ECS keeps of one registry entry (registryArn, port, containerName, containerPort).
@@ -54,9 +55,7 @@ pub fn check(ecs: &Ecs, ctx: &Ctx, entries: &[Value], def: &TaskDef) -> Result<(
         if let (Some(name), Some(port)) = (container, container_port) {
             check_container_port(def, name, port)?;
         }
-        let Some(cloudmap) = ecs.cloudmap.get() else {
-            continue;
-        };
+        let cloudmap = &ecs.cloudmap;
         let registry = cloudmap
             .registry_service(&ctx.account, &ctx.region, arn)
             .ok_or_else(|| invalid(format!("Service registry {arn} does not exist.")))?;

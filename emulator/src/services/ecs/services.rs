@@ -3,11 +3,13 @@
 //! the desired count running and rolls deployments out.
 
 use super::model::{
-    CapacityProviderStrategyItem, DeploymentCircuitBreaker, DeploymentStatus, LoadBalancer,
-    NetworkConfiguration, PlacementConstraint, PlacementStrategy, PropagateTags, RolloutState,
-    SchedulingStrategy, ServiceStatus, Tag,
+    CapacityProviderStrategyItem, DeploymentAlarms, DeploymentCircuitBreaker,
+    DeploymentControllerType, DeploymentStatus, LoadBalancer, NetworkConfiguration,
+    PlacementConstraint, PlacementStrategy, PropagateTags, RolloutState, SchedulingStrategy,
+    ServiceStatus, Tag,
 };
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -35,7 +37,40 @@ pub struct Deployment {
     pub launch_type: Option<String>,
     #[serde(default)]
     pub network_configuration: Option<NetworkConfiguration>,
+    /// When a deployment watched by alarms first reached its steady state; it completes after
+    /// the bake time (controllers/deployment_alarms.rs).
+    #[serde(default)]
+    pub steady_at: Option<f64>,
+    /// The service revision this deployment deploys (19 digits; empty in rows written before
+    /// revisions existed: the deployment id's digits then). A rollback deploys the revision it
+    /// returns to.
+    #[serde(default)]
+    pub revision: String,
+    /// The revisions that were running when this deployment started.
+    #[serde(default)]
+    pub source_revisions: Vec<String>,
+    /// The failed deployment this one rolls back (ListServiceDeployments shows the rollback
+    /// as that deployment's ROLLBACK_* status, as ECS does).
+    #[serde(default)]
+    pub rollback_of: Option<String>,
+    /// When the deployment left deployments[] (its last task gone).
+    #[serde(default)]
+    pub finished_at: Option<f64>,
 }
+
+impl Deployment {
+    /// The id of the service revision this deployment deploys.
+    pub fn revision_id(&self) -> &str {
+        if self.revision.is_empty() {
+            self.id.strip_prefix("ecs-svc/").unwrap_or(&self.id)
+        } else {
+            &self.revision
+        }
+    }
+}
+
+/// How many finished deployments a service remembers for ListServiceDeployments.
+pub const MAX_HISTORY: usize = 50;
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct EcsService {
@@ -56,7 +91,15 @@ pub struct EcsService {
     #[serde(default)]
     pub circuit_breaker: Option<DeploymentCircuitBreaker>,
     #[serde(default)]
+    pub deployment_alarms: Option<DeploymentAlarms>,
+    /// deploymentConfiguration.bakeTimeInMinutes, as given.
+    #[serde(default)]
+    pub bake_time_minutes: Option<i64>,
+    #[serde(default)]
     pub deployments: Vec<Deployment>,
+    /// Deployments that have left deployments[], newest first (at most MAX_HISTORY).
+    #[serde(default)]
+    pub history: Vec<Deployment>,
     #[serde(default)]
     pub events: Vec<Value>,
     #[serde(default)]
@@ -83,6 +126,12 @@ pub struct EcsService {
     pub platform_version: Option<String>,
     #[serde(default)]
     pub role_arn: Option<String>,
+    /// ECS (rolling updates by the scheduler), EXTERNAL or CODE_DEPLOY (task sets).
+    #[serde(default)]
+    pub deployment_controller: DeploymentControllerType,
+    /// The task sets of an EXTERNAL or CODE_DEPLOY service (services/ecs/task_sets.rs).
+    #[serde(default)]
+    pub task_sets: Vec<super::task_sets::TaskSet>,
 }
 
 impl EcsService {
@@ -125,11 +174,34 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 }
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::ecs::InvalidParameterException, msg)
 }
 
-fn not_found() -> AwsError {
-    AwsError::new("ServiceNotFoundException", "Service not found.")
+pub(crate) fn not_found() -> AwsError {
+    AwsError::new(codes::ecs::ServiceNotFoundException, "Service not found.")
+}
+
+/// Failed tasks after which the deployment circuit breaker trips: half the desired count,
+/// rounded up, at least 3 and at most 200 (ECS's documented rule).
+pub fn circuit_breaker_threshold(desired_count: i64) -> i64 {
+    ((desired_count + 1) / 2).clamp(3, 200)
+}
+
+impl EcsService {
+    /// deploymentConfiguration as DescribeServices and DescribeServiceDeployments show it.
+    pub fn deployment_configuration(&self) -> Value {
+        let mut dc = json!({"maximumPercent": self.maximum_percent, "minimumHealthyPercent": self.minimum_healthy_percent});
+        if let Some(cb) = &self.circuit_breaker {
+            dc["deploymentCircuitBreaker"] = json!(cb);
+        }
+        if let Some(a) = &self.deployment_alarms {
+            dc["alarms"] = json!(a);
+        }
+        if let Some(b) = self.bake_time_minutes {
+            dc["bakeTimeInMinutes"] = json!(b);
+        }
+        dc
+    }
 }
 
 /// A new deployment id: ecs-svc/ followed by 19 digits.
@@ -147,6 +219,14 @@ pub fn deployment_id() -> String {
 fn new_deployment(svc: &EcsService, now: f64) -> Deployment {
     let id = deployment_id();
     Deployment {
+        revision: id.trim_start_matches("ecs-svc/").to_string(),
+        source_revisions: svc
+            .deployments
+            .iter()
+            .map(|d| d.revision_id().to_string())
+            .collect(),
+        rollback_of: None,
+        finished_at: None,
         rollout_state_reason: format!("ECS deployment {id} in progress."),
         id,
         status: DeploymentStatus::Primary,
@@ -158,6 +238,7 @@ fn new_deployment(svc: &EcsService, now: f64) -> Deployment {
         rollout_state: RolloutState::InProgress,
         launch_type: svc.launch_type.clone(),
         network_configuration: svc.network_configuration.clone(),
+        steady_at: None,
     }
 }
 
@@ -185,6 +266,15 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
     if let Some(cb) = conf.member("deploymentCircuitBreaker")? {
         svc.circuit_breaker = Some(cb);
     }
+    if let Some(alarms) = conf.member::<DeploymentAlarms>("alarms")? {
+        svc.deployment_alarms = Some(alarms);
+    }
+    if let Some(bake) = conf.i64("bakeTimeInMinutes") {
+        if !(0..=1440).contains(&bake) {
+            return Err(invalid("bakeTimeInMinutes must be between 0 and 1440."));
+        }
+        svc.bake_time_minutes = Some(bake);
+    }
     if svc.maximum_percent < 100 && svc.scheduling_strategy == SchedulingStrategy::Replica {
         return Err(invalid(
             "maximumPercent must be at least 100 for the REPLICA scheduling strategy.",
@@ -205,7 +295,7 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
 }
 
 /// Checks a service's loadBalancers against ELBv2 and the task definition.
-fn check_load_balancers(
+pub(super) fn check_load_balancers(
     ecs: &Ecs,
     ctx: &Ctx,
     lbs: &[LoadBalancer],
@@ -242,9 +332,7 @@ fn check_load_balancers(
                 port.unwrap_or_default()
             )));
         }
-        let Some(elbv2) = ecs.elbv2.get() else {
-            continue;
-        };
+        let elbv2 = &ecs.elbv2;
         let group = elbv2
             .group_by_arn(tg)
             .filter(|g| g.arn.split(':').nth(3) == Some(ctx.region.as_str()))
@@ -261,11 +349,42 @@ fn check_load_balancers(
     Ok(())
 }
 
+/// A service's network configuration, checked as RunTask checks a task's.
+pub(super) fn check_network(
+    ecs: &Ecs,
+    ctx: &Ctx,
+    network_mode: &str,
+    conf: Option<&NetworkConfiguration>,
+) -> Result<(), AwsError> {
+    match (
+        network_mode == "awsvpc",
+        conf.and_then(|n| n.awsvpc_configuration.as_ref()),
+    ) {
+        (true, Some(c)) => super::launch::check_awsvpc_configuration(ecs, ctx, c).map(|_| ()),
+        (true, None) => Err(invalid(
+            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
+        )),
+        (false, Some(_)) => Err(invalid(
+            "Network Configuration is not valid for the given networkMode of this task definition.",
+        )),
+        (false, None) => Ok(()),
+    }
+}
+
 fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let name = input.str("serviceName").unwrap_or_default().to_string();
     if !valid_name(&name) {
         return Err(invalid("Service name can only contain letters, numbers, hyphens and underscores, up to 255 characters."));
+    }
+    let controller: DeploymentControllerType = input
+        .get("deploymentController")
+        .map(|c| c.member("type"))
+        .transpose()?
+        .flatten()
+        .unwrap_or_default();
+    if controller == DeploymentControllerType::External {
+        return create_external_service(ecs, ctx, &cluster, name, &input);
     }
     let def_ref = input
         .str("taskDefinition")
@@ -273,7 +392,7 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let def = ecs.task_definition(ctx, def_ref)?;
     if def.status != "ACTIVE" {
         return Err(AwsError::new(
-            "ClientException",
+            codes::ecs::ClientException,
             "TaskDefinition is inactive",
         ));
     }
@@ -295,11 +414,7 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let network_mode = def.body.str("networkMode").unwrap_or("bridge");
     let network_configuration: Option<NetworkConfiguration> =
         input.member("networkConfiguration")?;
-    if network_mode == "awsvpc" && network_configuration.is_none() {
-        return Err(invalid(
-            "Network Configuration must be provided when networkMode 'awsvpc' is specified.",
-        ));
-    }
+    check_network(ecs, ctx, network_mode, network_configuration.as_ref())?;
     if input.str("launchType").is_some()
         && input
             .get("capacityProviderStrategy")
@@ -362,7 +477,10 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             100
         },
         circuit_breaker: None,
+        deployment_alarms: None,
+        bake_time_minutes: None,
         deployments: Vec::new(),
+        history: Vec::new(),
         events: Vec::new(),
         placement_constraints,
         placement_strategy,
@@ -376,21 +494,132 @@ fn create_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         enable_execute_command: input.bool("enableExecuteCommand").unwrap_or(false),
         platform_version: input.str("platformVersion").map(str::to_string),
         role_arn: input.str("role").map(str::to_string),
+        deployment_controller: controller,
+        task_sets: Vec::new(),
     };
     deployment_settings(&input, &mut svc)?;
-    let first = new_deployment(&svc, ctx.now);
-    svc.deployments.push(first);
+    if controller == DeploymentControllerType::CodeDeploy {
+        // ECS starts a CODE_DEPLOY service with one PRIMARY task set at 100 % from the
+        // service's parameters; CodeDeploy would add the replacement sets.
+        let mut first = super::task_sets::build(
+            ecs,
+            ctx,
+            super::task_sets::NewTaskSet {
+                svc: &svc,
+                task_definition: &def.arn,
+                input: &input,
+                scale: Default::default(),
+                started_by: None,
+            },
+        )?;
+        first.status = super::model::TaskSetStatus::Primary;
+        svc.task_sets.push(first);
+    } else {
+        let first = new_deployment(&svc, ctx.now);
+        svc.deployments.push(first);
+    }
+    store_new_service(ecs, &k, svc)
+}
+
+fn store_new_service(ecs: &Ecs, k: &str, svc: EcsService) -> HandlerResult {
     let created = ecs.services.transact(|t| {
-        if t.get(&k)
+        if t.get(k)
             .is_some_and(|s| s.status != ServiceStatus::Inactive)
         {
             return Err(invalid("Creation of service was not idempotent."));
         }
-        t.put(&k, svc.clone());
+        t.put(k, svc.clone());
         Ok(svc.clone())
     })?;
     ecs.wake_scheduler();
     Ok(json!({"service": ecs.describe_service(&created, false)}))
+}
+
+/// CreateService with the EXTERNAL deployment controller: only the parameters that are not
+/// the task sets' (ECS refuses a task definition; load balancers, network configuration and
+/// the launch type are kept as given and describe the service).
+fn create_external_service(
+    ecs: &Ecs,
+    ctx: &Ctx,
+    cluster: &super::Cluster,
+    name: String,
+    input: &Value,
+) -> HandlerResult {
+    if input.get("taskDefinition").is_some_and(|v| !v.is_null()) {
+        return Err(invalid("TaskDefinition must be blank."));
+    }
+    let scheduling: SchedulingStrategy = input.member("schedulingStrategy")?.unwrap_or_default();
+    if scheduling == SchedulingStrategy::Daemon {
+        return Err(invalid(
+            "The daemon scheduling strategy is not supported with the EXTERNAL deployment controller.",
+        ));
+    }
+    let desired = input.i64("desiredCount").unwrap_or(0);
+    if desired < 0 {
+        return Err(invalid("Desired count must be a positive number."));
+    }
+    if input.str("launchType").is_some()
+        && input
+            .get("capacityProviderStrategy")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty())
+    {
+        return Err(invalid(
+            "Specifying both a launch type and capacity provider strategy is not supported.",
+        ));
+    }
+    let network_configuration: Option<NetworkConfiguration> =
+        input.member("networkConfiguration")?;
+    if let Some(c) = network_configuration
+        .as_ref()
+        .and_then(|n| n.awsvpc_configuration.as_ref())
+    {
+        super::launch::check_awsvpc_configuration(ecs, ctx, c)?;
+    }
+    let placement_constraints: Vec<PlacementConstraint> =
+        input.member("placementConstraints")?.unwrap_or_default();
+    check_constraints(&placement_constraints)?;
+    let placement_strategy: Vec<PlacementStrategy> =
+        input.member("placementStrategy")?.unwrap_or_default();
+    super::launch::parse_strategies(&placement_strategy)?;
+    let k = key(&ctx.scope(), &cluster.name, &name);
+    let mut svc = EcsService {
+        arn: ctx.arn("ecs", &format!("service/{}/{}", cluster.name, name)),
+        name,
+        cluster: cluster.name.clone(),
+        cluster_arn: cluster.arn.clone(),
+        status: ServiceStatus::Active,
+        desired_count: desired,
+        launch_type: input.str("launchType").map(str::to_string),
+        capacity_provider_strategy: input
+            .member("capacityProviderStrategy")?
+            .unwrap_or_default(),
+        scheduling_strategy: scheduling,
+        maximum_percent: 200,
+        minimum_healthy_percent: 100,
+        placement_constraints,
+        placement_strategy,
+        network_configuration,
+        load_balancers: input.member("loadBalancers")?.unwrap_or_default(),
+        service_registries: super::service_registries::normalized(
+            input
+                .get("serviceRegistries")
+                .and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        ),
+        health_check_grace_period: input.i64("healthCheckGracePeriodSeconds"),
+        created_at: ctx.now,
+        tags: input.member("tags")?.unwrap_or_default(),
+        propagate_tags: input.member("propagateTags")?,
+        enable_execute_command: input.bool("enableExecuteCommand").unwrap_or(false),
+        platform_version: input.str("platformVersion").map(str::to_string),
+        role_arn: input.str("role").map(str::to_string),
+        deployment_controller: DeploymentControllerType::External,
+        ..Default::default()
+    };
+    deployment_settings(input, &mut svc)?;
+    store_new_service(ecs, &k, svc)
 }
 
 impl Ecs {
@@ -432,7 +661,7 @@ impl Ecs {
             let svc = t.get_mut(&k).ok_or_else(not_found)?;
             if svc.status != "ACTIVE" {
                 return Err(AwsError::new(
-                    "ServiceNotActiveException",
+                    codes::ecs::ServiceNotActiveException,
                     "Service was not ACTIVE.",
                 ));
             }
@@ -451,11 +680,10 @@ impl Ecs {
             svc.arn.split(':').nth(4).unwrap_or_default(),
             svc.arn.split(':').nth(3).unwrap_or_default()
         );
-        let group = format!("service:{}", svc.name);
         let tasks: Vec<super::Task> = self
-            .live_tasks(&scope, &svc.cluster)
+            .service_tasks(&scope, &svc.cluster, &svc.name)
             .into_iter()
-            .filter(|t| t.group == group && t.wanted())
+            .filter(|t| t.holds_resources() && t.wanted())
             .collect();
         let count = |dep: Option<&str>, running: bool| {
             tasks
@@ -496,10 +724,7 @@ impl Ecs {
                 v
             })
             .collect();
-        let mut dc = json!({"maximumPercent": svc.maximum_percent, "minimumHealthyPercent": svc.minimum_healthy_percent});
-        if let Some(cb) = &svc.circuit_breaker {
-            dc["deploymentCircuitBreaker"] = json!(cb);
-        }
+        let dc = svc.deployment_configuration();
         let mut v = json!({
             "serviceArn": svc.arn,
             "serviceName": svc.name,
@@ -518,12 +743,25 @@ impl Ecs {
             "placementConstraints": svc.placement_constraints,
             "placementStrategy": svc.placement_strategy,
             "schedulingStrategy": svc.scheduling_strategy,
-            "deploymentController": {"type": "ECS"},
+            "deploymentController": {"type": svc.deployment_controller},
             "createdBy": format!("arn:aws:iam::{}:root", svc.arn.split(':').nth(4).unwrap_or_default()),
             "enableECSManagedTags": false,
             "enableExecuteCommand": svc.enable_execute_command,
             "tags": if include_tags { json!(svc.tags) } else { json!([]) },
         });
+        if svc.uses_task_sets() {
+            v["taskSets"] = svc
+                .task_sets
+                .iter()
+                .map(|ts| ts.describe(svc, &tasks, false))
+                .collect();
+            // The service shows the PRIMARY task set's task definition, none before one is.
+            if svc.task_definition.is_empty() {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("taskDefinition");
+                }
+            }
+        }
         if let Some(lt) = &svc.launch_type {
             v["launchType"] = json!(lt);
         }
@@ -586,10 +824,11 @@ fn describe_services(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         match ecs.service(ctx, &cluster.name, &r) {
             Some((_, s)) => services.push(ecs.describe_service(&s, include_tags)),
             None => {
+                // ECS names an unknown service without its cluster.
                 let arn = if r.starts_with("arn:") {
                     r.clone()
                 } else {
-                    ctx.arn("ecs", &format!("service/{}/{}", cluster.name, r))
+                    ctx.arn("ecs", &format!("service/{r}"))
                 };
                 failures.push(json!({"arn": arn, "reason": "MISSING"}));
             }
@@ -629,16 +868,17 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .ok_or_else(not_found)?;
     if current.status != "ACTIVE" {
         return Err(AwsError::new(
-            "ServiceNotActiveException",
+            codes::ecs::ServiceNotActiveException,
             "Service was not ACTIVE.",
         ));
     }
+    check_task_set_service_update(&current, &input)?;
     let new_def = match input.str("taskDefinition") {
         Some(r) => {
             let def = ecs.task_definition(ctx, r)?;
             if def.status != "ACTIVE" {
                 return Err(AwsError::new(
-                    "ClientException",
+                    codes::ecs::ClientException,
                     "TaskDefinition is inactive",
                 ));
             }
@@ -656,6 +896,12 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     super::launch::parse_strategies(placement_strategy.as_deref().unwrap_or_default())?;
     let network_configuration: Option<NetworkConfiguration> =
         input.member("networkConfiguration")?;
+    if network_configuration.is_some() {
+        let def =
+            ecs.task_definition(ctx, new_def.as_deref().unwrap_or(&current.task_definition))?;
+        let mode = def.body.str("networkMode").unwrap_or("bridge");
+        check_network(ecs, ctx, mode, network_configuration.as_ref())?;
+    }
     let load_balancers: Option<Vec<LoadBalancer>> = input.member("loadBalancers")?;
     let registries = match input.get("serviceRegistries").and_then(Value::as_array) {
         Some(entries) => {
@@ -667,7 +913,7 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         None => None,
     };
-    let updated = ecs.services.transact(|t| {
+    let updated = ecs.services.transact::<_, AwsError, _>(|t| {
         let svc = t.get_mut(&k).ok_or_else(not_found)?;
         let mut new_deployment_needed = input.bool("forceNewDeployment").unwrap_or(false);
         if let Some(d) = input.i64("desiredCount") {
@@ -704,7 +950,7 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             svc.enable_execute_command = e;
         }
         deployment_settings(&input, svc)?;
-        if new_deployment_needed {
+        if new_deployment_needed && !svc.uses_task_sets() {
             for d in svc
                 .deployments
                 .iter_mut()
@@ -722,6 +968,42 @@ fn update_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     Ok(json!({"service": ecs.describe_service(&updated, false)}))
 }
 
+/// UpdateService of an EXTERNAL or CODE_DEPLOY service changes only what is not a task set's
+/// (desired count, deployment configuration, grace period, placement, tags propagation,
+/// execute command); a new task definition, network configuration, load balancers, service
+/// registries, platform version or capacity come with a new task set (or CodeDeploy
+/// deployment), and ECS refuses them here.
+fn check_task_set_service_update(svc: &EcsService, input: &Value) -> Result<(), AwsError> {
+    let hint = match svc.deployment_controller {
+        DeploymentControllerType::Ecs => return Ok(()),
+        DeploymentControllerType::CodeDeploy => "Use AWS CodeDeploy to trigger a new deployment.",
+        DeploymentControllerType::External => "Use a new task set to deploy it.",
+    };
+    let refused = [
+        ("taskDefinition", "task definition"),
+        ("networkConfiguration", "network parameters"),
+        ("loadBalancers", "load balancers"),
+        ("serviceRegistries", "service registries"),
+        ("platformVersion", "platform version"),
+        ("capacityProviderStrategy", "capacity provider strategy"),
+    ];
+    for (member, what) in refused {
+        if input.get(member).is_some_and(|v| !v.is_null()) {
+            return Err(invalid(format!(
+                "Unable to update {what} on services with a {} deployment controller. {hint}",
+                svc.deployment_controller
+            )));
+        }
+    }
+    if input.bool("forceNewDeployment") == Some(true) {
+        return Err(invalid(format!(
+            "Unable to force a new deployment on services with a {} deployment controller. {hint}",
+            svc.deployment_controller
+        )));
+    }
+    Ok(())
+}
+
 fn delete_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let reference = input.str("service").unwrap_or_default();
@@ -730,7 +1012,7 @@ fn delete_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .ok_or_else(not_found)?;
     if current.status == ServiceStatus::Inactive {
         return Err(AwsError::new(
-            "ServiceNotActiveException",
+            codes::ecs::ServiceNotActiveException,
             "Service was not ACTIVE.",
         ));
     }
@@ -740,15 +1022,20 @@ fn delete_service(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         && !force
     {
         return Err(invalid(
-            "The service cannot be stopped while it is scaled above 0. Set desiredCount to 0 or use force.",
+            "The service cannot be stopped while it is scaled above 0.",
         ));
     }
-    let updated = ecs.services.transact(|t| {
+    let updated = ecs.services.transact::<_, AwsError, _>(|t| {
         let svc = t.get_mut(&k).ok_or_else(not_found)?;
         svc.status = ServiceStatus::Draining;
         svc.desired_count = 0;
         for d in svc.deployments.iter_mut() {
             d.desired_count = 0;
+        }
+        // An EXTERNAL or CODE_DEPLOY service's task sets are deleted with it.
+        for ts in svc.task_sets.iter_mut() {
+            ts.status = super::model::TaskSetStatus::Draining;
+            ts.updated_at = ctx.now;
         }
         Ok(svc.clone())
     })?;

@@ -3,6 +3,7 @@
 use super::arns::ResourceArn;
 use super::model::Tag;
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -18,13 +19,13 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 fn target(ctx: &Ctx, arn: &str) -> Result<ResourceArn, AwsError> {
     let parsed = ResourceArn::parse(arn).ok_or_else(|| {
         AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             format!("The ARN provided is invalid: {arn}"),
         )
     })?;
     if parsed.account != ctx.account || parsed.region != ctx.region {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "The specified resource is not in your account and region.",
         ));
     }
@@ -33,7 +34,7 @@ fn target(ctx: &Ctx, arn: &str) -> Result<ResourceArn, AwsError> {
 
 fn not_found(arn: &str) -> AwsError {
     AwsError::new(
-        "ResourceNotFoundException",
+        codes::ecs::ResourceNotFoundException,
         format!("The specified resource could not be found: {arn}"),
     )
 }
@@ -54,7 +55,7 @@ fn with_tags<R>(
                     .get_mut(&key)
                     .filter(|c| c.status == "ACTIVE")
                     .ok_or_else(|| {
-                        AwsError::new("ClusterNotFoundException", "Cluster not found.")
+                        AwsError::new(codes::ecs::ClusterNotFoundException, "Cluster not found.")
                     })?;
                 Ok(f(&mut c.tags))
             })
@@ -119,7 +120,7 @@ fn tag_resource(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
             .starts_with("aws:")
         {
             return Err(AwsError::new(
-                "InvalidParameterException",
+                codes::ecs::InvalidParameterException,
                 "Tag keys with the aws: prefix are reserved.",
             ));
         }
@@ -133,7 +134,7 @@ fn tag_resource(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     })?;
     if too_many {
         return Err(AwsError::new(
-            "InvalidParameterException",
+            codes::ecs::InvalidParameterException,
             "A resource can have at most 50 tags.",
         ));
     }

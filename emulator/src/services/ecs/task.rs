@@ -138,7 +138,13 @@ pub struct Task {
     /// one with room registers (controllers/capacity.rs).
     #[serde(default)]
     pub awaiting_capacity: bool,
+    /// Set when the agent started it on `--runtime simulated`: nothing runs.
+    #[serde(default)]
+    pub simulated: bool,
 }
+
+/// The attribute DescribeTasks shows on tasks of the simulated runtime.
+pub const SIMULATED_ATTRIBUTE: &str = "ecs-emulator.runtime";
 
 impl Task {
     pub fn is_stopped(&self) -> bool {
@@ -153,6 +159,15 @@ impl Task {
     /// Holds its reservation on the instance: anything not yet STOPPED.
     pub fn holds_resources(&self) -> bool {
         !self.is_stopped()
+    }
+
+    /// The task's attributes; on the simulated runtime, one saying that nothing runs.
+    fn attributes(&self) -> Value {
+        let mut attributes = vec![json!({"name": "ecs.cpu-architecture", "value": "x86_64"})];
+        if self.simulated {
+            attributes.push(json!({"name": SIMULATED_ATTRIBUTE, "value": "simulated"}));
+        }
+        Value::from(attributes)
     }
 
     pub fn is_running(&self) -> bool {
@@ -203,7 +218,7 @@ impl Task {
             "overrides": self.overrides,
             "containers": self.containers.iter().map(|c| self.describe_container(c)).collect::<Vec<_>>(),
             "attachments": self.attachments,
-            "attributes": [{"name": "ecs.cpu-architecture", "value": "x86_64"}],
+            "attributes": self.attributes(),
             "healthStatus": self.health_status.unwrap_or_else(|| self.computed_health()),
             "enableExecuteCommand": self.enable_execute_command,
             "tags": if include_tags { json!(self.tags) } else { json!([]) },

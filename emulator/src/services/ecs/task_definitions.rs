@@ -2,9 +2,10 @@
 //! ListTaskDefinitions, ListTaskDefinitionFamilies, DeregisterTaskDefinition, DeleteTaskDefinitions.
 
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::{page, with_next};
+use crate::services::page::with_next;
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -58,12 +59,22 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 }
 
 fn client(msg: impl Into<String>) -> AwsError {
-    AwsError::new("ClientException", msg)
+    AwsError::new(codes::ecs::ClientException, msg)
 }
 
 /// Row key: "<scope><family>:<revision, zero-padded so rows sort by revision>".
 fn key(ctx_scope: &str, family: &str, revision: i64) -> String {
     format!("{ctx_scope}{family}:{revision:010}")
+}
+
+/// The task definitions' listing index: "<scope><status>\0<family>\0<revision, 10 digits>"
+/// (rows are keyed "<scope><family>:<revision>"), in ListTaskDefinitions' order.
+pub fn listing_index(key: &str, d: &TaskDef) -> Option<String> {
+    let scope = key.strip_suffix(&format!("{}:{:010}", d.family, d.revision))?;
+    Some(format!(
+        "{scope}{}\0{}\0{:010}",
+        d.status, d.family, d.revision
+    ))
 }
 
 fn valid_name(s: &str) -> bool {
@@ -293,7 +304,32 @@ fn validate_efs_volumes(input: &Value) -> Result<(), AwsError> {
     Ok(())
 }
 
+/// ECS's quota on a task definition: its containerDefinitions document may be 64 KiB.
+const MAX_CONTAINER_DEFINITIONS_BYTES: usize = 64 * 1024;
+
+const FARGATE_NETWORK_MODE: &str = "Fargate only supports network mode \u{2018}awsvpc\u{2019}.";
+const FARGATE_PID_MODE: &str = "Tasks using the Fargate launch type do not support pidMode 'host'. The supported value for pidMode is 'task'.";
+
+/// The volumes as ECS stores them: an EFS volume's rootDirectory defaults to "/".
+fn volumes_with_defaults(input: &Value) -> Value {
+    let mut volumes = input.get("volumes").cloned().unwrap_or(json!([]));
+    for v in volumes.as_array_mut().into_iter().flatten() {
+        if let Some(Value::Object(efs)) = v.get_mut("efsVolumeConfiguration") {
+            efs.entry("rootDirectory").or_insert_with(|| json!("/"));
+        }
+    }
+    volumes
+}
+
 fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
+    if let Some(defs) = input.get("containerDefinitions") {
+        let size = serde_json::to_vec(defs).map(|v| v.len()).unwrap_or(0);
+        if size > MAX_CONTAINER_DEFINITIONS_BYTES {
+            return Err(client(format!(
+                "Container definitions are {size} bytes; the maximum size of a task definition's container definitions is {MAX_CONTAINER_DEFINITIONS_BYTES} bytes (64 KiB)."
+            )));
+        }
+    }
     let family = input.str("family").unwrap_or_default().to_string();
     if !valid_name(&family) {
         return Err(client(
@@ -302,12 +338,14 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
     }
     let requires: Vec<String> = input.string_list("requiresCompatibilities");
     let fargate = requires.iter().any(|c| c == "FARGATE");
-    let network_mode = input
-        .str("networkMode")
-        .unwrap_or(if fargate { "awsvpc" } else { "bridge" })
-        .to_string();
+    // Without networkMode a definition is bridge, FARGATE or not: ECS refuses FARGATE then
+    // (its message has typographic quotes).
+    let network_mode = input.str("networkMode").unwrap_or("bridge").to_string();
     if fargate && network_mode != "awsvpc" {
-        return Err(client("Fargate only supports network mode 'awsvpc'."));
+        return Err(client(FARGATE_NETWORK_MODE));
+    }
+    if fargate && input.str("pidMode") == Some("host") {
+        return Err(client(FARGATE_PID_MODE));
     }
     let cpu = match input.str("cpu") {
         Some(s) => Some(
@@ -342,7 +380,7 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
     validate_efs_volumes(&input)?;
     let scope = ctx.scope();
     let tags: Vec<super::model::Tag> = input.member("tags")?.unwrap_or_default();
-    let def = ecs.task_definitions.transact(|t| {
+    let def = ecs.task_definitions.transact::<_, AwsError, _>(|t| {
         let prefix = format!("{scope}{family}:");
         let revision = t
             .keys(&prefix)
@@ -363,10 +401,7 @@ fn register_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
         }
         body.insert("networkMode".into(), json!(network_mode));
         body.insert("revision".into(), json!(revision));
-        body.insert(
-            "volumes".into(),
-            input.get("volumes").cloned().unwrap_or(json!([])),
-        );
+        body.insert("volumes".into(), volumes_with_defaults(&input));
         body.insert("status".into(), json!("ACTIVE"));
         body.insert("requiresAttributes".into(), json!([]));
         body.insert(
@@ -478,40 +513,109 @@ fn describe_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult
 fn list_task_definitions(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let status = input.str("status").unwrap_or("ACTIVE");
     let prefix = input.str("familyPrefix");
-    let scope = ctx.scope();
-    let mut defs: Vec<TaskDef> = ecs
-        .task_definitions
-        .scan(&scope)
-        .into_iter()
-        .map(|(_, d)| d)
-        .filter(|d| d.status == status && prefix.is_none_or(|p| d.family == p))
-        .collect();
-    defs.sort_by(|a, b| a.family.cmp(&b.family).then(a.revision.cmp(&b.revision)));
     let desc = input.str("sort") == Some("DESC");
-    if desc {
-        defs.reverse();
-    }
+    let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
     // The token orders the same way the list does.
-    let sort_key = |d: &TaskDef| {
-        let rank = format!("{}:{:010}", d.family, d.revision);
+    let sort_key = |family: &str, revision: i64| {
+        let rank = format!("{family}:{revision:010}");
         if desc {
             rank.bytes().map(|b| format!("{:02x}", 255 - b)).collect()
         } else {
             rank
         }
     };
-    let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
-    let (defs, next) = page(
-        defs,
-        sort_key,
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
+    // The listing index holds "<scope><status>\0<family>\0<revision>", which sorts as the list
+    // does (family, then revision): a page is a range read from the token on, so it costs the
+    // same with 10,000 revisions as with ten.
+    let scope = ctx.scope();
+    let range = match prefix {
+        Some(family) => format!("{scope}{status}\0{family}\0"),
+        None => format!("{scope}{status}\0"),
+    };
+    let mut defs: Vec<(String, i64, String)> = ecs
+        .task_definitions
+        .read_index(|index, rows| {
+            let after = match input.str("nextToken").filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => Some(crate::services::page::decode_token(t)?),
+            };
+            let from = after
+                .as_deref()
+                .and_then(|a| parse_rank(a, desc))
+                .map(|(family, revision)| format!("{scope}{status}\0{family}\0{revision:010}"));
+            let in_range = |(i, _): &&(String, String)| i.starts_with(&range);
+            let entries: Box<dyn Iterator<Item = &(String, String)>> = match (desc, from) {
+                (false, None) => Box::new(
+                    index
+                        .range((range.clone(), String::new())..)
+                        .take_while(in_range),
+                ),
+                // The smallest key after `f` is `f` followed by NUL.
+                (false, Some(f)) => Box::new(
+                    index
+                        .range((format!("{f}\0"), String::new())..)
+                        .take_while(in_range),
+                ),
+                (true, None) => Box::new(
+                    index
+                        .range(..(format!("{range}\u{10FFFF}"), String::new()))
+                        .rev()
+                        .take_while(in_range),
+                ),
+                (true, Some(f)) => {
+                    Box::new(index.range(..(f, String::new())).rev().take_while(in_range))
+                }
+            };
+            let rows = entries
+                .filter_map(|(_, k)| rows.get(k))
+                .map(|d| (d.family.as_str(), d.revision, d.arn.as_str()));
+            // A token that is not a (family, revision) rank: resume after its key by comparison.
+            let odd = after.filter(|a| parse_rank(a, desc).is_none());
+            Some(
+                rows.skip_while(|(f, r, _)| odd.as_ref().is_some_and(|a| sort_key(f, *r) <= *a))
+                    .take(max + 1)
+                    .map(|(f, r, a)| (f.to_string(), r, a.to_string()))
+                    .collect(),
+            )
+        })
+        .ok_or_else(|| {
+            AwsError::new(
+                codes::ecs::InvalidParameterException,
+                "The specified nextToken is invalid",
+            )
+        })?;
+    let next = if defs.len() > max {
+        defs.truncate(max);
+        defs.last()
+            .map(|(f, r, _)| crate::services::page::encode_token(&sort_key(f, *r)))
+    } else {
+        None
+    };
     Ok(with_next(
-        json!({"taskDefinitionArns": defs.iter().map(|d| d.arn.clone()).collect::<Vec<_>>()}),
+        json!({"taskDefinitionArns": defs.into_iter().map(|(_, _, a)| a).collect::<Vec<_>>()}),
         next,
     ))
+}
+
+/// (family, revision) from a ListTaskDefinitions token's key ("family:0000000003", its bytes
+/// inverted and hex-encoded for DESC).
+fn parse_rank(after: &str, desc: bool) -> Option<(String, i64)> {
+    let rank = if desc {
+        let bytes: Option<Vec<u8>> = (0..after.len())
+            .step_by(2)
+            .map(|i| {
+                after
+                    .get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .map(|b| 255 - b)
+            })
+            .collect();
+        String::from_utf8(bytes?).ok()?
+    } else {
+        after.to_string()
+    };
+    let (family, revision) = rank.rsplit_once(':')?;
+    Some((family.to_string(), revision.parse().ok()?))
 }
 
 fn list_families(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
@@ -543,8 +647,7 @@ fn revision_key(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<String, AwsErro
         .map(|(_, s)| s)
         .unwrap_or(reference);
     let Some((family, rev)) = spec.split_once(':') else {
-        return Err(AwsError::new(
-            "InvalidParameterException",
+        return Err(AwsError::new(codes::ecs::InvalidParameterException,
             "The specified task definition does not have a revision number. Specify a revision number and try again.",
         ));
     };
@@ -560,7 +663,7 @@ fn revision_key(ecs: &Ecs, ctx: &Ctx, reference: &str) -> Result<String, AwsErro
 
 fn deregister_task_definition(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
     let k = revision_key(ecs, ctx, input.str("taskDefinition").unwrap_or_default())?;
-    let def = ecs.task_definitions.transact(|t| {
+    let def = ecs.task_definitions.transact::<_, AwsError, _>(|t| {
         let d = t
             .get_mut(&k)
             .ok_or_else(|| client("The specified task definition does not exist."))?;
@@ -710,6 +813,51 @@ mod tests {
         assert_eq!(fam["families"], json!(["web"]));
     }
 
+    /// Paging by ones gives the whole list, in (family, revision) order either way, also for
+    /// families that are prefixes of others ("web" sorts before "web1", though "web:" > "web1:").
+    #[test]
+    fn pages_of_one_walk_the_whole_list_in_both_orders() {
+        let ecs = super::super::for_tests();
+        let ctx = Ctx::for_tests();
+        for family in ["web1", "web", "web-a", "api", "web"] {
+            let def = json!({"family": family, "containerDefinitions": [{"name": "x", "image": "i", "memory": 64}]});
+            register_task_definition(&ecs, &ctx, def).expect("register");
+        }
+        let expected = ["api:1", "web:1", "web:2", "web-a:1", "web1:1"];
+        for desc in [false, true] {
+            let sort = if desc { "DESC" } else { "ASC" };
+            let mut got = Vec::new();
+            let mut token = Value::Null;
+            for _ in 0..10 {
+                let l = list_task_definitions(
+                    &ecs,
+                    &ctx,
+                    json!({"sort": sort, "maxResults": 1, "nextToken": token}),
+                )
+                .expect("page");
+                for a in l["taskDefinitionArns"].as_array().expect("arns") {
+                    got.push(
+                        a.as_str()
+                            .expect("arn")
+                            .rsplit('/')
+                            .next()
+                            .expect("name")
+                            .to_string(),
+                    );
+                }
+                token = l["nextToken"].clone();
+                if token.is_null() {
+                    break;
+                }
+            }
+            let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+            if desc {
+                want.reverse();
+            }
+            assert_eq!(got, want, "{sort}");
+        }
+    }
+
     #[test]
     fn ecs_validation_rules() {
         let ecs = super::super::for_tests();
@@ -727,7 +875,28 @@ mod tests {
         assert!(err(json!({"family": "bad name", "containerDefinitions": [{"name": "x", "image": "i", "memory": 6}]})).contains("Family"));
         assert!(err(json!({"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "memory": 64}, {"name": "x", "image": "i", "memory": 64}]})).contains("Duplicate"));
         assert!(err(json!({"family": "a", "containerDefinitions": [{"name": "x", "image": "i", "memory": 64, "dependsOn": [{"containerName": "y", "condition": "SUCCESS"}]}, {"name": "y", "image": "i", "memory": 64}]})).contains("essential"));
-        let ok = register_task_definition(&ecs, &ctx, json!({"family": "f", "requiresCompatibilities": ["FARGATE"], "cpu": "1 vCPU", "memory": "2 GB", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 8080}]}]})).expect("fargate");
+        let fargate = |extra: Value| {
+            let mut v = json!({"family": "a", "requiresCompatibilities": ["FARGATE"], "cpu": "256", "memory": "512", "containerDefinitions": [{"name": "x", "image": "i"}]});
+            for (k, x) in extra.as_object().into_iter().flatten() {
+                v[k] = x.clone();
+            }
+            register_task_definition(&ecs, &ctx, v).unwrap_err()
+        };
+        let e = fargate(json!({}));
+        assert_eq!(
+            (e.code.as_ref(), e.message.as_str()),
+            ("ClientException", FARGATE_NETWORK_MODE)
+        );
+        assert_eq!(
+            FARGATE_NETWORK_MODE,
+            "Fargate only supports network mode ‘awsvpc’."
+        );
+        let e = fargate(json!({"networkMode": "awsvpc", "pidMode": "host"}));
+        assert_eq!(
+            (e.code.as_ref(), e.message.as_str()),
+            ("ClientException", FARGATE_PID_MODE)
+        );
+        let ok = register_task_definition(&ecs, &ctx, json!({"family": "f", "requiresCompatibilities": ["FARGATE"], "networkMode": "awsvpc", "cpu": "1 vCPU", "memory": "2 GB", "containerDefinitions": [{"name": "x", "image": "i", "portMappings": [{"containerPort": 8080}]}]})).expect("fargate");
         assert_eq!(
             ok["taskDefinition"]["compatibilities"],
             json!(["EC2", "FARGATE"])
@@ -735,6 +904,13 @@ mod tests {
         assert_eq!(
             ok["taskDefinition"]["containerDefinitions"][0]["portMappings"][0]["hostPort"],
             8080
+        );
+        let efs = register_task_definition(&ecs, &ctx, json!({"family": "e", "containerDefinitions": [{"name": "x", "image": "i", "memory": 64}], "volumes": [{"name": "v", "efsVolumeConfiguration": {"fileSystemId": "fs-12345678"}}, {"name": "w", "efsVolumeConfiguration": {"fileSystemId": "fs-12345678", "rootDirectory": "/data"}}]})).expect("efs");
+        let volumes = &efs["taskDefinition"]["volumes"];
+        assert_eq!(volumes[0]["efsVolumeConfiguration"]["rootDirectory"], "/");
+        assert_eq!(
+            volumes[1]["efsVolumeConfiguration"]["rootDirectory"],
+            "/data"
         );
         assert_eq!(parse_cpu("0.5 vcpu"), Some(512));
         assert_eq!(parse_memory("0.5GB"), Some(512));

@@ -1,15 +1,16 @@
 //! Tasks: RunTask, StartTask, StopTask, DescribeTasks, ListTasks. These record desired state; the
 //! task agent (controllers/agent.rs) drives Docker towards it and records what it observes.
 
-use super::instances::ContainerInstance;
+use super::instances::{group_key, ContainerInstance};
 use super::launch::{task_id, LaunchSpec, Launched, Target};
 use super::model::DesiredStatus;
 use super::placement::Candidate;
 use super::task::Task;
 use super::Ecs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
-use crate::services::page::{page, with_next};
+use crate::services::page::{decode_token, encode_token, with_next};
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -24,7 +25,7 @@ pub fn register(r: &mut Registry, ecs: &Arc<Ecs>) {
 }
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::ecs::InvalidParameterException, msg)
 }
 
 impl Ecs {
@@ -38,7 +39,7 @@ impl Ecs {
         reason: &str,
     ) -> Result<usize, AwsError> {
         let prefix = format!("{}{}/", ctx.scope(), cluster);
-        let n = self.tasks.transact(|t| {
+        let n = self.tasks.transact::<_, AwsError, _>(|t| {
             let mut n = 0;
             for key in t.keys(&prefix) {
                 let Some(task) = t.get(&key) else { continue };
@@ -168,7 +169,7 @@ fn stop_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         .filter(|r| !r.is_empty())
         .unwrap_or("Task stopped by user")
         .to_string();
-    let task = ecs.tasks.transact(|t| {
+    let task = ecs.tasks.transact::<_, AwsError, _>(|t| {
         let task = t
             .get_mut(&key)
             .ok_or_else(|| invalid("The referenced task was not found."))?;
@@ -182,8 +183,11 @@ fn stop_task(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
 }
 
 fn describe_tasks(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
-    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     let references = input.string_list("tasks");
+    if references.is_empty() {
+        return Err(invalid("Tasks cannot be empty."));
+    }
+    let cluster = ecs.active_cluster(ctx, input.str("cluster"))?;
     if references.len() > 100 {
         return Err(invalid("Tasks cannot have more than 100 elements"));
     }
@@ -223,40 +227,70 @@ fn list_tasks(ecs: &Ecs, ctx: &Ctx, input: Value) -> HandlerResult {
         None => None,
     };
     let group = input.str("serviceName").map(|s| format!("service:{s}"));
-    let mut tasks: Vec<Task> = ecs
-        .tasks
-        .scan(&format!("{}{}/", ctx.scope(), cluster.name))
-        .into_iter()
-        .map(|(_, t)| t)
-        .filter(|t| {
-            let desired_ok = match desired {
-                // PENDING lists tasks the agent has not yet started.
-                "PENDING" => t.desired_status == "RUNNING" && t.is_pending(),
-                d => t.desired_status == d,
-            };
-            desired_ok
-                && instance_arn
-                    .as_ref()
-                    .is_none_or(|a| t.container_instance_arn.as_ref() == Some(a))
-                && input.str("family").is_none_or(|f| t.family == f)
-                && input
-                    .str("startedBy")
-                    .is_none_or(|s| t.started_by.as_deref() == Some(s))
-                && input.str("launchType").is_none_or(|l| t.launch_type == l)
-                && group.as_ref().is_none_or(|g| &t.group == g)
-        })
-        .collect();
-    tasks.sort_by(|a, b| a.arn.cmp(&b.arn));
+    let wanted = |t: &Task| {
+        let desired_ok = match desired {
+            // PENDING lists tasks the agent has not yet started.
+            "PENDING" => t.desired_status == "RUNNING" && t.is_pending(),
+            d => t.desired_status == d,
+        };
+        desired_ok
+            && instance_arn
+                .as_ref()
+                .is_none_or(|a| t.container_instance_arn.as_ref() == Some(a))
+            && input.str("family").is_none_or(|f| t.family == f)
+            && input
+                .str("startedBy")
+                .is_none_or(|s| t.started_by.as_deref() == Some(s))
+            && input.str("launchType").is_none_or(|l| t.launch_type == l)
+            && group.as_ref().is_none_or(|g| &t.group == g)
+    };
     let max = input.i64("maxResults").unwrap_or(100).clamp(1, 100) as usize;
-    let (tasks, next) = page(
-        tasks,
-        |t| t.arn.clone(),
-        input.str("nextToken"),
-        max,
-        "InvalidParameterException",
-    )?;
-    Ok(with_next(
-        json!({"taskArns": tasks.iter().map(|t| t.arn.clone()).collect::<Vec<_>>()}),
-        next,
-    ))
+    let after = match input.str("nextToken").filter(|t| !t.is_empty()) {
+        None => None,
+        Some(t) => Some(decode_token(t).ok_or_else(|| {
+            AwsError::new(
+                codes::ecs::InvalidParameterException,
+                "The specified nextToken is invalid",
+            )
+        })?),
+    };
+    // A cluster's tasks are keyed "<scope><cluster>/<id>" and their ARNs end "<cluster>/<id>",
+    // so key order is ARN order: the page is a range read from the token on (a serviceName
+    // filter reads the group index instead), and only the page's ARNs are copied.
+    let prefix = format!("{}{}/", ctx.scope(), cluster.name);
+    let page_of = |rows: &mut dyn Iterator<Item = &Task>| -> Vec<String> {
+        rows.filter(|t| after.as_ref().is_none_or(|a| &t.arn > a))
+            .filter(|t| wanted(t))
+            .take(max + 1)
+            .map(|t| t.arn.clone())
+            .collect()
+    };
+    let mut arns: Vec<String> = match &group {
+        Some(g) => ecs.tasks.read_index(|index, rows| {
+            let key = group_key(&ctx.scope(), &cluster.name, g);
+            let mut matching = index
+                .range((key.clone(), String::new())..)
+                .take_while(|(i, _)| *i == key)
+                .filter_map(|(_, k)| rows.get(k));
+            page_of(&mut matching)
+        }),
+        None => ecs.tasks.read(|rows| {
+            let from = match after.as_ref().and_then(|a| a.rsplit_once('/')) {
+                Some((_, id)) => format!("{prefix}{id}"),
+                None => prefix.clone(),
+            };
+            let mut matching = rows
+                .range(from..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, t)| t);
+            page_of(&mut matching)
+        }),
+    };
+    let next = if arns.len() > max {
+        arns.truncate(max);
+        arns.last().map(|a| encode_token(a))
+    } else {
+        None
+    };
+    Ok(with_next(json!({ "taskArns": arns }), next))
 }

@@ -7,6 +7,7 @@ use super::state::{
 };
 use super::tags::{parse_tags, tags_json};
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -114,8 +115,7 @@ pub fn create_access_point(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
             if same {
                 return Ok(existing.clone());
             }
-            let mut e = AwsError::new(
-                "AccessPointAlreadyExists",
+            let mut e = AwsError::new(codes::efs::AccessPointAlreadyExists,
                 format!(
                     "Access point '{}' already exists with client token '{token}'",
                     existing.id
@@ -127,8 +127,7 @@ pub fn create_access_point(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
             return Err(e);
         }
         if mine().filter(|a| a.file_system_id == fs.id).count() >= MAX_ACCESS_POINTS {
-            return Err(AwsError::new(
-                "AccessPointLimitExceeded",
+            return Err(AwsError::new(codes::efs::AccessPointLimitExceeded,
                 format!(
                     "You have reached the maximum number of access points ({MAX_ACCESS_POINTS}) for file system {}.",
                     fs.id
@@ -176,7 +175,7 @@ pub fn describe_access_points(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResu
         |a| a.id.clone(),
         input.str("NextToken"),
         max,
-        "BadRequest",
+        codes::efs::BadRequest,
     )?;
     let mut out = json!({
         "AccessPoints": items.iter().map(|a| describe(a, ctx.now)).collect::<Vec<_>>(),
@@ -196,7 +195,7 @@ pub fn delete_access_point(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
         return Ok(json!({}));
     }
     let key = format!("{scope}{}", ap.id);
-    efs.state.access_points.transact(|t| {
+    efs.state.access_points.transact::<_, AwsError, _>(|t| {
         let a = t
             .get_mut(&key)
             .ok_or_else(|| access_point_not_found(&ap.id))?;

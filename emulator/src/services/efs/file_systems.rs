@@ -6,6 +6,7 @@ use super::state::{
 };
 use super::tags::{parse_tags, tags_json};
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -96,8 +97,7 @@ fn check_throughput(mode: &str, mibps: Option<f64>) -> Result<(), AwsError> {
         ("provisioned", None) => Err(bad_request(
             "ProvisionedThroughputInMibps is required when ThroughputMode is provisioned.",
         )),
-        ("provisioned", Some(p)) if p > MAX_PROVISIONED_MIBPS => Err(AwsError::new(
-            "ThroughputLimitExceeded",
+        ("provisioned", Some(p)) if p > MAX_PROVISIONED_MIBPS => Err(AwsError::new(codes::efs::ThroughputLimitExceeded,
             format!("The provisioned throughput of {p} MiB/s exceeds the limit of {MAX_PROVISIONED_MIBPS} MiB/s."),
         )),
         (m, Some(_)) if m != "provisioned" => Err(bad_request(
@@ -144,7 +144,7 @@ pub fn create_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
                 .find(|z| z.name == name)
                 .ok_or_else(|| {
                     AwsError::new(
-                        "UnsupportedAvailabilityZone",
+                        codes::efs::UnsupportedAvailabilityZone,
                         format!("The Availability Zone '{name}' is not supported in this region."),
                     )
                 })?;
@@ -196,8 +196,7 @@ pub fn create_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
         // EFS's idempotency: a creation token names one file system; a second call with it
         // (whatever its parameters) learns the existing file system's id from the error.
         if let Some(existing) = mine.iter().find(|f| f.creation_token == token) {
-            let mut e = AwsError::new(
-                "FileSystemAlreadyExists",
+            let mut e = AwsError::new(codes::efs::FileSystemAlreadyExists,
                 format!(
                     "File system '{}' already exists with creation token '{token}'",
                     existing.id
@@ -209,8 +208,7 @@ pub fn create_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
             return Err(e);
         }
         if mine.len() >= MAX_FILE_SYSTEMS {
-            return Err(AwsError::new(
-                "FileSystemLimitExceeded",
+            return Err(AwsError::new(codes::efs::FileSystemLimitExceeded,
                 format!("You have reached the maximum number of file systems ({MAX_FILE_SYSTEMS}) in this Region."),
             ));
         }
@@ -233,8 +231,7 @@ pub fn create_backing_dir(dir: &std::path::Path) -> Result<(), AwsError> {
         .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)))
         .map_err(|e| {
             tracing::error!(dir = %dir.display(), error = %e, "cannot create a file system's backing directory");
-            AwsError::new(
-                "InternalServerError",
+            AwsError::new(codes::efs::InternalServerError,
                 "The file system's storage could not be created.",
             )
         })
@@ -265,7 +262,7 @@ pub fn describe_file_systems(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResul
         .i64("MaxItems")
         .map_or(DEFAULT_MAX_ITEMS, |m| m as usize);
     let marker = input.str("Marker");
-    let (items, next) = page(items, |f| f.id.clone(), marker, max, "BadRequest")?;
+    let (items, next) = page(items, |f| f.id.clone(), marker, max, codes::efs::BadRequest)?;
     let mut out = json!({
         "FileSystems": items.iter().map(|f| describe(efs, f, ctx.now)).collect::<Vec<_>>(),
     });
@@ -302,7 +299,7 @@ pub fn update_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
         ));
     }
     let key = format!("{scope}{}", fs.id);
-    let updated = efs.state.file_systems.transact(|t| {
+    let updated = efs.state.file_systems.transact::<_, AwsError, _>(|t| {
         let f = t
             .get_mut(&key)
             .ok_or_else(|| file_system_not_found(&fs.id))?;
@@ -325,8 +322,7 @@ pub fn delete_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
     }
     let targets: Vec<MountTarget> = efs.state.mount_targets_of(&scope, &fs.id);
     if !targets.is_empty() {
-        return Err(AwsError::new(
-            "FileSystemInUse",
+        return Err(AwsError::new(codes::efs::FileSystemInUse,
             format!(
                 "The file system '{}' cannot be deleted because it has mount targets. You must delete the mount targets, and then try again.",
                 fs.id
@@ -334,8 +330,7 @@ pub fn delete_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
         ));
     }
     if super::replication::part_of_replication(efs, &fs) {
-        return Err(AwsError::new(
-            "FileSystemInUse",
+        return Err(AwsError::new(codes::efs::FileSystemInUse,
             format!(
                 "The file system '{}' cannot be deleted because it is part of a replication configuration. You must delete the replication configuration, and then try again.",
                 fs.id
@@ -350,12 +345,12 @@ pub fn delete_file_system(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
 /// forgotten and the backing directory removed).
 fn mark_deleted(efs: &Efs, scope: &str, id: &str, now: f64) -> Result<(), AwsError> {
     let key = format!("{scope}{id}");
-    efs.state.file_systems.transact(|t| {
+    efs.state.file_systems.transact::<_, AwsError, _>(|t| {
         let f = t.get_mut(&key).ok_or_else(|| file_system_not_found(id))?;
         f.deleted = Some(now);
         Ok(())
     })?;
-    efs.state.access_points.transact(|t| {
+    efs.state.access_points.transact::<_, AwsError, _>(|t| {
         let keys = t.keys(scope);
         for k in keys {
             if let Some(a) = t.get(&k) {
@@ -382,8 +377,7 @@ pub fn update_file_system_protection(efs: &Efs, ctx: &Ctx, input: Value) -> Hand
         .unwrap_or(&fs.protection)
         .to_string();
     if fs.protection == "REPLICATING" {
-        return Err(AwsError::new(
-            "ReplicationAlreadyExists",
+        return Err(AwsError::new(codes::efs::ReplicationAlreadyExists,
             format!(
                 "The file system '{}' is the destination of a replication configuration; its protection cannot be changed while it replicates.",
                 fs.id
@@ -396,7 +390,7 @@ pub fn update_file_system_protection(efs: &Efs, ctx: &Ctx, input: Value) -> Hand
         ));
     }
     let key = format!("{scope}{}", fs.id);
-    efs.state.file_systems.transact(|t| {
+    efs.state.file_systems.transact::<_, AwsError, _>(|t| {
         let f = t
             .get_mut(&key)
             .ok_or_else(|| file_system_not_found(&fs.id))?;

@@ -33,6 +33,10 @@ use std::sync::Arc;
 
 const SVC: &str = "efs";
 
+/// The `--ephemeral` data directories' prefix under the temporary directory (see
+/// [`crate::tempdirs`]).
+const TEMPORARY_PREFIX: &str = "ecs-emulator-efs-";
+
 /// EFS's state and the typed handle other parts of the emulator use.
 pub struct Efs {
     pub(crate) state: state::State,
@@ -50,12 +54,7 @@ pub struct Efs {
 impl Efs {
     pub fn new(deps: &Deps, ec2: Option<Arc<Ec2>>) -> Efs {
         let (data_dir, temporary) = if deps.config.ephemeral {
-            let dir = std::env::temp_dir().join(format!(
-                "ecs-emulator-efs-{}-{}",
-                std::process::id(),
-                uuid::Uuid::new_v4().simple()
-            ));
-            (dir, true)
+            (crate::tempdirs::fresh(TEMPORARY_PREFIX), true)
         } else {
             (deps.config.data_dir(), false)
         };
@@ -125,20 +124,23 @@ impl Efs {
             *next = f64::INFINITY;
         }
         let mut gone = Vec::new();
-        let result = self.state.file_systems.transact(|t| {
-            let keys: Vec<String> = t
-                .rows()
-                .iter()
-                .filter(|(_, f)| state::expired(now, f.deleted))
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in keys {
-                if let Some(f) = t.remove(&k) {
-                    gone.push(f.id);
+        let result = self
+            .state
+            .file_systems
+            .transact::<_, crate::store::StoreError, _>(|t| {
+                let keys: Vec<String> = t
+                    .rows()
+                    .iter()
+                    .filter(|(_, f)| state::expired(now, f.deleted))
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in keys {
+                    if let Some(f) = t.remove(&k) {
+                        gone.push(f.id);
+                    }
                 }
-            }
-            Ok(())
-        });
+                Ok(())
+            });
         purge_table(&self.state.mount_targets, now, |m| m.deleted);
         purge_table(&self.state.access_points, now, |a| a.deleted);
         purge_table(&self.state.replications, now, |r| r.deleted);
@@ -159,6 +161,22 @@ impl Efs {
             }
         }
         self.sizes.forget(id);
+    }
+
+    /// After a reset (no file system is left): every backing directory goes, and with
+    /// `--ephemeral` the whole temporary directory, so a reset emulator leaves nothing behind.
+    /// The caller has released every mount first.
+    pub(crate) fn forget_all_data(&self) {
+        *self.next_purge.lock() = f64::INFINITY;
+        self.remove_orphans();
+        self.remove_temporary();
+    }
+
+    /// With `--ephemeral`, removes the temporary directory (the emulator exits, or was reset).
+    pub(crate) fn remove_temporary(&self) {
+        if self.temporary {
+            crate::tempdirs::remove(&self.data_dir);
+        }
     }
 
     /// Backing directories whose file system no longer exists (deleted before a crash, or
@@ -182,9 +200,7 @@ impl Efs {
 
 impl Drop for Efs {
     fn drop(&mut self) {
-        if self.temporary {
-            let _ = std::fs::remove_dir_all(&self.data_dir);
-        }
+        self.remove_temporary();
     }
 }
 
@@ -192,7 +208,7 @@ fn purge_table<T>(table: &crate::store::Table<T>, now: f64, deleted: impl Fn(&T)
 where
     T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    let result = table.transact(|t| {
+    let result = table.transact::<_, crate::store::StoreError, _>(|t| {
         let keys: Vec<String> = t
             .rows()
             .iter()
@@ -209,8 +225,8 @@ where
     }
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let efs = Arc::new(Efs::new(deps, r.handle::<Ec2>()));
+pub fn register(r: &mut Registry, deps: &Deps, ec2: Arc<Ec2>) -> Arc<Efs> {
+    let efs = Arc::new(Efs::new(deps, Some(ec2)));
     let e = &efs;
     r.sync(SVC, "CreateFileSystem", e, file_systems::create_file_system);
     r.sync(
@@ -348,5 +364,6 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     r.sync(SVC, "CreateTags", e, tags::create_tags);
     r.sync(SVC, "DeleteTags", e, tags::delete_tags);
     r.sync(SVC, "DescribeTags", e, tags::describe_tags);
-    r.provide(efs);
+    r.provide(efs.clone());
+    efs
 }

@@ -6,6 +6,7 @@ use super::state::{
     MAX_SECURITY_GROUPS,
 };
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::ec2::cidr::Cidr;
 use crate::services::ec2::{Ec2, Subnet};
@@ -55,7 +56,7 @@ fn security_groups(
                 .default_security_group(&ctx.account, &ctx.region, vpc_id)?
                 .ok_or_else(|| {
                     AwsError::new(
-                        "SecurityGroupNotFound",
+                        codes::efs::SecurityGroupNotFound,
                         format!("The VPC '{vpc_id}' has no default security group."),
                     )
                 })?;
@@ -63,8 +64,7 @@ fn security_groups(
         }
     };
     if groups.len() > MAX_SECURITY_GROUPS {
-        return Err(AwsError::new(
-            "SecurityGroupLimitExceeded",
+        return Err(AwsError::new(codes::efs::SecurityGroupLimitExceeded,
             format!(
                 "The maximum number of security groups per mount target ({MAX_SECURITY_GROUPS}) has been reached."
             ),
@@ -81,7 +81,7 @@ fn security_groups(
             }
             _ => {
                 return Err(AwsError::new(
-                    "SecurityGroupNotFound",
+                    codes::efs::SecurityGroupNotFound,
                     format!("The security group '{g}' does not exist in VPC '{vpc_id}'."),
                 ))
             }
@@ -138,7 +138,7 @@ fn address(
         }
         if taken.contains(ip) {
             return Err(AwsError::new(
-                "IpAddressInUse",
+                codes::efs::IpAddressInUse,
                 format!(
                     "The IP address '{ip}' is already in use in subnet '{}'.",
                     subnet.subnet_id
@@ -149,7 +149,7 @@ fn address(
     }
     let no_free = || {
         AwsError::new(
-            "NoFreeAddressesInSubnet",
+            codes::efs::NoFreeAddressesInSubnet,
             format!("The subnet '{}' has no free addresses.", subnet.subnet_id),
         )
     };
@@ -179,7 +179,7 @@ pub fn create_mount_target(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
         .subnet(&ctx.account, &ctx.region, subnet_id)?
         .ok_or_else(|| {
             AwsError::new(
-                "SubnetNotFound",
+                codes::efs::SubnetNotFound,
                 format!("The subnet ID '{subnet_id}' does not exist"),
             )
         })?;
@@ -199,7 +199,7 @@ pub fn create_mount_target(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
     if let Some(az) = &fs.az_name {
         if *az != subnet.availability_zone {
             return Err(AwsError::new(
-                "AvailabilityZonesMismatch",
+                codes::efs::AvailabilityZonesMismatch,
                 format!(
                     "The One Zone file system '{}' is in {az}; the subnet '{subnet_id}' is in {}.",
                     fs.id, subnet.availability_zone
@@ -239,20 +239,17 @@ pub fn create_mount_target(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
             .filter(|m| m.file_system_id == fs.id)
             .collect();
         if others.iter().any(|m| m.vpc_id != mt.vpc_id) {
-            return Err(AwsError::new(
-                "MountTargetConflict",
+            return Err(AwsError::new(codes::efs::MountTargetConflict,
                 "requested subnet for new mount target is not in the same VPC as existing mount targets",
             ));
         }
         if others.iter().any(|m| m.az_name == mt.az_name) {
-            return Err(AwsError::new(
-                "MountTargetConflict",
+            return Err(AwsError::new(codes::efs::MountTargetConflict,
                 "mount target already exists in this AZ",
             ));
         }
         if t.rows().values().any(|m| m.subnet_id == mt.subnet_id && m.ip == mt.ip) {
-            return Err(AwsError::new(
-                "IpAddressInUse",
+            return Err(AwsError::new(codes::efs::IpAddressInUse,
                 format!("The IP address '{}' is already in use in subnet '{}'.", mt.ip, mt.subnet_id),
             ));
         }
@@ -292,7 +289,7 @@ pub fn describe_mount_targets(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResu
         .i64("MaxItems")
         .map_or(DEFAULT_MAX_ITEMS, |m| m as usize);
     let marker = input.str("Marker");
-    let (items, next) = page(items, |m| m.id.clone(), marker, max, "BadRequest")?;
+    let (items, next) = page(items, |m| m.id.clone(), marker, max, codes::efs::BadRequest)?;
     let mut out = json!({
         "MountTargets": items.iter().map(|m| describe(m, ctx.now)).collect::<Vec<_>>(),
     });
@@ -314,7 +311,7 @@ pub fn delete_mount_target(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult 
         return Ok(json!({}));
     }
     let key = format!("{scope}{}", mt.id);
-    efs.state.mount_targets.transact(|t| {
+    efs.state.mount_targets.transact::<_, AwsError, _>(|t| {
         let m = t.get_mut(&key).ok_or_else(|| mount_target_not_found(id))?;
         m.deleted = Some(ctx.now);
         Ok(())
@@ -328,7 +325,7 @@ fn live(efs: &Efs, ctx: &Ctx, id: &str) -> Result<MountTarget, AwsError> {
     let mt = efs.state.mount_target(&ctx.scope(), id, ctx.now)?;
     if mt.deleted.is_some() {
         return Err(AwsError::new(
-            "IncorrectMountTargetState",
+            codes::efs::IncorrectMountTargetState,
             format!("Mount target does not have a network interface: {id}"),
         ));
     }
@@ -348,7 +345,7 @@ pub fn modify_mount_target_security_groups(efs: &Efs, ctx: &Ctx, input: Value) -
     let mt = live(efs, ctx, id)?;
     if mt.state(ctx.now) != "available" {
         return Err(AwsError::new(
-            "IncorrectMountTargetState",
+            codes::efs::IncorrectMountTargetState,
             format!(
                 "Mount target '{id}' is in the '{}' state; it must be 'available'.",
                 mt.state(ctx.now)
@@ -371,7 +368,7 @@ pub fn modify_mount_target_security_groups(efs: &Efs, ctx: &Ctx, input: Value) -
         ));
     }
     let key = format!("{scope}{}", mt.id);
-    efs.state.mount_targets.transact(|t| {
+    efs.state.mount_targets.transact::<_, AwsError, _>(|t| {
         let m = t.get_mut(&key).ok_or_else(|| mount_target_not_found(id))?;
         m.security_groups = groups.clone();
         Ok(())

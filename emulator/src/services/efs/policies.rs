@@ -3,6 +3,7 @@
 
 use super::state::{available, file_system_not_found, FileSystem, LifecyclePolicy};
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -50,7 +51,7 @@ const ACTIONS: &[&str] = &[
 ];
 
 fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidPolicyException", message)
+    AwsError::new(codes::efs::InvalidPolicyException, message)
 }
 
 /// Whether an IAM action pattern (`*` and `?` wildcards) matches a name, case-insensitively.
@@ -301,7 +302,7 @@ pub fn describe_file_system_policy(efs: &Efs, ctx: &Ctx, input: Value) -> Handle
     match &fs.policy {
         Some(p) => Ok(json!({"FileSystemId": fs.id, "Policy": p})),
         None => Err(AwsError::new(
-            "PolicyNotFound",
+            codes::efs::PolicyNotFound,
             format!(
                 "The file system {} does not have a file system policy.",
                 fs.id
@@ -334,8 +335,7 @@ pub fn put_backup_policy(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResult {
     let id = input.str("FileSystemId").unwrap_or_default();
     efs.state.file_system(&ctx.scope(), id, ctx.now)?;
     if status != "ENABLED" && status != "DISABLED" {
-        return Err(AwsError::new(
-            "ValidationException",
+        return Err(AwsError::new(codes::efs::ValidationException,
             format!("The backup policy status '{status}' cannot be set: it must be ENABLED or DISABLED."),
         ));
     }
@@ -356,7 +356,7 @@ pub fn describe_backup_policy(efs: &Efs, ctx: &Ctx, input: Value) -> HandlerResu
     match &fs.backup {
         Some(s) => Ok(json!({"BackupPolicy": {"Status": s}})),
         None => Err(AwsError::new(
-            "PolicyNotFound",
+            codes::efs::PolicyNotFound,
             format!("The file system {} does not have a backup policy.", fs.id),
         )),
     }

@@ -5,6 +5,7 @@
 use super::file_systems::create_backing_dir;
 use super::state::{available, new_id, scope, Destination, FileSystem, Replication, TRANSITION};
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -26,7 +27,7 @@ struct DestinationToCreate {
 
 fn not_found(id: &str) -> AwsError {
     AwsError::new(
-        "ReplicationNotFound",
+        codes::efs::ReplicationNotFound,
         format!("No replication configuration found for file system '{id}'."),
     )
 }
@@ -90,13 +91,12 @@ fn destination(
         let fs = available(&efs.state, &dscope, id, ctx.now)?;
         if fs.id == source.id && region == source.region {
             return Err(AwsError::new(
-                "ValidationException",
+                codes::efs::ValidationException,
                 "The destination file system cannot be the source file system.",
             ));
         }
         if fs.protection != "DISABLED" {
-            return Err(AwsError::new(
-                "ConflictException",
+            return Err(AwsError::new(codes::efs::ConflictException,
                 format!(
                     "The destination file system '{}' must have its replication overwrite protection disabled.",
                     fs.id
@@ -104,7 +104,7 @@ fn destination(
             ));
         }
         let key = format!("{dscope}{}", fs.id);
-        efs.state.file_systems.transact(|t| {
+        efs.state.file_systems.transact::<_, AwsError, _>(|t| {
             let row = t
                 .get_mut(&key)
                 .ok_or_else(|| super::state::file_system_not_found(&fs.id))?;
@@ -126,7 +126,7 @@ fn destination(
                 .find(|z| z.name == *name)
                 .ok_or_else(|| {
                     AwsError::new(
-                        "UnsupportedAvailabilityZone",
+                        codes::efs::UnsupportedAvailabilityZone,
                         format!("The Availability Zone '{name}' is not supported in {region}."),
                     )
                 })?,
@@ -180,13 +180,13 @@ pub fn create_replication_configuration(efs: &Efs, ctx: &Ctx, input: Value) -> H
     let dests: Vec<DestinationToCreate> = input.member("Destinations")?.unwrap_or_default();
     let [d] = dests.as_slice() else {
         return Err(AwsError::new(
-            "ValidationException",
+            codes::efs::ValidationException,
             "A replication configuration must have exactly one destination.",
         ));
     };
     if part_of_replication(efs, &source) {
         return Err(AwsError::new(
-            "ConflictException",
+            codes::efs::ConflictException,
             format!(
                 "The file system '{}' is already part of a replication configuration.",
                 source.id
@@ -241,7 +241,7 @@ pub fn describe_replication_configurations(efs: &Efs, ctx: &Ctx, input: Value) -
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max,
-        "BadRequest",
+        codes::efs::BadRequest,
     )?;
     let mut out = json!({
         "Replications": items.iter().map(|(_, r)| describe(r, ctx.now)).collect::<Vec<_>>(),
@@ -262,7 +262,7 @@ pub fn delete_replication_configuration(efs: &Efs, ctx: &Ctx, input: Value) -> H
     let Some((key, rep)) = matching(efs, ctx, Some(&fs)).into_iter().next() else {
         return Err(not_found(&fs.id));
     };
-    efs.state.replications.transact(|t| {
+    efs.state.replications.transact::<_, AwsError, _>(|t| {
         if let Some(r) = t.get_mut(&key) {
             r.deleted = Some(ctx.now);
         }
@@ -271,7 +271,7 @@ pub fn delete_replication_configuration(efs: &Efs, ctx: &Ctx, input: Value) -> H
     // The destination becomes a writable file system again, protected from being overwritten.
     for d in &rep.destinations {
         let key = format!("{}{}", scope(&ctx.account, &d.region), d.file_system_id);
-        efs.state.file_systems.transact(|t| {
+        efs.state.file_systems.transact::<_, AwsError, _>(|t| {
             if let Some(f) = t.get_mut(&key) {
                 if f.protection == "REPLICATING" {
                     f.protection = "ENABLED".into();

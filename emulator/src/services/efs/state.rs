@@ -5,6 +5,7 @@
 //! Life cycle states are not stored: they are computed from the creation and deletion times on
 //! the emulator clock ([`phase`]), as Cloud Map computes its operations' status from their age.
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::{Store, Table};
 use serde::{Deserialize, Serialize};
@@ -344,33 +345,33 @@ pub fn new_id(prefix: &str, id_type: &str) -> String {
 
 pub fn file_system_not_found(id: &str) -> AwsError {
     AwsError::new(
-        "FileSystemNotFound",
+        codes::efs::FileSystemNotFound,
         format!("File system '{id}' does not exist."),
     )
 }
 
 pub fn access_point_not_found(id: &str) -> AwsError {
     AwsError::new(
-        "AccessPointNotFound",
+        codes::efs::AccessPointNotFound,
         format!("Access point '{id}' does not exist."),
     )
 }
 
 pub fn mount_target_not_found(id: &str) -> AwsError {
     AwsError::new(
-        "MountTargetNotFound",
+        codes::efs::MountTargetNotFound,
         format!("Mount target '{id}' does not exist."),
     )
 }
 
 pub fn bad_request(message: impl Into<String>) -> AwsError {
-    AwsError::new("BadRequest", message)
+    AwsError::new(codes::efs::BadRequest, message)
 }
 
 /// IncorrectFileSystemLifeCycleState for a file system that is not `available`.
 pub fn not_available(fs: &FileSystem, now: f64) -> AwsError {
     AwsError::new(
-        "IncorrectFileSystemLifeCycleState",
+        codes::efs::IncorrectFileSystemLifeCycleState,
         format!(
             "File system '{}' is in the '{}' state; it must be 'available'.",
             fs.id,

@@ -3,6 +3,7 @@
 
 use super::state::{bad_request, id_of, validation, Tag, MAX_TAGS};
 use super::Efs;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -162,7 +163,7 @@ fn paged(
         |(i, _)| format!("{i:08}"),
         token,
         max,
-        "BadRequest",
+        codes::efs::BadRequest,
     )?;
     Ok((items.into_iter().map(|(_, t)| t).collect(), next))
 }

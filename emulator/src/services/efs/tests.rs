@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 fn setup() -> (Arc<Efs>, Ctx, Registry) {
     let deps = Deps::for_tests();
-    let r = crate::services::build(&deps);
+    let r = crate::app::build(&deps);
     (r.handle::<Efs>().expect("efs"), Ctx::for_tests(), r)
 }
 
@@ -350,7 +350,7 @@ fn access_points_are_limited_per_file_system() {
     let scope = ctx.scope();
     efs.state
         .access_points
-        .transact(|t| {
+        .transact::<_, AwsError, _>(|t| {
             for i in 0..state::MAX_ACCESS_POINTS {
                 let id = format!("fsap-{i:017x}");
                 t.put(

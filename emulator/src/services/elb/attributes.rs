@@ -1,6 +1,7 @@
 //! Describe/ModifyLoadBalancerAttributes, AddTags, RemoveTags, DescribeTags.
 
 use super::{get_lb, lb_key, validation, Elb, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -44,7 +45,7 @@ pub fn merge_attributes(current: &mut Value, given: &Value) -> Result<(), AwsErr
         let mut log = json!({"Enabled": enabled});
         if enabled && a.str("S3BucketName").is_none_or(str::is_empty) {
             return Err(AwsError::new(
-                "InvalidConfigurationRequestException",
+                codes::elb::InvalidConfigurationRequestException,
                 "AccessLog.S3BucketName is required when access logs are enabled",
             ));
         }
@@ -99,7 +100,7 @@ pub fn merge_attributes(current: &mut Value, given: &Value) -> Result<(), AwsErr
                 }
                 _ => {
                     return Err(AwsError::new(
-                        "LoadBalancerAttributeNotFoundException",
+                        codes::elb::LoadBalancerAttributeNotFoundException,
                         format!("The attribute '{k}' does not exist"),
                     ))
                 }
@@ -120,7 +121,7 @@ fn modify(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         .cloned()
         .unwrap_or_else(|| json!({}));
     let key = lb_key(ctx, name);
-    let attributes = s.load_balancers.transact(|t| {
+    let attributes = s.load_balancers.transact::<_, AwsError, _>(|t| {
         let lb = t.get_mut(&key).ok_or_else(|| super::not_found(name))?;
         let mut next = lb.attributes.clone();
         merge_attributes(&mut next, &given)?;
@@ -138,14 +139,14 @@ pub fn check_tags(tags: &[Value], existing: usize) -> Result<(), AwsError> {
         let k = t.str("Key").unwrap_or_default();
         if !seen.insert(k) {
             return Err(AwsError::new(
-                "DuplicateTagKeysException",
+                codes::elb::DuplicateTagKeysException,
                 format!("Tag key '{k}' is given more than once"),
             ));
         }
     }
     if existing + tags.len() > MAX_TAGS {
         return Err(AwsError::new(
-            "TooManyTagsException",
+            codes::elb::TooManyTagsException,
             format!("A load balancer can have at most {MAX_TAGS} tags"),
         ));
     }
@@ -177,7 +178,7 @@ fn add_tags(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
             }
             if lb.tags.len() > MAX_TAGS {
                 return Err(AwsError::new(
-                    "TooManyTagsException",
+                    codes::elb::TooManyTagsException,
                     format!("A load balancer can have at most {MAX_TAGS} tags"),
                 ));
             }
@@ -198,7 +199,7 @@ fn remove_tags(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         })
         .unwrap_or_default();
     let names = names(&input);
-    s.load_balancers.transact(|t| {
+    s.load_balancers.transact::<_, AwsError, _>(|t| {
         for n in &names {
             let lb = t
                 .get_mut(&lb_key(ctx, n))

@@ -3,6 +3,7 @@
 
 use super::load_balancers::MAX_INSTANCES;
 use super::{get_lb, lb_key, validation, Elb, HealthCheckConfig, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -46,7 +47,7 @@ fn instance_ids(input: &Value) -> Vec<String> {
 
 fn invalid_instances(ids: &[String]) -> AwsError {
     AwsError::new(
-        "InvalidEndPointException",
+        codes::elb::InvalidEndPointException,
         format!(
             "The following instances are not valid: [{}]",
             ids.join(", ")
@@ -83,7 +84,7 @@ fn register_instances(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         if lb.instances.len() > MAX_INSTANCES {
             return Err(AwsError::new(
-                "InvalidEndPointException",
+                codes::elb::InvalidEndPointException,
                 format!("Exceeded the limit of {MAX_INSTANCES} registered instances"),
             ));
         }
@@ -106,7 +107,7 @@ fn deregister_instances(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         return Err(invalid_instances(&bad));
     }
     let key = lb_key(ctx, name);
-    let remaining = s.load_balancers.transact(|t| {
+    let remaining = s.load_balancers.transact::<_, AwsError, _>(|t| {
         let lb = t.get_mut(&key).ok_or_else(|| super::not_found(name))?;
         lb.instances.retain(|i| !ids.contains(i));
         Ok(lb.instances.clone())
@@ -150,7 +151,7 @@ fn configure_health_check(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
     get_lb(s, ctx, name)?;
     let hc = parse_health_check(input.get("HealthCheck").unwrap_or(&Value::Null))?;
     let key = lb_key(ctx, name);
-    s.load_balancers.transact(|t| {
+    s.load_balancers.transact::<_, AwsError, _>(|t| {
         let lb = t.get_mut(&key).ok_or_else(|| super::not_found(name))?;
         lb.health_check = hc.clone();
         Ok(())

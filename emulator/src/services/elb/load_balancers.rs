@@ -5,6 +5,7 @@ use super::attributes::{check_tags, default_attributes};
 use super::{
     get_lb, lb_key, validation, ClassicLb, ClassicListener, Elb, HealthCheckConfig, SERVICE,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::elbv2::random_digits;
 use crate::services::input::Input;
@@ -131,8 +132,7 @@ pub fn parse_listeners(input: &Value) -> Result<Vec<ClassicListener>, AwsError> 
         }
         let cert = l.str("SSLCertificateId").map(str::to_string);
         if matches!(protocol.as_str(), "HTTPS" | "SSL") && cert.is_none() {
-            return Err(AwsError::new(
-                "CertificateNotFoundException",
+            return Err(AwsError::new(codes::elb::CertificateNotFoundException,
                 "A listener with protocol HTTPS or SSL requires an SSLCertificateId (any ARN: ecs-emulator serves a self-signed certificate)",
             ));
         }
@@ -156,8 +156,7 @@ pub fn parse_listeners(input: &Value) -> Result<Vec<ClassicListener>, AwsError> 
 }
 
 fn duplicate_listener(port: u16) -> AwsError {
-    AwsError::new(
-        "DuplicateListenerException",
+    AwsError::new(codes::elb::DuplicateListenerException,
         format!("A listener already exists with LoadBalancerPort {port}, but with a different InstancePort, Protocol, or SSLCertificateId"),
     )
 }
@@ -219,20 +218,19 @@ fn placement(
     for id in &subnets {
         let Some(subnet) = ec2.subnet(&ctx.account, &ctx.region, id)? else {
             return Err(AwsError::new(
-                "SubnetNotFoundException",
+                codes::elb::SubnetNotFoundException,
                 format!("The subnet ID '{id}' is not valid"),
             ));
         };
         if vpc.as_deref().is_some_and(|v| v != subnet.vpc_id) {
             return Err(AwsError::new(
-                "InvalidSubnetException",
+                codes::elb::InvalidSubnetException,
                 "The subnets must all belong to the same VPC",
             ));
         }
         vpc = Some(subnet.vpc_id.clone());
         if out_zones.contains(&subnet.availability_zone) {
-            return Err(AwsError::new(
-                "InvalidConfigurationRequestException",
+            return Err(AwsError::new(codes::elb::InvalidConfigurationRequestException,
                 format!(
                     "A load balancer cannot be attached to multiple subnets in the same Availability Zone ({})",
                     subnet.availability_zone
@@ -268,13 +266,13 @@ fn security_groups(
             Some(g) if g.vpc_id == vpc => {}
             Some(_) => {
                 return Err(AwsError::new(
-                    "InvalidSecurityGroupException",
+                    codes::elb::InvalidSecurityGroupException,
                     format!("Security group '{id}' does not belong to VPC '{vpc}'"),
                 ))
             }
             None => {
                 return Err(AwsError::new(
-                    "InvalidSecurityGroupException",
+                    codes::elb::InvalidSecurityGroupException,
                     format!("The security group '{id}' does not exist"),
                 ))
             }
@@ -307,7 +305,7 @@ fn create(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
     let scheme = input.str("Scheme").unwrap_or("internet-facing").to_string();
     if scheme != "internet-facing" && scheme != "internal" {
         return Err(AwsError::new(
-            "InvalidSchemeException",
+            codes::elb::InvalidSchemeException,
             format!("Invalid scheme '{scheme}': internet-facing or internal"),
         ));
     }
@@ -320,7 +318,7 @@ fn create(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
     let key = lb_key(ctx, &name);
     if s.load_balancers.contains(&key) {
         return Err(AwsError::new(
-            "DuplicateAccessPointNameException",
+            codes::elb::DuplicateAccessPointNameException,
             format!("Load Balancer named '{name}' already exists"),
         ));
     }
@@ -364,13 +362,13 @@ fn create(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         let scope = ctx.scope();
         if t.keys(&scope).len() >= MAX_LOAD_BALANCERS {
             return Err(AwsError::new(
-                "TooManyAccessPointsException",
+                codes::elb::TooManyAccessPointsException,
                 format!("Exceeded the limit of {MAX_LOAD_BALANCERS} classic load balancers"),
             ));
         }
         if t.contains(&key) {
             return Err(AwsError::new(
-                "DuplicateAccessPointNameException",
+                codes::elb::DuplicateAccessPointNameException,
                 format!("Load Balancer named '{name}' already exists"),
             ));
         }
@@ -411,7 +409,7 @@ fn describe(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         |l| l.name.clone(),
         input.str("Marker"),
         size,
-        "ValidationError",
+        codes::common::ValidationError,
     )?;
     let mut out = json!({
         "LoadBalancerDescriptions": items
@@ -455,7 +453,7 @@ fn create_listeners(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         if lb.listeners.len() > MAX_LISTENERS {
             return Err(AwsError::new(
-                "InvalidConfigurationRequestException",
+                codes::elb::InvalidConfigurationRequestException,
                 format!("Exceeded the limit of {MAX_LISTENERS} listeners"),
             ));
         }
@@ -474,7 +472,7 @@ fn delete_listeners(s: &Elb, ctx: &Ctx, input: Value) -> HandlerResult {
         .map(|a| a.iter().filter_map(Value::as_i64).collect())
         .unwrap_or_default();
     let key = lb_key(ctx, name);
-    s.load_balancers.transact(|t| {
+    s.load_balancers.transact::<_, AwsError, _>(|t| {
         let lb = t.get_mut(&key).ok_or_else(|| super::not_found(name))?;
         lb.listeners
             .retain(|l| !ports.contains(&i64::from(l.load_balancer_port)));

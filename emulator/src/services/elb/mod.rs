@@ -8,11 +8,11 @@ pub mod instances;
 pub mod load_balancers;
 
 use super::ec2::Ec2;
-use super::ecs::Ecs;
 use super::elbv2::metrics::{Counters, GroupCounters};
 use super::elbv2::Elbv2;
 use super::{Deps, Registry};
 use crate::clock::Clock;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
 use parking_lot::Mutex;
@@ -217,7 +217,6 @@ pub struct Elb {
     pub load_balancers: Arc<Table<ClassicLb>>,
     pub clock: Clock,
     pub(crate) ec2: Option<Arc<Ec2>>,
-    pub(crate) ecs: Option<Arc<Ecs>>,
     pub(crate) elbv2: Option<Arc<Elbv2>>,
     /// Observed health, keyed "<lb key>/<instance id>" (not durable: checked again on restart).
     pub health: Mutex<HashMap<String, InstanceHealth>>,
@@ -229,18 +228,12 @@ pub struct Elb {
 }
 
 impl Elb {
-    pub fn new(
-        deps: &Deps,
-        ec2: Option<Arc<Ec2>>,
-        ecs: Option<Arc<Ecs>>,
-        elbv2: Option<Arc<Elbv2>>,
-    ) -> Elb {
+    pub fn new(deps: &Deps, ec2: Arc<Ec2>, elbv2: Arc<Elbv2>) -> Elb {
         Elb {
             load_balancers: Table::open(&deps.store, "elb.load_balancers"),
             clock: deps.clock.clone(),
-            ec2,
-            ecs,
-            elbv2,
+            ec2: Some(ec2),
+            elbv2: Some(elbv2),
             health: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
@@ -302,35 +295,20 @@ impl Elb {
         self.next_check.lock().retain(|k, _| keep(k));
     }
 
-    /// Where an instance's ports are published: its ECS container instance's loopback address,
-    /// else 127.0.0.1 (ELBv2's rule for instance targets).
+    /// Where an instance's ports are published, as EC2 says (ELBv2's rule for instance targets).
     pub fn instance_address(&self, account: &str, region: &str, instance_id: &str) -> String {
-        match &self.elbv2 {
-            Some(e) => e.instance_address(account, region, instance_id),
+        match &self.ec2 {
+            Some(ec2) => ec2.target_address(account, region, instance_id),
             None => "127.0.0.1".into(),
         }
     }
 
-    /// Whether an instance id is known to EC2 (not terminated) or to ECS (a container instance).
+    /// Whether EC2 knows the instance (not terminated). A container instance registered with only
+    /// an identity document is an EC2 instance too.
     pub fn instance_exists(&self, account: &str, region: &str, instance_id: &str) -> bool {
-        let in_ec2 = self.ec2.as_ref().is_some_and(|ec2| {
-            ec2.all_instances(self.clock.now()).iter().any(|i| {
-                i.instance_id == instance_id
-                    && i.owner_id == account
-                    && i.region == region
-                    && i.state != "terminated"
-                    && i.state != "shutting-down"
-            })
-        });
-        in_ec2
-            || self.ecs.as_ref().is_some_and(|ecs| {
-                let scope = format!("{account}/{region}/");
-                ecs.instances.read(|m| {
-                    m.range(scope.clone()..)
-                        .take_while(|(k, _)| k.starts_with(&scope))
-                        .any(|(_, i)| i.ec2_instance_id == instance_id && i.status != "INACTIVE")
-                })
-            })
+        self.ec2
+            .as_ref()
+            .is_some_and(|ec2| ec2.instance_alive(account, region, instance_id, self.clock.now()))
     }
 
     pub fn counters(&self, key: &str) -> Arc<Counters> {
@@ -351,12 +329,12 @@ impl Elb {
 }
 
 pub fn validation(message: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationError", message)
+    AwsError::new(codes::common::ValidationError, message)
 }
 
 pub fn not_found(name: &str) -> AwsError {
     AwsError::new(
-        "AccessPointNotFoundException",
+        codes::elb::AccessPointNotFoundException,
         format!("There is no ACTIVE Load Balancer named '{name}'"),
     )
 }
@@ -373,17 +351,13 @@ pub fn get_lb(s: &Elb, ctx: &super::Ctx, name: &str) -> Result<ClassicLb, AwsErr
         .ok_or_else(|| not_found(name))
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let state = Arc::new(Elb::new(
-        deps,
-        r.handle::<Ec2>(),
-        r.handle::<Ecs>(),
-        r.handle::<Elbv2>(),
-    ));
+pub fn register(r: &mut Registry, deps: &Deps, ec2: Arc<Ec2>, elbv2: Arc<Elbv2>) -> Arc<Elb> {
+    let state = Arc::new(Elb::new(deps, ec2, elbv2));
     load_balancers::register(r, &state);
     instances::register(r, &state);
     attributes::register(r, &state);
-    r.provide(state);
+    r.provide(state.clone());
+    state
 }
 
 #[cfg(test)]

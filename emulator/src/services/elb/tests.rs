@@ -1,13 +1,14 @@
 //! Handler tests over the real registry (EC2's default VPC provides subnets and zones).
 
 use super::{HealthCheckConfig, InstanceHealth, FAILED, REGISTERING};
-use crate::services::{build, Ctx, Deps, Registry};
+use crate::app::build;
+use crate::services::{Ctx, Deps, Registry};
 use serde_json::{json, Value};
 
 async fn call(r: &Registry, op: &str, input: Value) -> Result<Value, crate::protocol::AwsError> {
-    let h = r
-        .get("elb", op)
-        .ok_or_else(|| crate::protocol::AwsError::new("Missing", op))?;
+    let h = r.get("elb", op).ok_or_else(|| {
+        crate::protocol::AwsError::new(crate::protocol::codes::common::InternalFailure, op)
+    })?;
     h.call(Ctx::for_tests(), input).await
 }
 

@@ -5,6 +5,7 @@ use super::model::{
     Action, Condition, ForwardConfig, GroupStickiness, LoadBalancer, ValuesConfig, WeightedGroup,
 };
 use super::{group_not_found, key, validation, Elbv2};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::Ctx;
 use std::collections::BTreeSet;
@@ -12,7 +13,7 @@ use std::collections::BTreeSet;
 const TERMINAL: [&str; 3] = ["forward", "redirect", "fixed-response"];
 
 fn invalid_action(message: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidLoadBalancerActionException", message)
+    AwsError::new(codes::elbv2::InvalidLoadBalancerActionException, message)
 }
 
 /// The target groups an action list forwards to.
@@ -129,6 +130,14 @@ pub fn normalize(
                         "The fixed-response status code must be 2XX, 4XX or 5XX",
                     ));
                 }
+                if let Some(t) = f.content_type.as_deref() {
+                    if !FIXED_RESPONSE_CONTENT_TYPES.contains(&t) {
+                        return Err(validation(format!(
+                            "The content type '{t}' is not valid; valid content types are: {}",
+                            FIXED_RESPONSE_CONTENT_TYPES.join(", ")
+                        )));
+                    }
+                }
                 if f.message_body.as_ref().is_some_and(|b| b.len() > 1024) {
                     return Err(validation(
                         "The fixed-response message body can be at most 1024 characters",
@@ -209,14 +218,12 @@ fn forward(s: &Elbv2, ctx: &Ctx, lb: &LoadBalancer, a: &mut Action) -> Result<()
             .ok_or_else(group_not_found)?;
         let http = matches!(group.protocol.as_deref(), Some("HTTP" | "HTTPS"));
         if lb.is_application() && !http && group.target_type != "lambda" {
-            return Err(AwsError::new(
-                "IncompatibleProtocolsException",
+            return Err(AwsError::new(codes::elbv2::IncompatibleProtocolsException,
                 format!("The target group '{}' has protocol {}; an Application Load Balancer needs HTTP or HTTPS", group.name, group.protocol.as_deref().unwrap_or("none")),
             ));
         }
         if !lb.is_application() && http {
-            return Err(AwsError::new(
-                "IncompatibleProtocolsException",
+            return Err(AwsError::new(codes::elbv2::IncompatibleProtocolsException,
                 format!("The target group '{}' has protocol HTTP; a Network Load Balancer needs TCP, UDP, TCP_UDP or TLS", group.name),
             ));
         }
@@ -230,8 +237,7 @@ fn forward(s: &Elbv2, ctx: &Ctx, lb: &LoadBalancer, a: &mut Action) -> Result<()
         }
         let users = group_load_balancers(s, &ctx.scope(), &g.target_group_arn);
         if users.iter().any(|u| u != &lb.arn) {
-            return Err(AwsError::new(
-                "TargetGroupAssociationLimitException",
+            return Err(AwsError::new(codes::elbv2::TargetGroupAssociationLimitException,
                 format!(
                     "The following target groups cannot be associated with more than one load balancer: {}",
                     g.target_group_arn
@@ -267,11 +273,46 @@ fn forward(s: &Elbv2, ctx: &Ctx, lb: &LoadBalancer, a: &mut Action) -> Result<()
 
 /// Checks and normalizes rule conditions: every field once (http-header and query-string may
 /// repeat), values present, `Values` and the field's config in step.
+/// The content types a fixed-response action may name (FixedResponseActionConfig, API reference).
+pub const FIXED_RESPONSE_CONTENT_TYPES: [&str; 5] = [
+    "text/plain",
+    "text/css",
+    "text/html",
+    "application/javascript",
+    "application/json",
+];
+
+/// The longest value a condition may carry (host names, path patterns, header values, query
+/// string keys and values: "The maximum size of each string is 128 characters").
+pub const MAX_CONDITION_VALUE: usize = 128;
+/// The longest HTTP header name and request method ("The maximum size is 40 characters").
+pub const MAX_HEADER_NAME: usize = 40;
+
+fn too_long(field: &str, v: &str, max: usize) -> AwsError {
+    validation(format!(
+        "The value '{v}' of the '{field}' condition is longer than {max} characters"
+    ))
+}
+
+/// The config member that carries a field's values.
+fn config_name(field: &str) -> &'static str {
+    match field {
+        "host-header" => "HostHeaderConfig",
+        "path-pattern" => "PathPatternConfig",
+        "http-header" => "HttpHeaderConfig",
+        "query-string" => "QueryStringConfig",
+        "http-request-method" => "HttpRequestMethodConfig",
+        _ => "SourceIpConfig",
+    }
+}
+
 pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>, AwsError> {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut out = Vec::with_capacity(conditions.len());
     for mut c in conditions {
-        let field = c.field.clone().unwrap_or_default();
+        let Some(field) = c.field.clone() else {
+            return Err(validation("A condition field must be specified"));
+        };
         let repeatable = field == "http-header" || field == "query-string";
         if !repeatable && !seen.insert(field.clone()) {
             return Err(validation(format!(
@@ -279,12 +320,29 @@ pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>
             )));
         }
         let legacy = c.values.take().unwrap_or_default();
+        // The legacy Values member: host-header and path-pattern only, a single value
+        // (RuleCondition.Values in the API reference); more values go in the config.
+        if !legacy.is_empty() {
+            if field != "host-header" && field != "path-pattern" {
+                return Err(validation(format!(
+                    "Values can only be specified for 'host-header' and 'path-pattern' conditions; use '{}' for a condition of type '{field}'",
+                    config_name(&field)
+                )));
+            }
+            if legacy.len() > 1 {
+                return Err(validation(format!(
+                    "Only one value can be specified in Values for a condition of type '{field}'; use '{}' for more",
+                    config_name(&field)
+                )));
+            }
+        }
         let merge =
             |cfg: &mut Option<ValuesConfig>, legacy: &[String]| -> Result<Vec<String>, AwsError> {
                 let mut values = cfg.take().map(|v| v.values).unwrap_or_default();
                 if !legacy.is_empty() && !values.is_empty() {
                     return Err(validation(format!(
-                        "Specify either Values or the {field} config, not both"
+                        "You cannot provide both Values and '{}' for a condition of type '{field}'",
+                        config_name(&field)
                     )));
                 }
                 values.extend(legacy.iter().cloned());
@@ -292,6 +350,12 @@ pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>
                     return Err(validation(format!(
                         "The '{field}' condition needs at least one value"
                     )));
+                }
+                if let Some(v) = values
+                    .iter()
+                    .find(|v| v.chars().count() > MAX_CONDITION_VALUE)
+                {
+                    return Err(too_long(&field, v, MAX_CONDITION_VALUE));
                 }
                 *cfg = Some(ValuesConfig {
                     values: values.clone(),
@@ -305,13 +369,13 @@ pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>
             }
             "path-pattern" => {
                 let v = merge(&mut c.path_pattern_config, &legacy)?;
-                if v.iter().any(|p| p.len() > 128) {
-                    return Err(validation("A path pattern can be at most 128 characters"));
-                }
                 c.values = Some(v);
             }
             "http-request-method" => {
                 let v = merge(&mut c.http_request_method_config, &legacy)?;
+                if let Some(m) = v.iter().find(|m| m.len() > MAX_HEADER_NAME) {
+                    return Err(too_long(&field, m, MAX_HEADER_NAME));
+                }
                 if v.iter().any(|m| {
                     m.is_empty()
                         || !m
@@ -338,6 +402,31 @@ pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>
                         "An http-header condition needs a header name and values",
                     ));
                 }
+                let name = &h.http_header_name;
+                if name.len() > MAX_HEADER_NAME {
+                    return Err(too_long(&field, name, MAX_HEADER_NAME));
+                }
+                // An RFC 7230 token: letters, digits and !#$%&'*+-.^_`|~.
+                if !name
+                    .chars()
+                    .all(|ch| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch))
+                {
+                    return Err(validation(format!(
+                        "The HTTP header name '{name}' contains characters that are not valid"
+                    )));
+                }
+                if name.eq_ignore_ascii_case("host") {
+                    return Err(validation(
+                        "Use a 'host-header' condition to match the Host header",
+                    ));
+                }
+                if let Some(v) = h
+                    .values
+                    .iter()
+                    .find(|v| v.chars().count() > MAX_CONDITION_VALUE)
+                {
+                    return Err(too_long(&field, v, MAX_CONDITION_VALUE));
+                }
             }
             "query-string" => {
                 let q = c.query_string_config.as_ref().ok_or_else(|| {
@@ -347,6 +436,18 @@ pub fn normalize_conditions(conditions: Vec<Condition>) -> Result<Vec<Condition>
                     return Err(validation(
                         "A query-string condition needs at least one key/value pair",
                     ));
+                }
+                for kv in &q.values {
+                    if kv.value.is_empty() {
+                        return Err(validation(
+                            "A query-string condition's key/value pair must have a Value",
+                        ));
+                    }
+                    for part in kv.key.iter().chain(std::iter::once(&kv.value)) {
+                        if part.chars().count() > MAX_CONDITION_VALUE {
+                            return Err(too_long(&field, part, MAX_CONDITION_VALUE));
+                        }
+                    }
                 }
             }
             other => {

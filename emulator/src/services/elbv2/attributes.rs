@@ -1,6 +1,7 @@
 //! Describe/ModifyLoadBalancerAttributes and Describe/ModifyTargetGroupAttributes.
 
 use super::{group_not_found, key, lb_not_found, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -49,28 +50,86 @@ pub fn lb_defaults(application: bool) -> BTreeMap<String, String> {
             ("routing.http2.enabled", "true"),
             ("waf.fail_open.enabled", "false"),
             ("load_balancing.cross_zone.enabled", "true"),
+            ("health_check_logs.s3.enabled", "false"),
+            ("health_check_logs.s3.bucket", ""),
+            ("health_check_logs.s3.prefix", ""),
+            ("zonal_shift.config.enabled", "false"),
         ]));
     } else {
         m.extend(map(&[
             ("load_balancing.cross_zone.enabled", "false"),
             ("dns_record.client_routing_policy", "any_availability_zone"),
+            ("secondary_ips.auto_assigned.per_subnet", "0"),
+            ("zonal_shift.config.enabled", "false"),
         ]));
     }
     m
 }
 
-/// A new target group's attributes.
-pub fn group_defaults() -> BTreeMap<String, String> {
-    map(&[
+/// The target group protocols a Network Load Balancer uses.
+fn is_network(protocol: Option<&str>) -> bool {
+    matches!(protocol, Some("TCP" | "TLS" | "UDP" | "TCP_UDP"))
+}
+
+/// A new target group's attributes: the ones the API reference documents for its kind (ALB,
+/// NLB, GWLB or Lambda targets), with their defaults.
+pub fn group_defaults(protocol: Option<&str>, target_type: &str) -> BTreeMap<String, String> {
+    if target_type == "lambda" {
+        return map(&[("lambda.multi_value_headers.enabled", "false")]);
+    }
+    let mut m = map(&[
         ("deregistration_delay.timeout_seconds", "300"),
         ("stickiness.enabled", "false"),
-        ("stickiness.type", "lb_cookie"),
-        ("stickiness.lb_cookie.duration_seconds", "86400"),
-        ("stickiness.app_cookie.cookie_name", ""),
-        ("stickiness.app_cookie.duration_seconds", "86400"),
-        ("slow_start.duration_seconds", "0"),
-        ("load_balancing.algorithm.type", "round_robin"),
-        ("load_balancing.algorithm.anomaly_mitigation", "off"),
+    ]);
+    if protocol == Some("GENEVE") {
+        m.extend(map(&[
+            ("stickiness.type", "source_ip_dest_ip_proto"),
+            ("target_failover.on_deregistration", "no_rebalance"),
+            ("target_failover.on_unhealthy", "no_rebalance"),
+        ]));
+        return m;
+    }
+    m.extend(health_defaults());
+    if is_network(protocol) {
+        // Client IPs are preserved by default for instance targets and for UDP ones.
+        let preserve = target_type == "instance" || matches!(protocol, Some("UDP" | "TCP_UDP"));
+        m.extend(map(&[
+            ("stickiness.type", "source_ip"),
+            (
+                "deregistration_delay.connection_termination.enabled",
+                "false",
+            ),
+            (
+                "preserve_client_ip.enabled",
+                if preserve { "true" } else { "false" },
+            ),
+            ("proxy_protocol_v2.enabled", "false"),
+            (
+                "target_health_state.unhealthy.connection_termination.enabled",
+                "true",
+            ),
+            (
+                "target_health_state.unhealthy.draining_interval_seconds",
+                "0",
+            ),
+        ]));
+    } else {
+        m.extend(map(&[
+            ("stickiness.type", "lb_cookie"),
+            ("stickiness.lb_cookie.duration_seconds", "86400"),
+            ("stickiness.app_cookie.cookie_name", ""),
+            ("stickiness.app_cookie.duration_seconds", "86400"),
+            ("slow_start.duration_seconds", "0"),
+            ("load_balancing.algorithm.type", "round_robin"),
+            ("load_balancing.algorithm.anomaly_mitigation", "off"),
+        ]));
+    }
+    m
+}
+
+/// Cross-zone and target group health: ALB and NLB target groups.
+fn health_defaults() -> BTreeMap<String, String> {
+    map(&[
         (
             "load_balancing.cross_zone.enabled",
             "use_load_balancer_configuration",
@@ -146,6 +205,7 @@ fn one_of(k: &str, v: &str, allowed: &[&str]) -> Result<(), AwsError> {
 
 fn check_lb(k: &str, v: &str) -> Result<(), AwsError> {
     match k {
+        "secondary_ips.auto_assigned.per_subnet" => int_in(k, v, 0, 7),
         "idle_timeout.timeout_seconds" => int_in(k, v, 1, 4000),
         "client_keep_alive.seconds" => int_in(k, v, 60, 604_800),
         "routing.http.desync_mitigation_mode" => {
@@ -216,6 +276,52 @@ fn check_group(k: &str, v: &str) -> Result<(), AwsError> {
     }
 }
 
+/// stickiness.type must fit the load balancer the target group serves: lb_cookie or app_cookie
+/// (ALB: HTTP, HTTPS), source_ip (NLB: TCP, UDP, TCP_UDP; not TLS), source_ip_dest_ip[_proto]
+/// (GWLB: GENEVE).
+fn check_stickiness(
+    protocol: Option<&str>,
+    attrs: &BTreeMap<String, String>,
+) -> Result<(), AwsError> {
+    let kind = attrs
+        .get("stickiness.type")
+        .map(String::as_str)
+        .unwrap_or("");
+    let enabled = attrs.get("stickiness.enabled").map(String::as_str) == Some("true");
+    let proto = protocol.unwrap_or_default();
+    let unsupported = || {
+        AwsError::new(codes::elbv2::InvalidConfigurationRequestException,
+            format!("Stickiness type '{kind}' is not supported for target groups with the {proto} protocol"),
+        )
+    };
+    match kind {
+        "source_ip_dest_ip" | "source_ip_dest_ip_proto" if proto != "GENEVE" => Err(validation(
+            "'Stickiness type' must be one of [app_cookie, lb_cookie, source_ip]",
+        )),
+        _ if proto == "GENEVE" && !kind.starts_with("source_ip_dest_ip") => Err(validation(
+            format!("'{kind}' must be one of [source_ip_dest_ip_proto, source_ip_dest_ip]"),
+        )),
+        "source_ip" if proto == "TLS" && enabled => Err(AwsError::new(
+            codes::elbv2::InvalidConfigurationRequestException,
+            "You cannot enable stickiness on target groups with the TLS protocol",
+        )),
+        "source_ip" if matches!(proto, "HTTP" | "HTTPS") => Err(unsupported()),
+        "lb_cookie" | "app_cookie" if is_network(protocol) => Err(unsupported()),
+        "app_cookie"
+            if enabled
+                && attrs
+                    .get("stickiness.app_cookie.cookie_name")
+                    .is_none_or(String::is_empty) =>
+        {
+            Err(AwsError::new(
+                codes::elbv2::InvalidConfigurationRequestException,
+                "You must set an application cookie name to enable stickiness of type 'app_cookie'",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn describe_lb(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("LoadBalancerArn").unwrap_or_default();
     let lb = s
@@ -260,7 +366,7 @@ fn modify_group(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let changes = from_list(&input)?;
     let g = s.target_groups.transact(|t| {
         let g = t.get_mut(&key(ctx, &arn)).ok_or_else(group_not_found)?;
-        let known = group_defaults();
+        let known = group_defaults(g.protocol.as_deref(), &g.target_type);
         for (k, v) in &changes {
             if !known.contains_key(k) {
                 return Err(validation(format!(
@@ -269,6 +375,9 @@ fn modify_group(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             }
             check_group(k, v)?;
             g.attributes.insert(k.clone(), v.clone());
+        }
+        if changes.contains_key("stickiness.type") || changes.contains_key("stickiness.enabled") {
+            check_stickiness(g.protocol.as_deref(), &g.attributes)?;
         }
         let slow = g
             .attributes
@@ -281,7 +390,7 @@ fn modify_group(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             .map(String::as_str);
         if slow != "0" && algo == Some("least_outstanding_requests") {
             return Err(AwsError::new(
-                "InvalidConfigurationRequestException",
+                codes::elbv2::InvalidConfigurationRequestException,
                 "Slow start cannot be combined with the least outstanding requests algorithm",
             ));
         }

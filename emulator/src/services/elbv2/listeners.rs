@@ -2,6 +2,7 @@
 
 use super::model::{Action, Listener, LoadBalancer};
 use super::{key, lb_not_found, listener_not_found, tags, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -78,7 +79,7 @@ fn check_protocol(lb: &LoadBalancer, protocol: &str) -> Result<(), AwsError> {
         Ok(())
     } else {
         Err(AwsError::new(
-            "UnsupportedProtocolException",
+            codes::elbv2::UnsupportedProtocolException,
             format!(
                 "Protocol '{protocol}' is not supported by a load balancer of type '{}'",
                 lb.kind
@@ -99,14 +100,14 @@ fn tls_settings(
     }
     if certificates.is_empty() {
         return Err(AwsError::new(
-            "CertificateNotFoundException",
+            codes::elbv2::CertificateNotFoundException,
             format!("A certificate must be specified for {protocol} listeners"),
         ));
     }
     let policy = policy.unwrap_or(DEFAULT_SSL_POLICY);
     if !super::misc::SSL_POLICIES.iter().any(|p| p.0 == policy) {
         return Err(AwsError::new(
-            "SSLPolicyNotFoundException",
+            codes::elbv2::SSLPolicyNotFoundException,
             format!("SSL policy '{policy}' not found"),
         ));
     }
@@ -119,10 +120,14 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         .load_balancers
         .get(&key(ctx, &lb_arn))
         .ok_or_else(lb_not_found)?;
-    let protocol = input
-        .str("Protocol")
-        .unwrap_or(if lb.is_application() { "HTTP" } else { "TCP" })
-        .to_string();
+    // Application and Network Load Balancers need a protocol (the API reference: "For
+    // Application Load Balancers, the supported protocols are HTTP and HTTPS"; there is no
+    // default); a Gateway Load Balancer's listener takes none.
+    let protocol = match input.str("Protocol") {
+        Some(p) => p.to_string(),
+        None if lb.kind == "gateway" => "TCP".to_string(),
+        None => return Err(validation("A listener protocol must be specified")),
+    };
     check_protocol(&lb, &protocol)?;
     let port = input
         .i64("Port")
@@ -174,7 +179,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             .any(|l| l.lb_arn == lb_arn && l.port == port);
         if clash {
             return Err(AwsError::new(
-                "DuplicateListenerException",
+                codes::elbv2::DuplicateListenerException,
                 "A listener already exists on this port for this load balancer",
             ));
         }
@@ -232,7 +237,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         |l| format!("{:05}\0{}", l.port, l.arn),
         input.str("Marker"),
         size,
-        "ValidationError",
+        codes::common::ValidationError,
     )?;
     let mut out = json!({"Listeners": items.iter().map(Listener::to_json).collect::<Vec<_>>()});
     if let Some(n) = next {
@@ -297,7 +302,7 @@ fn modify(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             });
         if clash {
             return Err(AwsError::new(
-                "DuplicateListenerException",
+                codes::elbv2::DuplicateListenerException,
                 "A listener already exists on this port for this load balancer",
             ));
         }
@@ -320,7 +325,7 @@ pub fn remove_listener(s: &Elbv2, ctx: &Ctx, arn: &str) -> Result<(), AwsError> 
             k
         })
         .collect();
-    s.rules.transact(|t| {
+    s.rules.transact::<_, AwsError, _>(|t| {
         for k in &rules {
             t.remove(k);
         }
@@ -355,7 +360,7 @@ fn describe_certificates(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
 fn add_certificates(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("ListenerArn").unwrap_or_default().to_string();
     let add: Vec<Value> = input.member("Certificates")?.unwrap_or_default();
-    let l = s.listeners.transact(|t| {
+    let l = s.listeners.transact::<_, AwsError, _>(|t| {
         let l = t.get_mut(&key(ctx, &arn)).ok_or_else(listener_not_found)?;
         for c in add {
             let cert = c.get("CertificateArn").cloned().unwrap_or(Value::Null);
@@ -386,7 +391,7 @@ fn remove_certificates(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
                 x.get("CertificateArn") == Some(&cert) && x.get("IsDefault") == Some(&json!(true))
             }) {
                 return Err(AwsError::new(
-                    "OperationNotPermittedException",
+                    codes::elbv2::OperationNotPermittedException,
                     "The default certificate cannot be removed",
                 ));
             }
@@ -410,7 +415,7 @@ fn describe_attributes(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
 fn modify_attributes(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("ListenerArn").unwrap_or_default().to_string();
     let changes = super::attributes::from_list(&input)?;
-    let l = s.listeners.transact(|t| {
+    let l = s.listeners.transact::<_, AwsError, _>(|t| {
         let l = t.get_mut(&key(ctx, &arn)).ok_or_else(listener_not_found)?;
         l.attributes.extend(changes.clone());
         Ok(l.clone())

@@ -2,6 +2,7 @@
 
 use super::model::{LoadBalancer, Zone};
 use super::{key, lb_not_found, tags, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -108,20 +109,19 @@ fn zones(
         };
         let Some(subnet) = subnet else {
             return Err(AwsError::new(
-                "SubnetNotFoundException",
+                codes::elbv2::SubnetNotFoundException,
                 format!("The subnet ID '{id}' is not valid"),
             ));
         };
         if vpc.as_deref().is_some_and(|v| v != subnet.vpc_id) {
             return Err(AwsError::new(
-                "InvalidSubnetException",
+                codes::elbv2::InvalidSubnetException,
                 "The subnets must all belong to the same VPC",
             ));
         }
         vpc = Some(subnet.vpc_id.clone());
         if zones.iter().any(|z| z.zone == subnet.availability_zone) {
-            return Err(AwsError::new(
-                "InvalidConfigurationRequestException",
+            return Err(AwsError::new(codes::elbv2::InvalidConfigurationRequestException,
                 format!(
                     "A load balancer cannot be attached to multiple subnets in the same Availability Zone ({})",
                     subnet.availability_zone
@@ -154,15 +154,16 @@ fn security_groups(
     for id in ids {
         match ec2.security_group(&ctx.account, &ctx.region, id)? {
             Some(g) if g.vpc_id == vpc => {}
+            // ELBv2 answers a group of another VPC as a configuration error (HTTP 400).
             Some(_) => {
                 return Err(AwsError::new(
-                    "InvalidSecurityGroupException",
+                    codes::elbv2::InvalidConfigurationRequestException,
                     format!("Security group '{id}' does not belong to VPC '{vpc}'"),
                 ))
             }
             None => {
                 return Err(AwsError::new(
-                    "InvalidSecurityGroupException",
+                    codes::elbv2::InvalidSecurityGroupException,
                     format!("The security group '{id}' does not exist"),
                 ))
             }
@@ -181,7 +182,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let kind = input.str("Type").unwrap_or("application").to_string();
     if kind == "gateway" {
         return Err(AwsError::new(
-            "UnsupportedProtocolException",
+            codes::elbv2::UnsupportedProtocolException,
             "Gateway Load Balancers are not supported by ecs-emulator",
         ));
     }
@@ -269,7 +270,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
                 return Ok(e);
             }
             return Err(AwsError::new(
-                "DuplicateLoadBalancerNameException",
+                codes::elbv2::DuplicateLoadBalancerNameException,
                 format!("A load balancer with the name '{name}' already exists"),
             ));
         }
@@ -304,7 +305,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
                 Some(l) => found.push(l.clone()),
                 None => {
                     return Err(AwsError::new(
-                        "LoadBalancerNotFoundException",
+                        codes::elbv2::LoadBalancerNotFoundException,
                         format!("Load balancers '[{a}]' not found"),
                     ))
                 }
@@ -317,7 +318,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             .collect();
         if !missing.is_empty() {
             return Err(AwsError::new(
-                "LoadBalancerNotFoundException",
+                codes::elbv2::LoadBalancerNotFoundException,
                 format!(
                     "Load balancers '[{}]' not found",
                     missing
@@ -342,7 +343,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         |l| format!("{}\0{}", l.name, l.arn),
         input.str("Marker"),
         size,
-        "ValidationError",
+        codes::common::ValidationError,
     )?;
     let mut out = json!({
         "LoadBalancers": items.iter().map(|l| l.to_json(ctx.now)).collect::<Vec<_>>(),
@@ -366,7 +367,7 @@ fn delete(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         == Some("true")
     {
         return Err(AwsError::new(
-            "OperationNotPermittedException",
+            codes::elbv2::OperationNotPermittedException,
             format!(
                 "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
             ),

@@ -1,6 +1,7 @@
 //! DescribeSSLPolicies and DescribeAccountLimits.
 
 use super::{Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -85,7 +86,7 @@ fn describe_ssl_policies(_: &Elbv2, _: &Ctx, input: Value) -> HandlerResult {
             let (name, protocols, tls13) =
                 SSL_POLICIES.iter().find(|p| p.0 == n).ok_or_else(|| {
                     AwsError::new(
-                        "SSLPolicyNotFoundException",
+                        codes::elbv2::SSLPolicyNotFoundException,
                         format!("SSL policy '{n}' not found"),
                     )
                 })?;

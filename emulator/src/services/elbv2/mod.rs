@@ -17,9 +17,9 @@ pub mod target_groups;
 pub mod targets;
 
 use super::ec2::Ec2;
-use super::ecs::Ecs;
 use super::{Deps, Registry};
 use crate::clock::Clock;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::Table;
 use model::{Listener, LoadBalancer, Registration, Rule, Tag, TargetGroup};
@@ -43,7 +43,6 @@ pub struct Elbv2 {
     pub tags: Arc<Table<Vec<Tag>>>,
     pub clock: Clock,
     pub(crate) ec2: Option<Arc<Ec2>>,
-    pub(crate) ecs: Option<Arc<Ecs>>,
     /// Bumped on every configuration change: the data plane reconciles its listeners.
     changed: watch::Sender<u64>,
     /// Observed target health (not durable: a restarted emulator checks again).
@@ -55,7 +54,7 @@ pub struct Elbv2 {
 }
 
 impl Elbv2 {
-    pub fn new(deps: &Deps, ec2: Option<Arc<Ec2>>, ecs: Option<Arc<Ecs>>) -> Elbv2 {
+    pub fn new(deps: &Deps, ec2: Arc<Ec2>) -> Elbv2 {
         Elbv2 {
             load_balancers: Table::open(&deps.store, "elbv2.load_balancers"),
             listeners: Table::open(&deps.store, "elbv2.listeners"),
@@ -64,8 +63,7 @@ impl Elbv2 {
             targets: Table::open(&deps.store, "elbv2.targets"),
             tags: Table::open(&deps.store, "elbv2.tags"),
             clock: deps.clock.clone(),
-            ec2,
-            ecs,
+            ec2: Some(ec2),
             changed: watch::channel(0).0,
             health: health::HealthBook::default(),
             metrics: metrics::Metrics::default(),
@@ -125,22 +123,13 @@ impl Elbv2 {
             .collect()
     }
 
-    /// Where an instance target's ports are published: the loopback address of the ECS
-    /// container instance backed by that EC2 instance, else 127.0.0.1.
+    /// Where an instance target's ports are published: the EC2 instance's host loopback address
+    /// (given when an ECS agent registered from it), else 127.0.0.1.
     pub fn instance_address(&self, account: &str, region: &str, instance_id: &str) -> String {
-        let Some(ecs) = &self.ecs else {
-            return "127.0.0.1".into();
-        };
-        let scope = format!("{account}/{region}/");
-        ecs.instances.read(|m| {
-            m.range(scope.clone()..)
-                .take_while(|(k, _)| k.starts_with(&scope))
-                .map(|(_, i)| i)
-                .filter(|i| i.ec2_instance_id == instance_id)
-                .max_by_key(|i| i.status == "ACTIVE")
-                .map(|i| i.host_ip.clone())
-                .unwrap_or_else(|| "127.0.0.1".into())
-        })
+        match &self.ec2 {
+            Some(ec2) => ec2.target_address(account, region, instance_id),
+            None => "127.0.0.1".into(),
+        }
     }
 }
 
@@ -159,32 +148,35 @@ pub fn key(ctx: &super::Ctx, arn: &str) -> String {
 }
 
 pub fn validation(message: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationError", message)
+    AwsError::new(codes::common::ValidationError, message)
 }
 
 pub fn lb_not_found() -> AwsError {
     AwsError::new(
-        "LoadBalancerNotFoundException",
+        codes::elbv2::LoadBalancerNotFoundException,
         "One or more load balancers not found",
     )
 }
 
 pub fn group_not_found() -> AwsError {
     AwsError::new(
-        "TargetGroupNotFoundException",
+        codes::elbv2::TargetGroupNotFoundException,
         "One or more target groups not found",
     )
 }
 
 pub fn listener_not_found() -> AwsError {
     AwsError::new(
-        "ListenerNotFoundException",
+        codes::elbv2::ListenerNotFoundException,
         "One or more listeners not found",
     )
 }
 
 pub fn rule_not_found() -> AwsError {
-    AwsError::new("RuleNotFoundException", "One or more rules not found")
+    AwsError::new(
+        codes::elbv2::RuleNotFoundException,
+        "One or more rules not found",
+    )
 }
 
 /// Random decimal digits (DNS names use ten, as AWS does).
@@ -202,8 +194,8 @@ pub fn duplicates<'a>(items: impl IntoIterator<Item = &'a str>) -> Option<&'a st
     items.into_iter().find(|i| !seen.insert(i))
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let state = Arc::new(Elbv2::new(deps, r.handle::<Ec2>(), r.handle::<Ecs>()));
+pub fn register(r: &mut Registry, deps: &Deps, ec2: Arc<Ec2>) -> Arc<Elbv2> {
+    let state = Arc::new(Elbv2::new(deps, ec2));
     load_balancers::register(r, &state);
     listeners::register(r, &state);
     rules::register(r, &state);
@@ -212,7 +204,8 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     attributes::register(r, &state);
     tags::register(r, &state);
     misc::register(r, &state);
-    r.provide(state);
+    r.provide(state.clone());
+    state
 }
 
 #[cfg(test)]

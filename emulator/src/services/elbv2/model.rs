@@ -271,6 +271,9 @@ pub struct QueryStringConfig {
 pub struct KeyValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Required by ELBv2 although the model marks it optional: a pair without one is refused
+    /// by normalize_conditions with a ValidationError (never a deserializer message).
+    #[serde(default)]
     pub value: String,
 }
 

@@ -3,6 +3,7 @@
 
 use super::model::{Action, Condition, Listener, Rule};
 use super::{key, listener_not_found, rule_not_found, tags, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -45,7 +46,7 @@ fn default_rule_json(l: &Listener) -> Value {
 
 fn priority_in_use(p: i64) -> AwsError {
     AwsError::new(
-        "PriorityInUseException",
+        codes::elbv2::PriorityInUseException,
         format!("Priority '{p}' is currently in use"),
     )
 }
@@ -122,7 +123,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         if siblings.len() >= MAX_RULES {
             return Err(AwsError::new(
-                "TooManyRulesException",
+                codes::elbv2::TooManyRulesException,
                 "The listener has the maximum number of rules",
             ));
         }
@@ -150,7 +151,7 @@ fn modify(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     if let Some(mut listener) = default_rule_listener(s, ctx, &arn) {
         if conditions.as_ref().is_some_and(|c| !c.is_empty()) {
             return Err(AwsError::new(
-                "OperationNotPermittedException",
+                codes::elbv2::OperationNotPermittedException,
                 "The default rule cannot have conditions",
             ));
         }
@@ -194,7 +195,7 @@ fn delete(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("RuleArn").unwrap_or_default().to_string();
     if default_rule_listener(s, ctx, &arn).is_some() {
         return Err(AwsError::new(
-            "OperationNotPermittedException",
+            codes::elbv2::OperationNotPermittedException,
             "The default rule cannot be deleted",
         ));
     }
@@ -249,7 +250,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         |(k, _)| k.clone(),
         input.str("Marker"),
         size,
-        "ValidationError",
+        codes::common::ValidationError,
     )?;
     let mut v = json!({"Rules": items.into_iter().map(|(_, r)| r).collect::<Vec<_>>()});
     if let Some(n) = next {
@@ -271,7 +272,7 @@ fn set_priorities(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         check_priority(p)?;
         if default_rule_listener(s, ctx, &arn).is_some() {
             return Err(AwsError::new(
-                "OperationNotPermittedException",
+                codes::elbv2::OperationNotPermittedException,
                 "The priority of the default rule cannot be changed",
             ));
         }

@@ -4,6 +4,7 @@ use super::model::Tag;
 use super::{
     group_not_found, key, lb_not_found, listener_not_found, rule_not_found, Elbv2, SERVICE,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -23,12 +24,15 @@ pub fn parse(input: &Value) -> Result<Vec<Tag>, AwsError> {
     let tags: Vec<Tag> = input.member("Tags")?.unwrap_or_default();
     if let Some(k) = super::duplicates(tags.iter().map(|t| t.key.as_str())) {
         return Err(AwsError::new(
-            "DuplicateTagKeysException",
+            codes::elbv2::DuplicateTagKeysException,
             format!("Tag key '{k}' is duplicated"),
         ));
     }
     if tags.len() > MAX_TAGS {
-        return Err(AwsError::new("TooManyTagsException", "Too many tags"));
+        return Err(AwsError::new(
+            codes::elbv2::TooManyTagsException,
+            "Too many tags",
+        ));
     }
     Ok(tags)
 }
@@ -48,8 +52,7 @@ pub fn set(s: &Elbv2, ctx: &Ctx, arn: &str, tags: &[Tag]) -> Result<(), AwsError
             }
         }
         if current.len() > MAX_TAGS {
-            return Err(AwsError::new(
-                "TooManyTagsException",
+            return Err(AwsError::new(codes::elbv2::TooManyTagsException,
                 format!("The quota for the number of tags that can be assigned to '{arn}' has been reached"),
             ));
         }
@@ -59,7 +62,8 @@ pub fn set(s: &Elbv2, ctx: &Ctx, arn: &str, tags: &[Tag]) -> Result<(), AwsError
 }
 
 pub fn remove_all(s: &Elbv2, ctx: &Ctx, arn: &str) -> Result<(), AwsError> {
-    s.tags.remove(&key(ctx, arn)).map(|_| ())
+    s.tags.remove(&key(ctx, arn))?;
+    Ok(())
 }
 
 pub fn get(s: &Elbv2, ctx: &Ctx, arn: &str) -> Vec<Tag> {
@@ -112,7 +116,7 @@ fn remove_tags(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     for a in &arns {
         check_exists(s, ctx, a)?;
     }
-    s.tags.transact(|t| {
+    s.tags.transact::<_, AwsError, _>(|t| {
         for a in &arns {
             let k = key(ctx, a);
             if let Some(current) = t.get_mut(&k) {

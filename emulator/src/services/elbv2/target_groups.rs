@@ -2,6 +2,7 @@
 
 use super::model::{HealthCheck, TargetGroup};
 use super::{group_not_found, key, lb_not_found, tags, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -60,12 +61,24 @@ impl TargetGroup {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 32
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
+/// ELBv2's three checks of a target group name, in its order and words.
+fn check_name(name: &str) -> Result<(), AwsError> {
+    if name.chars().count() > 32 {
+        return Err(validation(format!(
+            "Target group name '{name}' cannot be longer than '32' characters"
+        )));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(validation(format!(
+            "Target group name '{name}' can only contain characters that are alphanumeric characters or hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') || name.contains("--") {
+        return Err(validation(format!(
+            "1 validation error detected: Value '{name}' at 'targetGroup.targetGroupArn.targetGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!.*--)(?!^-)(?!.*-$)^[A-Za-z0-9-]+$"
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a Matcher HttpCode: "200", "200,202", "200-299", codes 200–499 (gRPC: 0–99).
@@ -171,10 +184,17 @@ fn apply_health(
             "Health check timeout must be between 2 and 120 seconds",
         ));
     }
-    if h.timeout >= h.interval {
-        return Err(validation(
-            "Health check timeout must be smaller than the interval",
-        ));
+    // HTTP(S) health checks need a timeout below the interval; the TCP family allows equal.
+    let (t, i) = (h.timeout, h.interval);
+    if http_check && t >= i {
+        return Err(validation(format!(
+            "Health check timeout '{t}' must be smaller than the interval '{i}'"
+        )));
+    }
+    if t > i {
+        return Err(validation(format!(
+            "Health check timeout '{t}' must be smaller than or equal to the interval '{i}'"
+        )));
     }
     for t in [h.healthy_threshold, h.unhealthy_threshold] {
         if !(2..=10).contains(&t) {
@@ -188,11 +208,7 @@ fn apply_health(
 
 fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let name = input.str("Name").unwrap_or_default().to_string();
-    if !valid_name(&name) {
-        return Err(validation(format!(
-            "Target group name '{name}' is not valid: up to 32 alphanumeric characters or hyphens, not beginning or ending with a hyphen"
-        )));
-    }
+    check_name(&name)?;
     let target_type = input.str("TargetType").unwrap_or("instance").to_string();
     let protocol = input.str("Protocol").map(str::to_string);
     let port = input.i64("Port");
@@ -239,13 +255,16 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         port: "traffic-port".into(),
         path: None,
         interval: if target_type == "lambda" { 35 } else { 30 },
-        timeout: if http || target_type == "lambda" {
+        // Lambda: 30 s and 5 failures (API reference, CreateTargetGroup).
+        timeout: if target_type == "lambda" {
+            30
+        } else if http {
             5
         } else {
             10
         },
         healthy_threshold: 5,
-        unhealthy_threshold: 2,
+        unhealthy_threshold: if target_type == "lambda" { 5 } else { 2 },
         http_code: None,
         grpc_code: None,
     };
@@ -257,6 +276,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     };
     let new_tags = tags::parse(&input)?;
     let id = random_hex(16);
+    let attributes = super::attributes::group_defaults(protocol.as_deref(), &target_type);
     let arn = ctx.arn("elasticloadbalancing", &format!("targetgroup/{name}/{id}"));
     let group = TargetGroup {
         arn: arn.clone(),
@@ -269,7 +289,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         vpc_id,
         ip_address_type: input.str("IpAddressType").unwrap_or("ipv4").to_string(),
         health,
-        attributes: super::attributes::group_defaults(),
+        attributes,
     };
     let scope = ctx.scope();
     let result = s.target_groups.transact(|t| {
@@ -286,8 +306,7 @@ fn create(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
             if same {
                 return Ok(e);
             }
-            return Err(AwsError::new(
-                "DuplicateTargetGroupNameException",
+            return Err(AwsError::new(codes::elbv2::DuplicateTargetGroupNameException,
                 format!("A target group with the same name '{name}' exists, but with different settings"),
             ));
         }
@@ -335,7 +354,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         for n in &names {
             out.push(all.iter().find(|g| &g.name == n).cloned().ok_or_else(|| {
                 AwsError::new(
-                    "TargetGroupNotFoundException",
+                    codes::elbv2::TargetGroupNotFoundException,
                     format!("Target groups '[{n}]' not found"),
                 )
             })?);
@@ -362,7 +381,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
         |g| format!("{}\0{}", g.name, g.arn),
         input.str("Marker"),
         size,
-        "ValidationError",
+        codes::common::ValidationError,
     )?;
     let mut out = json!({
         "TargetGroups": items
@@ -378,7 +397,7 @@ fn describe(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
 
 fn modify(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     let arn = input.str("TargetGroupArn").unwrap_or_default().to_string();
-    let group = s.target_groups.transact(|t| {
+    let group = s.target_groups.transact::<_, AwsError, _>(|t| {
         let g = t.get_mut(&key(ctx, &arn)).ok_or_else(group_not_found)?;
         let mut health = g.health.clone();
         let protocol = g.protocol.clone();
@@ -398,12 +417,12 @@ fn delete(s: &Elbv2, ctx: &Ctx, input: Value) -> HandlerResult {
     };
     if !super::actions::group_load_balancers(s, &ctx.scope(), &arn).is_empty() {
         return Err(AwsError::new(
-            "ResourceInUseException",
+            codes::elbv2::ResourceInUseException,
             format!("Target group '{arn}' is currently in use by a listener or a rule"),
         ));
     }
     let prefix = format!("{}{}/", ctx.scope(), group.id);
-    s.targets.transact(|t| {
+    s.targets.transact::<_, AwsError, _>(|t| {
         for k in t.keys(&prefix) {
             t.remove(&k);
         }

@@ -4,6 +4,7 @@
 use super::health::Observed;
 use super::model::{target_key, Registration, TargetGroup};
 use super::{group_not_found, validation, Elbv2, SERVICE};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
@@ -86,7 +87,7 @@ fn check_target(group: &TargetGroup, t: &TargetSpec) -> Result<u16, AwsError> {
             _ => "targets",
         };
         return Err(AwsError::new(
-            "InvalidTargetException",
+            codes::elbv2::InvalidTargetException,
             format!("The following targets are not valid {what}: '{}'", t.id),
         ));
     }
@@ -129,7 +130,7 @@ impl Elbv2 {
                 draining_since: None,
             });
         }
-        let fresh = self.targets.transact(|tx| {
+        let fresh = self.targets.transact::<_, AwsError, _>(|tx| {
             let mut fresh = Vec::new();
             for r in &regs {
                 let k = format!("{scope}{}/{}", group.id, r.key());
@@ -190,7 +191,7 @@ impl Elbv2 {
             }
             if !missing.is_empty() {
                 return Err(AwsError::new(
-                    "InvalidTargetException",
+                    codes::elbv2::InvalidTargetException,
                     format!(
                         "The following targets are not registered in target group: '{}'",
                         missing.join("', '")
@@ -223,7 +224,7 @@ impl Elbv2 {
         if expired.is_empty() {
             return false;
         }
-        let _ = self.targets.transact(|tx| {
+        let _ = self.targets.transact::<_, AwsError, _>(|tx| {
             for k in &expired {
                 tx.remove(k);
             }

@@ -1,6 +1,7 @@
 //! Policy documents: accepted as JSON or URL-encoded JSON, checked for the basic grammar, and
 //! returned URL-encoded as IAM does (SDKs decode them).
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::Value;
@@ -17,7 +18,7 @@ pub fn encode(doc: &str) -> String {
 }
 
 fn malformed(message: impl Into<String>) -> AwsError {
-    AwsError::new("MalformedPolicyDocumentException", message)
+    AwsError::new(codes::iam::MalformedPolicyDocumentException, message)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

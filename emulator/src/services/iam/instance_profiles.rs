@@ -4,6 +4,7 @@ use super::state::{
     merge_tags, no_such_entity, page, profile_key, role_key, role_not_found, tags_json, unique_id,
     with_page, InstanceProfile, Row, State,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -56,7 +57,7 @@ pub fn create_instance_profile(state: &State, ctx: &Ctx, input: Value) -> Handle
     state.rows.transact(|t| {
         if t.contains(&key) {
             return Err(AwsError::new(
-                "EntityAlreadyExistsException",
+                codes::iam::EntityAlreadyExistsException,
                 format!("Instance Profile {name} already exists."),
             ));
         }
@@ -112,7 +113,7 @@ pub fn add_role_to_instance_profile(state: &State, ctx: &Ctx, input: Value) -> H
         };
         if !p.roles.is_empty() {
             return Err(AwsError::new(
-                "LimitExceededException",
+                codes::iam::LimitExceededException,
                 "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1",
             ));
         }
@@ -160,7 +161,7 @@ pub fn delete_instance_profile(state: &State, ctx: &Ctx, input: Value) -> Handle
         };
         if !p.roles.is_empty() {
             return Err(AwsError::new(
-                "DeleteConflictException",
+                codes::iam::DeleteConflictException,
                 "Cannot delete entity, must remove roles from instance profile first.",
             ));
         }

@@ -20,14 +20,10 @@ pub use state::{InstanceProfile, ManagedPolicy, Role};
 use super::{Deps, Registry};
 use std::sync::Arc;
 
-pub fn register(r: &mut Registry, deps: &Deps) {
+pub fn register(r: &mut Registry, deps: &Deps) -> Arc<Iam> {
     let state = Arc::new(state::State::new(&deps.store));
     let iam = Arc::new(Iam::new(state.clone()));
-    // STS checks roles through this handle; connect it if STS registered first.
-    if let Some(sts) = r.handle::<super::sts::Sts>() {
-        sts.set_iam(iam.clone());
-    }
-    r.provide(iam);
+    r.provide(iam.clone());
     let s = &state;
     r.sync("iam", "CreateRole", s, roles::create_role);
     r.sync("iam", "GetRole", s, roles::get_role);
@@ -95,4 +91,5 @@ pub fn register(r: &mut Registry, deps: &Deps) {
         s,
         instance_profiles::delete_instance_profile,
     );
+    iam
 }

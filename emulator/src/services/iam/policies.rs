@@ -6,6 +6,7 @@ use super::state::{
     merge_tags, no_such_entity, page, policy_key, role_key, role_not_found, tags_json, unique_id,
     with_page, ManagedPolicy, Row, State,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -38,7 +39,10 @@ impl ManagedPolicy {
 }
 
 fn invalid_arn(arn: &str) -> AwsError {
-    AwsError::new("InvalidInputException", format!("ARN {arn} is not valid."))
+    AwsError::new(
+        codes::iam::InvalidInputException,
+        format!("ARN {arn} is not valid."),
+    )
 }
 
 /// The policy an ARN names: AWS managed or this account's.
@@ -105,7 +109,7 @@ pub fn create_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     state.rows.transact(|t| {
         if t.contains(&key) {
             return Err(AwsError::new(
-                "EntityAlreadyExistsException",
+                codes::iam::EntityAlreadyExistsException,
                 format!("A policy called {name} already exists. Duplicate names are not allowed."),
             ));
         }
@@ -146,7 +150,7 @@ pub fn delete_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let policy = find_policy(state, &ctx.account, &arn)?.ok_or_else(|| policy_not_found(&arn))?;
     if arn.starts_with("arn:aws:iam::aws:") {
         return Err(AwsError::new(
-            "UnmodifiableEntityException",
+            codes::iam::UnmodifiableEntityException,
             format!("Cannot delete an AWS managed policy: {arn}"),
         ));
     }
@@ -159,7 +163,7 @@ pub fn delete_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
             .any(|(_, r)| matches!(r, Row::Role(r) if r.attached_policies.contains(&arn)));
         if attached {
             return Err(AwsError::new(
-                "DeleteConflictException",
+                codes::iam::DeleteConflictException,
                 "Cannot delete a policy attached to entities.",
             ));
         }
@@ -223,7 +227,7 @@ pub fn attach_role_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResu
         }
         if r.attached_policies.len() >= POLICIES_PER_ROLE {
             return Err(AwsError::new(
-                "LimitExceededException",
+                codes::iam::LimitExceededException,
                 format!("Cannot exceed quota for PoliciesPerRole: {POLICIES_PER_ROLE}"),
             ));
         }

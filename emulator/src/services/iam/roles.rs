@@ -4,6 +4,7 @@ use super::documents::{self, Kind};
 use super::state::{
     merge_tags, page, role_key, role_not_found, tags_json, unique_id, with_page, Role, Row, State,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -88,13 +89,13 @@ pub fn create_role(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     state.rows.transact(|t| {
         if t.contains(&key) {
             return Err(AwsError::new(
-                "EntityAlreadyExistsException",
+                codes::iam::EntityAlreadyExistsException,
                 format!("Role with name {name} already exists."),
             ));
         }
         if t.keys(&prefix).len() >= limit {
             return Err(AwsError::new(
-                "LimitExceededException",
+                codes::iam::LimitExceededException,
                 format!("Cannot exceed quota for RolesPerAccount: {limit}"),
             ));
         }
@@ -136,7 +137,7 @@ pub fn delete_role(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         let Some(Row::Role(role)) = t.get(&key) else {
             return Err(role_not_found(&name));
         };
-        let conflict = |m: &str| AwsError::new("DeleteConflictException", m.to_string());
+        let conflict = |m: &str| AwsError::new(codes::iam::DeleteConflictException, m.to_string());
         if in_profile {
             return Err(conflict(
                 "Cannot delete entity, must remove roles from instance profile first.",
@@ -212,7 +213,7 @@ pub fn put_role_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResult 
             .sum();
         if total > 10_240 {
             return Err(AwsError::new(
-                "LimitExceededException",
+                codes::iam::LimitExceededException,
                 "Maximum policy size of 10240 bytes exceeded for role ".to_string() + &r.role_name,
             ));
         }
@@ -223,7 +224,7 @@ pub fn put_role_policy(state: &State, ctx: &Ctx, input: Value) -> HandlerResult 
 
 fn inline_not_found(policy: &str) -> AwsError {
     AwsError::new(
-        "NoSuchEntityException",
+        codes::iam::NoSuchEntityException,
         format!("The role policy with name {policy} cannot be found."),
     )
 }

@@ -2,6 +2,7 @@
 //! of every account (IAM is global: keys carry the account only). Names are unique without
 //! regard to case, so keys use the lowercased name.
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::{Store, Table};
 use base64::Engine;
@@ -148,7 +149,7 @@ impl State {
 }
 
 pub fn no_such_entity(message: impl Into<String>) -> AwsError {
-    AwsError::new("NoSuchEntityException", message)
+    AwsError::new(codes::iam::NoSuchEntityException, message)
 }
 
 pub fn role_not_found(name: &str) -> AwsError {
@@ -175,7 +176,7 @@ pub fn merge_tags(tags: &mut TagList, input: &Value, what: &str) -> Result<(), A
         let v = t.get("Value").and_then(Value::as_str).unwrap_or_default();
         if k.to_ascii_lowercase().starts_with("aws:") {
             return Err(AwsError::new(
-                "InvalidInputException",
+                codes::iam::InvalidInputException,
                 "User-defined tags cannot begin with the reserved prefix 'aws:'.",
             ));
         }
@@ -186,7 +187,7 @@ pub fn merge_tags(tags: &mut TagList, input: &Value, what: &str) -> Result<(), A
     }
     if tags.len() > 50 {
         return Err(AwsError::new(
-            "LimitExceededException",
+            codes::iam::LimitExceededException,
             format!("Cannot exceed quota for TagsPer{what}: 50."),
         ));
     }
@@ -205,7 +206,9 @@ pub fn page<T>(
             b64.decode(m)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| AwsError::new("InvalidInputException", "Invalid Marker."))?,
+                .ok_or_else(|| {
+                    AwsError::new(codes::iam::InvalidInputException, "Invalid Marker.")
+                })?,
         ),
         None => None,
     };

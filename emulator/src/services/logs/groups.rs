@@ -3,6 +3,7 @@
 use super::state::{
     batches_prefix, group_key, group_not_found, now_ms, streams_prefix, Group, Logs,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -16,7 +17,7 @@ const RETENTION_DAYS: [i64; 22] = [
 const MAX_TAGS: usize = 50;
 
 pub fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterException", msg)
+    AwsError::new(codes::logs::InvalidParameterException, msg)
 }
 
 pub fn group_arn(ctx: &Ctx, name: &str) -> String {
@@ -50,7 +51,7 @@ pub fn create_log_group(logs: &Logs, ctx: &Ctx, input: Value) -> HandlerResult {
     logs.groups.transact(|tx| {
         if tx.contains(&key) {
             return Err(AwsError::new(
-                "ResourceAlreadyExistsException",
+                codes::logs::ResourceAlreadyExistsException,
                 "The specified log group already exists",
             ));
         }
@@ -65,13 +66,13 @@ pub fn delete_log_group(logs: &Logs, ctx: &Ctx, input: Value) -> HandlerResult {
     let scope = ctx.scope();
     let key = group_key(&scope, name);
     let prefix = streams_prefix(&scope, name);
-    logs.batches.transact(|btx| {
-        logs.streams.transact(|stx| {
-            logs.groups.transact(|gtx| {
+    logs.batches.transact::<_, AwsError, _>(|btx| {
+        logs.streams.transact::<_, AwsError, _>(|stx| {
+            logs.groups.transact::<_, AwsError, _>(|gtx| {
                 let g = gtx.get(&key).ok_or_else(group_not_found)?;
                 if g.deletion_protection {
                     return Err(AwsError::new(
-                        "ValidationException",
+                        codes::logs::ValidationException,
                         "Cannot delete log group with deletion protection enabled",
                     ));
                 }
@@ -241,7 +242,7 @@ fn add_tags(g: &mut Group, tags: BTreeMap<String, String>) -> Result<(), AwsErro
     merged.extend(tags);
     if merged.len() > MAX_TAGS {
         return Err(AwsError::new(
-            "TooManyTagsException",
+            codes::logs::TooManyTagsException,
             format!("A resource can have no more than {MAX_TAGS} tags."),
         ));
     }
@@ -259,7 +260,7 @@ fn group_of_arn<'a>(ctx: &Ctx, arn: &'a str) -> Result<&'a str, AwsError> {
     match name {
         Some(n) => Ok(n),
         None if arn.starts_with("arn:") => Err(AwsError::new(
-            "ResourceNotFoundException",
+            codes::logs::ResourceNotFoundException,
             format!("The specified resource does not exist: {arn}"),
         )),
         None => Err(invalid(format!("Invalid resource ARN: {arn}"))),

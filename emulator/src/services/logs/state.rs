@@ -1,5 +1,6 @@
 //! Logs state: groups, streams and event batches, and the typed handle's API.
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::{Store, Table, Txn};
 use serde::{Deserialize, Serialize};
@@ -96,14 +97,14 @@ fn batch_key(stream_key: &str, seq: u64) -> String {
 
 pub fn group_not_found() -> AwsError {
     AwsError::new(
-        "ResourceNotFoundException",
+        codes::logs::ResourceNotFoundException,
         "The specified log group does not exist.",
     )
 }
 
 pub fn stream_not_found() -> AwsError {
     AwsError::new(
-        "ResourceNotFoundException",
+        codes::logs::ResourceNotFoundException,
         "The specified log stream does not exist.",
     )
 }
@@ -143,7 +144,7 @@ impl Logs {
             if !create_group {
                 return Err(group_not_found());
             }
-            self.groups.transact(|tx| {
+            self.groups.transact::<_, AwsError, _>(|tx| {
                 if !tx.contains(&gk) {
                     tx.put(&gk, Group::new(group, now_ms, None, BTreeMap::new()));
                 }
@@ -151,7 +152,7 @@ impl Logs {
             })?;
         }
         let sk = stream_key(&scope, group, stream);
-        self.streams.transact(|tx| {
+        self.streams.transact::<_, AwsError, _>(|tx| {
             if !tx.contains(&sk) {
                 tx.put(&sk, Stream::new(stream, now_ms));
             }
@@ -207,7 +208,7 @@ impl Logs {
             }
         }
         self.batches.transact(|btx| {
-            self.streams.transact(|stx| {
+            self.streams.transact::<_, AwsError, _>(|stx| {
                 let s = stx.get_mut(&sk).ok_or_else(stream_not_found)?;
                 let seq = s.next_seq;
                 s.next_seq += 1;

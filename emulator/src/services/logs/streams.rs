@@ -5,6 +5,7 @@ use super::state::{
     batches_prefix, group_key, group_not_found, now_ms, stream_key, stream_not_found,
     streams_prefix, Logs, Stream,
 };
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -47,7 +48,7 @@ pub fn create_log_stream(logs: &Logs, ctx: &Ctx, input: Value) -> HandlerResult 
         }
         if tx.contains(&key) {
             return Err(AwsError::new(
-                "ResourceAlreadyExistsException",
+                codes::logs::ResourceAlreadyExistsException,
                 "The specified log stream already exists",
             ));
         }
@@ -66,7 +67,7 @@ pub fn delete_log_stream(logs: &Logs, ctx: &Ctx, input: Value) -> HandlerResult 
     }
     let key = stream_key(&scope, group, stream);
     logs.batches.transact(|btx| {
-        logs.streams.transact(|stx| {
+        logs.streams.transact::<_, AwsError, _>(|stx| {
             stx.remove(&key).ok_or_else(stream_not_found)?;
             for bk in btx.keys(&batches_prefix(&key)) {
                 btx.remove(&bk);

@@ -6,6 +6,7 @@ use super::state::{
     Instance, Namespace, Service,
 };
 use super::CloudMap;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -170,11 +171,11 @@ pub fn register(
     let operation_id = new_operation_id();
     let svc_key = format!("{scope}{}", svc.id);
     let instances = cm.state.instances.clone();
-    let outcome = cm.state.services.transact(|stx| {
+    let outcome = cm.state.services.transact::<_, AwsError, _>(|stx| {
         let s = stx
             .get_mut(&svc_key)
             .ok_or_else(|| service_not_found(&svc.id))?;
-        let result = instances.transact(|tx| {
+        let result = instances.transact::<_, AwsError, _>(|tx| {
             let health = match tx.get(&key) {
                 Some(old) => {
                     if creator.is_some() && old.creator_request_id == creator {
@@ -238,11 +239,11 @@ pub fn deregister(
     let key = instance_key(&scope, &svc.id, instance_id);
     let svc_key = format!("{scope}{}", svc.id);
     let instances = cm.state.instances.clone();
-    cm.state.services.transact(|stx| {
+    cm.state.services.transact::<_, AwsError, _>(|stx| {
         let s = stx
             .get_mut(&svc_key)
             .ok_or_else(|| service_not_found(&svc.id))?;
-        instances.transact(|tx| {
+        instances.transact::<_, AwsError, _>(|tx| {
             tx.remove(&key)
                 .map(|_| ())
                 .ok_or_else(|| instance_not_found(instance_id))
@@ -283,14 +284,14 @@ pub fn set_custom_health(
     }
     if svc.custom_health.is_none() {
         return Err(AwsError::new(
-            "CustomHealthNotFound",
+            codes::servicediscovery::CustomHealthNotFound,
             format!(
                 "Service {} does not have a custom health check configured.",
                 svc.id
             ),
         ));
     }
-    let changed = cm.state.instances.transact(|tx| {
+    let changed = cm.state.instances.transact::<_, AwsError, _>(|tx| {
         let i = tx
             .get_mut(&key)
             .ok_or_else(|| instance_not_found(instance_id))?;
@@ -300,7 +301,7 @@ pub fn set_custom_health(
     })?;
     if changed {
         let svc_key = format!("{scope}{}", svc.id);
-        cm.state.services.transact(|tx| {
+        cm.state.services.transact::<_, AwsError, _>(|tx| {
             if let Some(s) = tx.get_mut(&svc_key) {
                 s.revision += 1;
             }
@@ -374,7 +375,7 @@ pub fn list_instances(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult {
         |i| i.id.clone(),
         input.str("NextToken"),
         max,
-        "InvalidInput",
+        codes::servicediscovery::InvalidInput,
     )?;
     let mut out = json!({
         "ResourceOwner": svc.account,
@@ -417,7 +418,7 @@ pub fn get_instances_health_status(cm: &CloudMap, ctx: &Ctx, input: Value) -> Ha
         |i| i.id.clone(),
         input.str("NextToken"),
         max,
-        "InvalidInput",
+        codes::servicediscovery::InvalidInput,
     )?;
     let status: serde_json::Map<String, Value> = items
         .iter()
@@ -453,7 +454,7 @@ fn discovered(cm: &CloudMap, ctx: &Ctx, input: &Value) -> Result<(Namespace, Ser
     let ns_name = input.str("NamespaceName").unwrap_or_default();
     let ns = cm.state.namespace_by_name(&scope, ns_name).ok_or_else(|| {
         AwsError::new(
-            "NamespaceNotFound",
+            codes::servicediscovery::NamespaceNotFound,
             format!("Namespace not found: {ns_name}"),
         )
     })?;

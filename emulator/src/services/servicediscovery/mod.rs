@@ -184,8 +184,8 @@ impl CloudMap {
     }
 }
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let cm = Arc::new(CloudMap::new(&deps.store, r.handle::<Ec2>()));
+pub fn register(r: &mut Registry, deps: &Deps, ec2: Arc<Ec2>) -> Arc<CloudMap> {
+    let cm = Arc::new(CloudMap::new(&deps.store, Some(ec2)));
     let c = &cm;
     r.sync(
         SVC,
@@ -277,5 +277,6 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     r.sync(SVC, "TagResource", c, tags::tag_resource);
     r.sync(SVC, "UntagResource", c, tags::untag_resource);
     r.sync(SVC, "ListTagsForResource", c, tags::list_tags_for_resource);
-    r.provide(cm);
+    r.provide(cm.clone());
+    cm
 }

@@ -6,6 +6,7 @@ use super::state::{
 };
 use super::tags::tags_of;
 use super::CloudMap;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -134,7 +135,7 @@ fn create(cm: &CloudMap, ctx: &Ctx, input: &Value, kind: &str) -> HandlerResult 
 
 fn already_exists(existing: &Namespace) -> AwsError {
     let mut e = AwsError::new(
-        "NamespaceAlreadyExists",
+        codes::servicediscovery::NamespaceAlreadyExists,
         format!("Namespace with name {} already exists.", existing.name),
     );
     let mut fields = serde_json::Map::new();
@@ -147,8 +148,7 @@ fn already_exists(existing: &Namespace) -> AwsError {
 }
 
 pub fn duplicate(operation_id: String) -> AwsError {
-    let mut e = AwsError::new(
-        "DuplicateRequest",
+    let mut e = AwsError::new(codes::servicediscovery::DuplicateRequest,
         "The request has the same CreatorRequestId as an earlier request with different parameters.",
     );
     let mut fields = serde_json::Map::new();
@@ -222,8 +222,7 @@ pub fn delete_namespace(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult
                 .any(|(_, s)| s.namespace_id == id)
         });
         if in_use {
-            return Err(AwsError::new(
-                "ResourceInUse",
+            return Err(AwsError::new(codes::servicediscovery::ResourceInUse,
                 format!("Namespace {id} has associated services. Delete the services before deleting the namespace."),
             ));
         }
@@ -293,7 +292,7 @@ pub fn list_namespaces(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult 
         |n| n.id.clone(),
         input.str("NextToken"),
         max,
-        "InvalidInput",
+        codes::servicediscovery::InvalidInput,
     )?;
     let mut out = json!({
         "Namespaces": items.iter().map(|n| namespace_json(cm, n, true)).collect::<Vec<_>>(),

@@ -3,6 +3,7 @@
 
 use super::state::{scope, Operation};
 use super::CloudMap;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -29,7 +30,12 @@ pub fn get_operation(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult {
         .state
         .operations
         .get(&format!("{}{id}", scope(account, &ctx.region)))
-        .ok_or_else(|| AwsError::new("OperationNotFound", format!("Operation not found: {id}")))?;
+        .ok_or_else(|| {
+            AwsError::new(
+                codes::servicediscovery::OperationNotFound,
+                format!("Operation not found: {id}"),
+            )
+        })?;
     Ok(json!({"Operation": operation_json(&op, ctx.now)}))
 }
 
@@ -121,7 +127,7 @@ pub fn list_operations(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult 
         |(k, _)| k.clone(),
         input.str("NextToken"),
         max,
-        "InvalidInput",
+        codes::servicediscovery::InvalidInput,
     )?;
     let mut out = json!({
         "Operations": items.iter().map(|(_, o)| json!({"Id": o.id, "Status": o.status(now).0})).collect::<Vec<_>>(),

@@ -6,6 +6,7 @@ use super::state::{
 };
 use super::tags::tags_of;
 use super::CloudMap;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::page::page;
@@ -127,7 +128,7 @@ pub fn create_service(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult {
                     return Ok(s);
                 }
                 let mut e = AwsError::new(
-                    "ServiceAlreadyExists",
+                    codes::servicediscovery::ServiceAlreadyExists,
                     format!(
                         "Service with name {name} already exists in namespace {}.",
                         ns.id
@@ -254,8 +255,7 @@ pub fn delete_service(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult {
         }
         let prefix = super::state::instance_prefix(&scope, &id);
         if instances.read(|rows| rows.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix))) {
-            return Err(AwsError::new(
-                "ResourceInUse",
+            return Err(AwsError::new(codes::servicediscovery::ResourceInUse,
                 format!("Service {id} has registered instances. Deregister the instances before deleting the service."),
             ));
         }
@@ -309,7 +309,7 @@ pub fn list_services(cm: &CloudMap, ctx: &Ctx, input: Value) -> HandlerResult {
         |s| s.id.clone(),
         input.str("NextToken"),
         max,
-        "InvalidInput",
+        codes::servicediscovery::InvalidInput,
     )?;
     let mut out = json!({
         "Services": items.iter().map(|s| service_json(cm, s, true)).collect::<Vec<_>>(),
@@ -392,7 +392,7 @@ pub fn update_service_attributes(cm: &CloudMap, ctx: &Ctx, input: Value) -> Hand
         s.attributes.extend(attrs);
         if s.attributes.len() > MAX_SERVICE_ATTRIBUTES {
             return Err(AwsError::new(
-                "ServiceAttributesLimitExceededException",
+                codes::servicediscovery::ServiceAttributesLimitExceededException,
                 format!("A service can have at most {MAX_SERVICE_ATTRIBUTES} attributes."),
             ));
         }
@@ -405,7 +405,7 @@ pub fn delete_service_attributes(cm: &CloudMap, ctx: &Ctx, input: Value) -> Hand
     let scope = ctx.scope();
     let id = id_of(input.str("ServiceId").unwrap_or_default()).to_string();
     let keys = input.string_list("Attributes");
-    cm.state.services.transact(|tx| {
+    cm.state.services.transact::<_, AwsError, _>(|tx| {
         let s = tx
             .get_mut(&format!("{scope}{id}"))
             .ok_or_else(|| service_not_found(&id))?;

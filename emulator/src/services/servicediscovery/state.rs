@@ -1,6 +1,7 @@
 //! Cloud Map state: namespaces, services, instances and operations, one `store::Table` each,
 //! keyed `<account>/<region>/<id>` (instances `<scope><service id>/<instance id>`).
 
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::store::{Store, Table};
 use serde::{Deserialize, Serialize};
@@ -205,19 +206,28 @@ pub fn new_operation_id() -> String {
 }
 
 pub fn namespace_not_found(id: &str) -> AwsError {
-    AwsError::new("NamespaceNotFound", format!("Namespace not found: {id}"))
+    AwsError::new(
+        codes::servicediscovery::NamespaceNotFound,
+        format!("Namespace not found: {id}"),
+    )
 }
 
 pub fn service_not_found(id: &str) -> AwsError {
-    AwsError::new("ServiceNotFound", format!("Service not found: {id}"))
+    AwsError::new(
+        codes::servicediscovery::ServiceNotFound,
+        format!("Service not found: {id}"),
+    )
 }
 
 pub fn instance_not_found(id: &str) -> AwsError {
-    AwsError::new("InstanceNotFound", format!("Instance not found: {id}"))
+    AwsError::new(
+        codes::servicediscovery::InstanceNotFound,
+        format!("Instance not found: {id}"),
+    )
 }
 
 pub fn invalid(message: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidInput", message)
+    AwsError::new(codes::servicediscovery::InvalidInput, message)
 }
 
 /// The id part of an id-or-ARN (`arn:aws:servicediscovery:…:namespace/ns-…` → `ns-…`).

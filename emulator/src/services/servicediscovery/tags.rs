@@ -1,6 +1,7 @@
 //! Tags on namespaces and services (by ARN).
 
 use super::CloudMap;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -31,7 +32,7 @@ pub fn tags_of(input: &Value) -> Result<BTreeMap<String, String>, AwsError> {
 
 fn too_many(arn: &str) -> AwsError {
     let mut e = AwsError::new(
-        "TooManyTagsException",
+        codes::servicediscovery::TooManyTagsException,
         format!("A resource can have at most {MAX_TAGS} tags."),
     );
     let mut fields = serde_json::Map::new();
@@ -49,7 +50,7 @@ pub fn tag_list(tags: &BTreeMap<String, String>) -> Value {
 
 fn not_found(arn: &str) -> AwsError {
     AwsError::new(
-        "ResourceNotFoundException",
+        codes::servicediscovery::ResourceNotFoundException,
         format!("Resource not found: {arn}"),
     )
 }

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 fn setup() -> (Arc<CloudMap>, Ctx, Registry) {
     let deps = Deps::for_tests();
-    let r = crate::services::build(&deps);
+    let r = crate::app::build(&deps);
     (
         r.handle::<CloudMap>().expect("cloud map"),
         Ctx::for_tests(),

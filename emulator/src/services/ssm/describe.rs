@@ -3,6 +3,7 @@
 use super::params::{displayed_value, parameter_json, parse_reference, validation};
 use super::public::{is_public, public_parameters};
 use super::state::{Parameter, State};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -23,7 +24,10 @@ fn page<T>(
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| {
-                    AwsError::new("InvalidNextToken", "The specified token is not valid.")
+                    AwsError::new(
+                        codes::ssm::InvalidNextToken,
+                        "The specified token is not valid.",
+                    )
                 })?,
         ),
         None => None,
@@ -107,8 +111,7 @@ fn matches(p: &Parameter, f: &StringFilter, allow_path: bool) -> Result<bool, Aw
                 "BeginsWith" => f.values.iter().any(|x| name.starts_with(x.as_str()) || plain.starts_with(x.trim_start_matches('/'))),
                 "Contains" => f.values.iter().any(|x| name.contains(x.as_str())),
                 o => {
-                    return Err(AwsError::new(
-                        "InvalidFilterOption",
+                    return Err(AwsError::new(codes::ssm::InvalidFilterOption,
                         format!("The filter option '{o}' is not valid. Valid options are Equals, BeginsWith, Contains."),
                     ))
                 }
@@ -124,8 +127,7 @@ fn matches(p: &Parameter, f: &StringFilter, allow_path: bool) -> Result<bool, Aw
                 "Recursive" => true,
                 "OneLevel" => false,
                 o => {
-                    return Err(AwsError::new(
-                        "InvalidFilterOption",
+                    return Err(AwsError::new(codes::ssm::InvalidFilterOption,
                         format!("The filter option '{o}' is not valid. Valid options are Recursive, OneLevel."),
                     ))
                 }
@@ -146,7 +148,7 @@ fn matches(p: &Parameter, f: &StringFilter, allow_path: bool) -> Result<bool, Aw
         }
         k => {
             return Err(AwsError::new(
-                "InvalidFilterKey",
+                codes::ssm::InvalidFilterKey,
                 format!("The following filter key is not valid: {k}"),
             ))
         }
@@ -182,7 +184,7 @@ pub fn get_parameters_by_path(state: &State, ctx: &Ctx, input: Value) -> Handler
         for f in &filters {
             if f.key == "Path" || f.key == "Name" {
                 return Err(AwsError::new(
-                    "InvalidFilterKey",
+                    codes::ssm::InvalidFilterKey,
                     format!("The following filter key is not valid: {}", f.key),
                 ));
             }
@@ -275,7 +277,7 @@ pub fn get_parameter_history(state: &State, ctx: &Ctx, input: Value) -> HandlerR
     );
     let p = state.get(&r.account, &r.region, &r.name).ok_or_else(|| {
         AwsError::new(
-            "ParameterNotFound",
+            codes::ssm::ParameterNotFound,
             format!("Parameter {} not found.", r.name),
         )
     })?;

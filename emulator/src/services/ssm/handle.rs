@@ -2,6 +2,7 @@
 
 use super::params::{lookup, parse_reference, select};
 use super::state::State;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use std::sync::Arc;
 
@@ -35,7 +36,7 @@ impl Ssm {
         let r = parse_reference(account, region, name_or_arn);
         let p = lookup(&self.state, &r).ok_or_else(|| {
             AwsError::new(
-                "ParameterNotFound",
+                codes::ssm::ParameterNotFound,
                 format!("Parameter {} not found.", r.name),
             )
         })?;

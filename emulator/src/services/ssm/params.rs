@@ -2,6 +2,7 @@
 
 use super::public::{is_public, public_arn, public_parameter};
 use super::state::{key, Parameter, ParameterVersion, State, MAX_VERSIONS};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -9,7 +10,7 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 pub fn validation(message: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationException", message)
+    AwsError::new(codes::ssm::ValidationException, message)
 }
 
 /// A parameter reference: where it lives, its name, and an optional ":version" or ":label".
@@ -71,12 +72,11 @@ pub fn select<'a>(p: &'a Parameter, r: &Reference) -> Result<&'a ParameterVersio
     match &r.selector {
         None => p
             .current()
-            .ok_or_else(|| AwsError::new("ParameterNotFound", "")),
+            .ok_or_else(|| AwsError::new(codes::ssm::ParameterNotFound, "")),
         Some(sel) => {
             if let Ok(n) = sel.parse::<i64>() {
                 p.versions.iter().find(|v| v.version == n).ok_or_else(|| {
-                    AwsError::new(
-                        "ParameterVersionNotFound",
+                    AwsError::new(codes::ssm::ParameterVersionNotFound,
                         format!(
                             "Systems Manager could not find version {n} of {}. Verify the version and try again.",
                             p.name
@@ -89,8 +89,7 @@ pub fn select<'a>(p: &'a Parameter, r: &Reference) -> Result<&'a ParameterVersio
                     .rev()
                     .find(|v| v.labels.contains(sel))
                     .ok_or_else(|| {
-                        AwsError::new(
-                            "ParameterVersionLabelNotFound",
+                        AwsError::new(codes::ssm::ParameterVersionLabelNotFound,
                             format!(
                                 "Systems Manager could not find label {sel} of {}. Verify the label and try again.",
                                 p.name
@@ -165,7 +164,7 @@ fn check_name(name: &str) -> Result<(), AwsError> {
     }
     if name.matches('/').count() > 15 {
         return Err(AwsError::new(
-            "HierarchyLevelLimitExceededException",
+            codes::ssm::HierarchyLevelLimitExceededException,
             "Parameter name has too many levels. A parameter name can have a maximum of 15 levels.",
         ));
     }
@@ -210,13 +209,13 @@ pub fn put_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     if let Some(pattern) = input.str("AllowedPattern") {
         let re = regex::Regex::new(pattern).map_err(|_| {
             AwsError::new(
-                "InvalidAllowedPatternException",
+                codes::ssm::InvalidAllowedPatternException,
                 "The request does not meet the regular expression requirement.",
             )
         })?;
         if !re.is_match(&value) {
             return Err(AwsError::new(
-                "ParameterPatternMismatchException",
+                codes::ssm::ParameterPatternMismatchException,
                 format!("Parameter value, cannot be validated against allowedPattern: {pattern}"),
             ));
         }
@@ -239,8 +238,7 @@ pub fn put_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let (version, tier) = state.params.transact(|t| {
         let existing = t.get(&k).cloned();
         if existing.is_some() && !overwrite {
-            return Err(AwsError::new(
-                "ParameterAlreadyExists",
+            return Err(AwsError::new(codes::ssm::ParameterAlreadyExists,
                 "The parameter already exists. To overwrite this value, set the overwrite option in the request to true.",
             ));
         }
@@ -291,8 +289,7 @@ pub fn put_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
         });
         if p.versions.len() >= MAX_VERSIONS {
             if p.versions.first().is_some_and(|v| !v.labels.is_empty()) {
-                return Err(AwsError::new(
-                    "ParameterMaxVersionLimitExceeded",
+                return Err(AwsError::new(codes::ssm::ParameterMaxVersionLimitExceeded,
                     format!("You attempted to create a new version of {name} by calling the PutParameter API with the overwrite flag. Version {}, the oldest version, can't be deleted because it has a label associated with it. Move the label to another version of the parameter, and try again.", p.versions[0].version),
                 ));
             }
@@ -308,7 +305,7 @@ pub fn put_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
 pub fn get_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let text = input.str("Name").unwrap_or_default();
     let r = parse_reference(&ctx.account, &ctx.region, text);
-    let p = lookup(state, &r).ok_or_else(|| AwsError::new("ParameterNotFound", ""))?;
+    let p = lookup(state, &r).ok_or_else(|| AwsError::new(codes::ssm::ParameterNotFound, ""))?;
     let v = select(&p, &r)?;
     let decrypt = input.bool("WithDecryption") == Some(true);
     Ok(json!({"Parameter": parameter_json(&p, v, decrypt, r.selector.as_deref())}))
@@ -338,7 +335,7 @@ pub fn delete_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult
     state.params.transact(|t| {
         t.remove(&k).map(|_| ()).ok_or_else(|| {
             AwsError::new(
-                "ParameterNotFound",
+                codes::ssm::ParameterNotFound,
                 format!("Parameter {} not found.", r.name),
             )
         })
@@ -349,7 +346,7 @@ pub fn delete_parameter(state: &State, ctx: &Ctx, input: Value) -> HandlerResult
 pub fn delete_parameters(state: &State, ctx: &Ctx, input: Value) -> HandlerResult {
     let names = input.string_list("Names");
     let (account, region) = (&ctx.account, &ctx.region);
-    let (deleted, invalid) = state.params.transact(|t| {
+    let (deleted, invalid) = state.params.transact::<_, AwsError, _>(|t| {
         let (mut deleted, mut invalid) = (Vec::new(), Vec::new());
         for n in &names {
             let r = parse_reference(account, region, n);

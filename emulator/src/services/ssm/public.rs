@@ -1,8 +1,11 @@
-//! Read-only public parameters AWS publishes under /aws/service/: the ECS-optimized AMIs,
-//! generated from EC2's AMI table so the image ids agree with DescribeImages.
+//! Read-only public parameters AWS publishes under /aws/service/: the ECS-optimized AMIs and
+//! the Amazon Linux AMIs (/aws/service/ami-amazon-linux-latest/, al2023 and amzn2 names),
+//! generated from EC2's AMI tables so the image ids agree with DescribeImages.
 
 use super::state::{Parameter, ParameterVersion};
-use crate::services::ec2::ECS_OPTIMIZED_AMIS;
+use crate::services::ec2::{
+    AMAZON_LINUX_AMIS, AMAZON_LINUX_LATEST, AMAZON_LINUX_PARAMETERS, ECS_OPTIMIZED_AMIS,
+};
 
 /// When the published values last changed (2026-11-20T19:00:00Z).
 const PUBLISHED: f64 = 1_795_201_200.0;
@@ -52,6 +55,20 @@ pub fn public_parameters(region: &str) -> Vec<Parameter> {
         ];
         for (field, value) in fields {
             out.push(param(region, format!("{base}/{field}"), value));
+        }
+    }
+    for (name, ami) in AMAZON_LINUX_PARAMETERS {
+        if let Some(a) = AMAZON_LINUX_AMIS.iter().find(|a| a.name == *ami) {
+            let mut p = param(
+                region,
+                format!("{AMAZON_LINUX_LATEST}{name}"),
+                a.image_id(region),
+            );
+            // AWS publishes these as aws:ec2:image parameters.
+            if let Some(v) = p.versions.first_mut() {
+                v.data_type = "aws:ec2:image".into();
+            }
+            out.push(p);
         }
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -284,6 +284,65 @@ fn public_ecs_ami_parameters_match_ec2_images() {
     );
 }
 
+/// The Amazon Linux parameters (al2023 and amzn2 names) name AMIs EC2 knows, by architecture.
+#[test]
+fn public_amazon_linux_parameters_name_known_amis() {
+    let (s, ctx) = setup();
+    for (name, arch) in [
+        ("al2023-ami-kernel-default-x86_64", "x86_64"),
+        ("al2023-ami-kernel-6.1-arm64", "arm64"),
+        ("al2023-ami-minimal-kernel-default-x86_64", "x86_64"),
+        ("amzn2-ami-hvm-x86_64-gp2", "x86_64"),
+        ("amzn2-ami-kernel-5.10-hvm-arm64-gp2", "arm64"),
+    ] {
+        let path = format!("/aws/service/ami-amazon-linux-latest/{name}");
+        let p = params::get_parameter(&s, &ctx, json!({"Name": path})).expect(name);
+        let id = p["Parameter"]["Value"].as_str().expect("value");
+        let ami = crate::services::ec2::find_ami("us-east-1", id).expect("a known AMI");
+        assert_eq!(ami.architecture, arch, "{name}");
+        assert_eq!(p["Parameter"]["DataType"], "aws:ec2:image");
+        assert_eq!(
+            p["Parameter"]["ARN"],
+            format!("arn:aws:ssm:us-east-1::parameter{path}")
+        );
+    }
+    let default = params::get_parameter(
+        &s,
+        &ctx,
+        json!({"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}),
+    )
+    .expect("default");
+    let six_one = params::get_parameter(
+        &s,
+        &ctx,
+        json!({"Name": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64"}),
+    )
+    .expect("6.1");
+    assert_eq!(default["Parameter"]["Value"], six_one["Parameter"]["Value"]);
+    let (mut listed, mut token) = (0, None::<String>);
+    loop {
+        let mut input = json!({"Path": "/aws/service/ami-amazon-linux-latest"});
+        if let Some(t) = &token {
+            input["NextToken"] = json!(t);
+        }
+        let page = describe::get_parameters_by_path(&s, &ctx, input).expect("path");
+        listed += page["Parameters"].as_array().map_or(0, Vec::len);
+        token = page["NextToken"].as_str().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(listed, crate::services::ec2::AMAZON_LINUX_PARAMETERS.len());
+    assert_eq!(
+        code(params::get_parameter(
+            &s,
+            &ctx,
+            json!({"Name": "/aws/service/ami-amazon-linux-latest/amzn-ami-hvm-x86_64-gp2"})
+        )),
+        "ParameterNotFound"
+    );
+}
+
 #[test]
 fn handle_resolves_names_and_arns() {
     let deps = Deps::for_tests();

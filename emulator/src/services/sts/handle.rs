@@ -2,31 +2,25 @@
 //! the credential endpoint looks them up.
 
 use super::state::{access_key_id, secret_access_key, session_token, IssuedCredentials, State};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::iam::{parse_role_arn, Iam};
 use sha2::{Digest, Sha256};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 pub struct Sts {
     pub(crate) state: Arc<State>,
-    iam: OnceLock<Arc<Iam>>,
+    iam: Arc<Iam>,
 }
 
 fn validation(message: impl Into<String>) -> AwsError {
-    AwsError::new("ValidationError", message)
+    AwsError::new(codes::common::ValidationError, message)
 }
 
 impl Sts {
-    pub fn new(state: Arc<State>) -> Sts {
-        Sts {
-            state,
-            iam: OnceLock::new(),
-        }
-    }
-
-    /// Connects IAM (whichever of the two registers last does it).
-    pub fn set_iam(&self, iam: Arc<Iam>) {
-        let _ = self.iam.set(iam);
+    /// STS checks assumed roles against IAM, which is built first.
+    pub fn new(state: Arc<State>, iam: Arc<Iam>) -> Sts {
+        Sts { state, iam }
     }
 
     /// Credentials issued earlier, by access key id (expired ones included).
@@ -60,8 +54,7 @@ impl Sts {
             return Err(validation(format!("{role_arn} is invalid")));
         };
         let denied = || {
-            AwsError::new(
-                "AccessDenied",
+            AwsError::new(codes::sts::AccessDenied,
                 format!(
                     "User: {caller_arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
                 ),
@@ -69,11 +62,7 @@ impl Sts {
             .with_status(403)
         };
         let role_id = if role_account == account {
-            let role = self
-                .iam
-                .get()
-                .and_then(|iam| iam.role_by_arn(role_arn))
-                .ok_or_else(denied)?;
+            let role = self.iam.role_by_arn(role_arn).ok_or_else(denied)?;
             if duration > role.max_session_duration {
                 return Err(validation(
                     "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",

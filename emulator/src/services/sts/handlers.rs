@@ -2,6 +2,7 @@
 
 use super::handle::Sts;
 use super::state::IssuedCredentials;
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -13,7 +14,7 @@ pub fn caller(sts: &Sts, ctx: &Ctx) -> Result<(String, String, String), AwsError
     if let Some(c) = ctx.access_key.as_deref().and_then(|k| sts.credentials(k)) {
         if c.expiration <= ctx.now {
             return Err(AwsError::new(
-                "ExpiredTokenException",
+                codes::sts::ExpiredTokenException,
                 "The security token included in the request is expired",
             ));
         }
@@ -45,7 +46,7 @@ pub fn assume_role(sts: &Sts, ctx: &Ctx, input: Value) -> HandlerResult {
     if let Some(policy) = input.str("Policy") {
         if serde_json::from_str::<Value>(policy).is_err() {
             return Err(AwsError::new(
-                "MalformedPolicyDocumentException",
+                codes::sts::MalformedPolicyDocumentException,
                 "The policy is not in the valid JSON format.",
             ));
         }
@@ -75,7 +76,7 @@ pub fn get_session_token(sts: &Sts, ctx: &Ctx, input: Value) -> HandlerResult {
     let (account, arn, user_id) = caller(sts, ctx)?;
     if arn.contains(":assumed-role/") {
         return Err(AwsError::new(
-            "AccessDenied",
+            codes::sts::AccessDenied,
             "Cannot call GetSessionToken with session credentials",
         )
         .with_status(403));

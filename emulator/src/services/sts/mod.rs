@@ -15,12 +15,8 @@ use super::iam::Iam;
 use super::{Deps, Registry};
 use std::sync::Arc;
 
-pub fn register(r: &mut Registry, deps: &Deps) {
-    let sts = Arc::new(Sts::new(Arc::new(state::State::new(&deps.store))));
-    // IAM may register before or after STS; whichever comes second connects the two.
-    if let Some(iam) = r.handle::<Iam>() {
-        sts.set_iam(iam);
-    }
+pub fn register(r: &mut Registry, deps: &Deps, iam: Arc<Iam>) -> Arc<Sts> {
+    let sts = Arc::new(Sts::new(Arc::new(state::State::new(&deps.store)), iam));
     r.provide(sts.clone());
     r.sync(
         "sts",
@@ -30,4 +26,5 @@ pub fn register(r: &mut Registry, deps: &Deps) {
     );
     r.sync("sts", "AssumeRole", &sts, handlers::assume_role);
     r.sync("sts", "GetSessionToken", &sts, handlers::get_session_token);
+    sts
 }

@@ -1,4 +1,4 @@
-//! Tests of STS, wired to IAM as services::build does (STS registers first).
+//! Tests of STS, wired to IAM as app::build does (IAM first).
 
 use super::*;
 use crate::services::{Ctx, Deps, Registry};
@@ -9,8 +9,8 @@ const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","P
 
 fn registry(deps: &Deps) -> Registry {
     let mut r = Registry::default();
-    register(&mut r, deps);
-    crate::services::iam::register(&mut r, deps);
+    let iam = crate::services::iam::register(&mut r, deps);
+    register(&mut r, deps, iam);
     r
 }
 
@@ -132,12 +132,23 @@ fn session_tokens_and_handle() {
     );
 }
 
+/// STS over `store`, with the IAM it asks about roles.
+fn sts_over(store: &std::sync::Arc<Store>) -> Sts {
+    let iam = crate::services::iam::handle::Iam::new(std::sync::Arc::new(
+        crate::services::iam::state::State::new(store),
+    ));
+    Sts::new(
+        std::sync::Arc::new(state::State::new(store)),
+        std::sync::Arc::new(iam),
+    )
+}
+
 #[test]
 fn issued_credentials_survive_reopening_the_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = {
         let store = Store::open(dir.path()).expect("open");
-        let sts = Sts::new(std::sync::Arc::new(state::State::new(&store)));
+        let sts = sts_over(&store);
         sts.assume_role(
             "000000000000",
             "arn:aws:iam::000000000000:root",
@@ -150,7 +161,7 @@ fn issued_credentials_survive_reopening_the_store() {
         .access_key_id
     };
     let store = Store::open(dir.path()).expect("reopen");
-    let sts = Sts::new(std::sync::Arc::new(state::State::new(&store)));
+    let sts = sts_over(&store);
     let c = sts.credentials(&key).expect("kept");
     assert_eq!(c.expiration, 3700.0);
     assert_eq!(

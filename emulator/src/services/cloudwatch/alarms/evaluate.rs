@@ -87,7 +87,7 @@ impl CloudWatch {
         now: f64,
     ) -> Option<(AlarmState, Alarm)> {
         let scope = key.rsplit_once('/').map(|(s, _)| format!("{s}/"))?;
-        let result = self.alarms.record(|tx| {
+        let result = self.alarms.record::<_, AwsError, _>(|tx| {
             let Some(a) = tx.get_mut(key) else {
                 return Ok(None);
             };
@@ -137,7 +137,7 @@ impl CloudWatch {
     pub(crate) fn add_history(&self, scope: &str, item: HistoryItem) {
         let key = item.key(scope);
         let cutoff = format!("{scope}{:017.3}", item.timestamp - super::HISTORY_SECS);
-        let _ = self.history.record(|tx| {
+        let _ = self.history.record::<_, AwsError, _>(|tx| {
             for old in tx.keys(scope) {
                 if old.as_str() >= cutoff.as_str() {
                     break;

@@ -10,6 +10,7 @@ use super::eval::{Missing, Op};
 use super::evaluate::Transition;
 use super::rule::Rule;
 use super::{Alarm, HistoryItem, Tag};
+use crate::protocol::codes;
 use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult};
@@ -21,22 +22,22 @@ const DESCRIBE_PAGE: i64 = 50;
 const HISTORY_PAGE: i64 = 100;
 
 fn invalid(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterValueException", msg)
+    AwsError::new(codes::cloudwatch::InvalidParameterValueException, msg)
 }
 
 fn combination(msg: impl Into<String>) -> AwsError {
-    AwsError::new("InvalidParameterCombinationException", msg)
+    AwsError::new(codes::cloudwatch::InvalidParameterCombinationException, msg)
 }
 
 fn missing(name: &str) -> AwsError {
     AwsError::new(
-        "MissingRequiredParameterException",
+        codes::cloudwatch::MissingRequiredParameterException,
         format!("The parameter {name} is required."),
     )
 }
 
 fn not_found(msg: impl Into<String>) -> AwsError {
-    AwsError::new("ResourceNotFound", msg)
+    AwsError::new(codes::cloudwatch::ResourceNotFound, msg)
 }
 
 fn alarm_key(ctx: &Ctx, name: &str) -> String {
@@ -463,7 +464,7 @@ pub fn describe_alarms(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResul
         |a| a.name.clone(),
         input.str("NextToken"),
         max_records(&input, DESCRIBE_PAGE),
-        "InvalidNextToken",
+        codes::cloudwatch::InvalidNextToken,
     )?;
     let (metric_alarms, composite_alarms): (Vec<&Alarm>, Vec<&Alarm>) =
         page.iter().partition(|a| !a.composite);
@@ -555,7 +556,7 @@ pub fn set_alarm_state(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResul
     if let Some(d) = &reason_data {
         if serde_json::from_str::<Value>(d).is_err() {
             return Err(AwsError::new(
-                "InvalidFormatFault",
+                codes::cloudwatch::InvalidFormatFault,
                 "Unable to parse StateReasonData: it must be a JSON document.",
             ));
         }
@@ -580,7 +581,7 @@ pub fn set_alarm_state(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResul
 
 fn set_actions_enabled(cw: &CloudWatch, ctx: &Ctx, input: &Value, enabled: bool) -> HandlerResult {
     let scope = ctx.scope();
-    cw.alarms.transact(|tx| {
+    cw.alarms.transact::<_, AwsError, _>(|tx| {
         for n in input.string_list("AlarmNames") {
             if let Some(a) = tx.get_mut(&format!("{scope}{n}")) {
                 a.actions_enabled = enabled;
@@ -628,7 +629,7 @@ pub fn describe_alarm_history(cw: &CloudWatch, ctx: &Ctx, input: Value) -> Handl
         |(i, _)| format!("{i:012}"),
         input.str("NextToken"),
         max_records(&input, HISTORY_PAGE),
-        "InvalidNextToken",
+        codes::cloudwatch::InvalidNextToken,
     )?;
     let mut out = json!({
         "AlarmHistoryItems": page.iter().map(|(_, h)| h.describe()).collect::<Vec<_>>(),
@@ -643,7 +644,7 @@ pub fn describe_alarm_history(cw: &CloudWatch, ctx: &Ctx, input: Value) -> Handl
 fn alarm_by_arn(cw: &CloudWatch, ctx: &Ctx, arn: &str) -> Result<String, AwsError> {
     let unknown = || {
         AwsError::new(
-            "ResourceNotFoundException",
+            codes::cloudwatch::ResourceNotFoundException,
             format!("Unknown resource: {arn}"),
         )
     };
@@ -682,7 +683,7 @@ pub fn tag_resource(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResult {
 pub fn untag_resource(cw: &CloudWatch, ctx: &Ctx, input: Value) -> HandlerResult {
     let key = alarm_by_arn(cw, ctx, input.str("ResourceARN").unwrap_or_default())?;
     let keys = input.string_list("TagKeys");
-    cw.alarms.transact(|tx| {
+    cw.alarms.transact::<_, AwsError, _>(|tx| {
         if let Some(a) = tx.get_mut(&key) {
             a.tags.retain(|t| !keys.contains(&t.key));
         }

@@ -134,6 +134,88 @@ impl Query {
     }
 }
 
+/// The query in a canonical form that parses back to the same query: spaced symbolic operators,
+/// quoted values, parentheses only where precedence needs them (so no deeper than the original).
+impl std::fmt::Display for Query {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        render(&self.root, f)
+    }
+}
+
+fn render(n: &Node, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    // `and` binds tighter than `or`, both are left-associative: a right operand of the same
+    // operator (and an `or` under an `and`) came from parentheses and keeps them.
+    let operand = |n: &Node, parens: bool, f: &mut std::fmt::Formatter<'_>| {
+        if parens {
+            f.write_str("(")?;
+            render(n, f)?;
+            f.write_str(")")
+        } else {
+            render(n, f)
+        }
+    };
+    match n {
+        Node::Or(l, r) => {
+            operand(l, false, f)?;
+            f.write_str(" or ")?;
+            operand(r, matches!(**r, Node::Or(..)), f)
+        }
+        Node::And(l, r) => {
+            operand(l, matches!(**l, Node::Or(..)), f)?;
+            f.write_str(" and ")?;
+            operand(r, matches!(**r, Node::Or(..) | Node::And(..)), f)
+        }
+        Node::Not(inner) => {
+            f.write_str("!")?;
+            operand(inner, matches!(**inner, Node::Or(..) | Node::And(..)), f)
+        }
+        Node::Cmp(c) => render_comparison(c, f),
+    }
+}
+
+fn render_comparison(c: &Comparison, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    match &c.subject {
+        Subject::Attribute(name) => write!(f, "attribute:{name}")?,
+        Subject::AgentConnected => f.write_str("agentConnected")?,
+        Subject::AgentVersion => f.write_str("agentVersion")?,
+        Subject::Ec2InstanceId => f.write_str("ec2InstanceId")?,
+        Subject::RegisteredAt => f.write_str("registeredAt")?,
+        Subject::RunningTasksCount => f.write_str("runningTasksCount")?,
+        Subject::TaskGroup => f.write_str("task:group")?,
+    }
+    write!(f, " {}", op_name(c.op))?;
+    match c.op {
+        Op::Exists | Op::NotExists => Ok(()),
+        Op::In | Op::NotIn => {
+            f.write_str(" [")?;
+            for (i, a) in c.args.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                render_value(&a.text, f)?;
+            }
+            f.write_str("]")
+        }
+        _ => {
+            f.write_str(" ")?;
+            render_value(c.args.first().map_or("", |a| a.text.as_str()), f)
+        }
+    }
+}
+
+/// `'value'` with `'` escaped as `\'`. A quoted value cannot end in a backslash (`\'` would
+/// escape the closing quote), so such a value, which can only have been written unquoted, stays
+/// unquoted, followed by a space so that no `)` or `,` after it joins the value.
+fn render_value(text: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    if text.ends_with('\\') {
+        f.write_str(text)?;
+        return f.write_str(" ");
+    }
+    f.write_str("'")?;
+    f.write_str(&text.replace('\'', "\\'"))?;
+    f.write_str("'")
+}
+
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
