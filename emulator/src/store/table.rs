@@ -205,10 +205,7 @@ where
         };
         match result {
             Ok(r) => {
-                let encoded: Result<Vec<Write>, serde_json::Error> = undo
-                    .keys()
-                    .map(|k| Ok((k.clone(), rows.get(k).map(serde_json::to_vec).transpose()?)))
-                    .collect();
+                let encoded = changed_rows(rows, &undo);
                 let writes = match encoded {
                     Ok(writes) => writes,
                     Err(e) => {
@@ -315,6 +312,24 @@ impl<T: Clone> Txn<'_, T> {
     }
 }
 
+/// The writes of a committed transaction: each row it touched, encoded, except the rows that
+/// encode exactly as before (a row read for writing and left as it was, as the service scheduler
+/// does with every steady service on every pass, writes nothing and wakes no watcher).
+fn changed_rows<T: Serialize>(
+    rows: &BTreeMap<String, T>,
+    undo: &BTreeMap<String, Option<T>>,
+) -> Result<Vec<Write>, serde_json::Error> {
+    let mut writes = Vec::new();
+    for (k, old) in undo {
+        let new = rows.get(k).map(serde_json::to_vec).transpose()?;
+        let before = old.as_ref().map(serde_json::to_vec).transpose()?;
+        if new != before {
+            writes.push((k.clone(), new));
+        }
+    }
+    Ok(writes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +364,37 @@ mod tests {
         assert!(t.is_empty());
         let store2 = Store::open(&dir.path().join("other")).expect("other");
         assert!(Table::<u32>::open(&store2, "nums").is_empty());
+    }
+
+    #[test]
+    fn a_transaction_that_changes_nothing_writes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let t: Arc<Table<u32>> = Table::open(&store, "nums");
+        t.put("a/1", 1).expect("put");
+        let changes = store.watch_changes();
+        let before = *changes.borrow();
+        t.record::<_, StoreError, _>(|tx| {
+            if let Some(v) = tx.get_mut("a/1") {
+                *v = 1;
+            }
+            tx.put("a/1", 1);
+            Ok(())
+        })
+        .expect("no-op");
+        assert_eq!(*changes.borrow(), before, "an unchanged row is not written");
+        t.record::<_, StoreError, _>(|tx| {
+            if let Some(v) = tx.get_mut("a/1") {
+                *v = 2;
+            }
+            Ok(())
+        })
+        .expect("change");
+        assert_eq!(*changes.borrow(), before.wrapping_add(1));
+        drop((changes, t, store));
+        let store = Store::open(dir.path()).expect("reopen");
+        let reopened: Arc<Table<u32>> = Table::open(&store, "nums");
+        assert_eq!(reopened.get("a/1"), Some(2));
     }
 
     /// Index key: the row key's first segment and the value's parity.
