@@ -251,12 +251,13 @@ impl Scheduler {
         }
         if !stopped.is_empty() {
             self.ecs.wake_agent();
-            events.push(format!(
-                "(service {}) has stopped {} running tasks: {}.",
-                svc.name,
-                stopped.len(),
-                task_list(stopped.iter().copied())
-            ));
+            for (subject, arns) in by_subject(svc, tasks, &stopped) {
+                events.push(format!(
+                    "({subject}) has stopped {} running tasks: {}.",
+                    arns.len(),
+                    task_list(arns.iter().copied())
+                ));
+            }
         }
         events
     }
@@ -325,12 +326,12 @@ impl Scheduler {
         actions: &Actions,
     ) -> Vec<String> {
         let mut events = Vec::new();
-        let mut started: Vec<String> = Vec::new();
         let mut placement_failure = None;
         for (id, count) in &actions.task_set_starts {
             let Some(ts) = svc.task_sets.iter().find(|ts| &ts.id == id) else {
                 continue;
             };
+            let subject = task_set_subject(svc, &ts.id);
             // The throttle of repeated start failures applies per task set.
             let as_deployment = Deployment {
                 id: ts.id.clone(),
@@ -339,8 +340,7 @@ impl Scheduler {
             let throttle = start_throttle(&as_deployment, tasks);
             if throttle.is_some() {
                 events.push(format!(
-                    "(service {}) is unable to consistently start tasks successfully.",
-                    svc.name
+                    "({subject}) is unable to consistently start tasks successfully."
                 ));
             }
             if throttle.is_some_and(|t| ctx.now < t.until) {
@@ -348,12 +348,14 @@ impl Scheduler {
             }
             let spec = task_set_launch_spec(svc, ts, *count, placement_target(svc));
             match self.ecs.launch(ctx, &spec) {
-                Ok(launched) => {
-                    if launched.tasks.is_empty() {
-                        placement_failure = Some(unplaceable(svc, launched.failures.first()));
-                    }
-                    started.extend(launched.tasks.iter().map(|t| t.arn.clone()));
+                Ok(launched) if launched.tasks.is_empty() => {
+                    placement_failure = Some(unplaceable(svc, launched.failures.first()));
                 }
+                Ok(launched) => events.push(format!(
+                    "({subject}) has started {} tasks: {}.",
+                    launched.tasks.len(),
+                    task_list(launched.tasks.iter().map(|t| t.arn.as_str()))
+                )),
                 Err(e) => {
                     placement_failure = Some(format!(
                         "(service {}) was unable to place a task. Reason: {}.",
@@ -361,14 +363,6 @@ impl Scheduler {
                     ))
                 }
             }
-        }
-        if !started.is_empty() {
-            events.push(format!(
-                "(service {}) has started {} tasks: {}.",
-                svc.name,
-                started.len(),
-                task_list(started.iter().map(String::as_str))
-            ));
         }
         events.extend(placement_failure);
         events
@@ -422,6 +416,37 @@ fn target_groups(svc: &EcsService) -> impl Iterator<Item = &str> {
 }
 
 /// "(task a) (task b)" from task ARNs.
+/// The subject ECS names in an event about a task set's tasks: "service web, taskSet ecs-svc/…".
+fn task_set_subject(svc: &EcsService, task_set: &str) -> String {
+    format!("service {}, taskSet {task_set}", svc.name)
+}
+
+/// `arns` grouped by the subject of their events: the task set that started each task when the
+/// service has task sets, else the service.
+fn by_subject<'a>(
+    svc: &EcsService,
+    tasks: &[Task],
+    arns: &[&'a str],
+) -> Vec<(String, Vec<&'a str>)> {
+    let mut groups: Vec<(String, Vec<&'a str>)> = Vec::new();
+    for arn in arns {
+        let task_set = tasks
+            .iter()
+            .find(|t| t.arn == *arn)
+            .and_then(|t| t.started_by.as_deref())
+            .filter(|by| svc.task_sets.iter().any(|ts| ts.id == *by));
+        let subject = match task_set {
+            Some(id) => task_set_subject(svc, id),
+            None => format!("service {}", svc.name),
+        };
+        match groups.iter_mut().find(|(s, _)| *s == subject) {
+            Some((_, list)) => list.push(arn),
+            None => groups.push((subject, vec![arn])),
+        }
+    }
+    groups
+}
+
 fn task_list<'a>(arns: impl Iterator<Item = &'a str>) -> String {
     arns.map(|a| format!("(task {})", a.rsplit('/').next().unwrap_or_default()))
         .collect::<Vec<_>>()

@@ -50,8 +50,13 @@ async fn describe_set(w: &World, id: &str) -> Value {
     out["taskSets"][0].clone()
 }
 
+/// The error `op` answers, as (code, message); every error these tests provoke is a client
+/// error, so each is also checked to reach the client as HTTP 400 (the status the ECS model and
+/// the wire encoder give it).
 async fn error(w: &World, op: &str, input: Value) -> (String, String) {
     let e = w.try_call(op, input).await.expect_err(op);
+    let status = e.resolve(crate::protocol::model::model("ecs")).status;
+    assert_eq!(status, 400, "{op}: {} {}", e.code, e.message);
     (e.code.to_string(), e.message)
 }
 
@@ -115,6 +120,15 @@ async fn an_external_service_runs_its_task_sets() {
     assert_eq!(again["taskSet"]["id"], json!(blue_id));
 
     passes_until(&w, &s, "running blue", |w| running(w, &blue_id) == 2).await;
+    // ECS names the task set in the events about its tasks.
+    let started = format!("(service web, taskSet {blue_id}) has started ");
+    assert!(
+        w.service("web").events.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&started))),
+        "{:#?}",
+        w.service("web").events
+    );
     let tasks = w.tasks();
     assert!(tasks
         .iter()
@@ -305,16 +319,61 @@ async fn task_set_calls_are_refused_where_ecs_refuses_them() {
     )
     .await;
     assert_eq!(code, "ClusterNotFoundException");
-    // EXTERNAL services take no task definition.
-    let (code, message) = error(
-        &w,
-        "CreateService",
-        json!({"cluster": CLUSTER, "serviceName": "ext", "taskDefinition": v1, "deploymentController": {"type": "EXTERNAL"}}),
-    )
-    .await;
-    assert_eq!(
-        (code.as_str(), message.as_str()),
-        ("InvalidParameterException", "TaskDefinition must be blank.")
+    // EXTERNAL services take none of the parameters that belong to their task sets.
+    let refused = [
+        (
+            json!({"taskDefinition": v1}),
+            "TaskDefinition must be blank.",
+        ),
+        (
+            json!({"networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-1"]}}}),
+            "NetworkConfiguration must be null.",
+        ),
+        (
+            json!({"loadBalancers": [{"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:000000000000:targetgroup/t/1", "containerName": "app", "containerPort": 80}]}),
+            "LoadBalancers must be empty or null.",
+        ),
+        (json!({"launchType": "FARGATE"}), "LaunchType must be null."),
+        (
+            json!({"capacityProviderStrategy": [{"capacityProvider": "FARGATE"}]}),
+            "CapacityProviderStrategy must be empty or null.",
+        ),
+        (
+            json!({"platformVersion": "LATEST"}),
+            "PlatformVersion must be null.",
+        ),
+        (
+            json!({"serviceRegistries": [{"registryArn": "arn:aws:servicediscovery:us-east-1:000000000000:service/srv-1"}]}),
+            "ServiceRegistries must be empty or null.",
+        ),
+    ];
+    for (extra, expected) in refused {
+        let mut input = json!({"cluster": CLUSTER, "serviceName": "ext", "deploymentController": {"type": "EXTERNAL"}});
+        if let (Some(i), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+            i.extend(e.clone());
+        }
+        let (code, message) = error(&w, "CreateService", input).await;
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("InvalidParameterException", expected),
+            "{extra}"
+        );
+    }
+    // Empty lists are "empty or null"; the circuit breaker, the rolling update's, is taken and
+    // not kept.
+    let ext = w
+        .call(
+            "CreateService",
+            json!({"cluster": CLUSTER, "serviceName": "ext", "loadBalancers": [], "serviceRegistries": [],
+                   "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": true, "rollback": true}},
+                   "deploymentController": {"type": "EXTERNAL"}}),
+        )
+        .await;
+    assert!(
+        ext["service"]["deploymentConfiguration"]
+            .get("deploymentCircuitBreaker")
+            .is_none(),
+        "{ext}"
     );
 
     // A CODE_DEPLOY service starts with one PRIMARY task set at 100 % that runs; its task sets

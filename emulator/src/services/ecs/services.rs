@@ -264,7 +264,11 @@ fn deployment_settings(input: &Value, svc: &mut EcsService) -> Result<(), AwsErr
         svc.minimum_healthy_percent = min;
     }
     if let Some(cb) = conf.member("deploymentCircuitBreaker")? {
-        svc.circuit_breaker = Some(cb);
+        // The circuit breaker belongs to the rolling update (ECS) controller; ECS takes it from
+        // EXTERNAL and CODE_DEPLOY services without keeping it, and so does the emulator.
+        if svc.deployment_controller == DeploymentControllerType::Ecs {
+            svc.circuit_breaker = Some(cb);
+        }
     }
     if let Some(alarms) = conf.member::<DeploymentAlarms>("alarms")? {
         svc.deployment_alarms = Some(alarms);
@@ -535,9 +539,27 @@ fn store_new_service(ecs: &Ecs, k: &str, svc: EcsService) -> HandlerResult {
     Ok(json!({"service": ecs.describe_service(&created, false)}))
 }
 
+/// The parameters an EXTERNAL service leaves to its task sets, each with ECS's refusal when
+/// CreateService is given it ("TaskDefinition must be blank.", "NetworkConfiguration must be
+/// null." and "LoadBalancers must be empty or null." are ECS's words; the others follow them).
+const TASK_SET_PARAMETERS: [(&str, &str); 7] = [
+    ("taskDefinition", "TaskDefinition must be blank."),
+    ("networkConfiguration", "NetworkConfiguration must be null."),
+    ("loadBalancers", "LoadBalancers must be empty or null."),
+    ("launchType", "LaunchType must be null."),
+    (
+        "capacityProviderStrategy",
+        "CapacityProviderStrategy must be empty or null.",
+    ),
+    ("platformVersion", "PlatformVersion must be null."),
+    (
+        "serviceRegistries",
+        "ServiceRegistries must be empty or null.",
+    ),
+];
+
 /// CreateService with the EXTERNAL deployment controller: only the parameters that are not
-/// the task sets' (ECS refuses a task definition; load balancers, network configuration and
-/// the launch type are kept as given and describe the service).
+/// the task sets' (ECS refuses the others, see TASK_SET_PARAMETERS).
 fn create_external_service(
     ecs: &Ecs,
     ctx: &Ctx,
@@ -545,8 +567,15 @@ fn create_external_service(
     name: String,
     input: &Value,
 ) -> HandlerResult {
-    if input.get("taskDefinition").is_some_and(|v| !v.is_null()) {
-        return Err(invalid("TaskDefinition must be blank."));
+    for (member, refusal) in TASK_SET_PARAMETERS {
+        let given = match input.get(member) {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        if given {
+            return Err(invalid(refusal));
+        }
     }
     let scheduling: SchedulingStrategy = input.member("schedulingStrategy")?.unwrap_or_default();
     if scheduling == SchedulingStrategy::Daemon {
@@ -557,24 +586,6 @@ fn create_external_service(
     let desired = input.i64("desiredCount").unwrap_or(0);
     if desired < 0 {
         return Err(invalid("Desired count must be a positive number."));
-    }
-    if input.str("launchType").is_some()
-        && input
-            .get("capacityProviderStrategy")
-            .and_then(Value::as_array)
-            .is_some_and(|a| !a.is_empty())
-    {
-        return Err(invalid(
-            "Specifying both a launch type and capacity provider strategy is not supported.",
-        ));
-    }
-    let network_configuration: Option<NetworkConfiguration> =
-        input.member("networkConfiguration")?;
-    if let Some(c) = network_configuration
-        .as_ref()
-        .and_then(|n| n.awsvpc_configuration.as_ref())
-    {
-        super::launch::check_awsvpc_configuration(ecs, ctx, c)?;
     }
     let placement_constraints: Vec<PlacementConstraint> =
         input.member("placementConstraints")?.unwrap_or_default();
@@ -590,30 +601,16 @@ fn create_external_service(
         cluster_arn: cluster.arn.clone(),
         status: ServiceStatus::Active,
         desired_count: desired,
-        launch_type: input.str("launchType").map(str::to_string),
-        capacity_provider_strategy: input
-            .member("capacityProviderStrategy")?
-            .unwrap_or_default(),
         scheduling_strategy: scheduling,
         maximum_percent: 200,
         minimum_healthy_percent: 100,
         placement_constraints,
         placement_strategy,
-        network_configuration,
-        load_balancers: input.member("loadBalancers")?.unwrap_or_default(),
-        service_registries: super::service_registries::normalized(
-            input
-                .get("serviceRegistries")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default(),
-        ),
         health_check_grace_period: input.i64("healthCheckGracePeriodSeconds"),
         created_at: ctx.now,
         tags: input.member("tags")?.unwrap_or_default(),
         propagate_tags: input.member("propagateTags")?,
         enable_execute_command: input.bool("enableExecuteCommand").unwrap_or(false),
-        platform_version: input.str("platformVersion").map(str::to_string),
         role_arn: input.str("role").map(str::to_string),
         deployment_controller: DeploymentControllerType::External,
         ..Default::default()
