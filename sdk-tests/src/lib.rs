@@ -105,6 +105,8 @@ pub struct Emulator {
     admin_token: Option<String>,
     /// Extra environment variables of the process (e.g. DOCKER_HOST).
     env: Vec<(String, String)>,
+    /// The data directory of an emulator this harness did not start (`attach`).
+    attached_data: Option<PathBuf>,
 }
 
 impl Emulator {
@@ -189,9 +191,33 @@ impl Emulator {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            attached_data: None,
         };
         emulator.spawn();
         emulator
+    }
+
+    /// An emulator started elsewhere (a container of compose.yaml) on 127.0.0.1:`port`, with its
+    /// data directory at `data_dir` on this machine: the same clients and helpers, but it is
+    /// neither reset nor stopped when dropped, and cannot be restarted. Its log is empty.
+    pub fn attach(port: u16, data_dir: &Path) -> Emulator {
+        let temp = |prefix: &str| {
+            tempfile::Builder::new()
+                .prefix(prefix)
+                .tempdir()
+                .expect("create a directory")
+        };
+        Emulator {
+            child: None,
+            port,
+            args: Vec::new(),
+            data: temp("ecs-emulator-data-"),
+            logs: temp("ecs-emulator-logs-"),
+            starts: 0,
+            admin_token: None,
+            env: Vec::new(),
+            attached_data: Some(data_dir.to_path_buf()),
+        }
     }
 
     fn spawn(&mut self) {
@@ -281,7 +307,7 @@ impl Emulator {
     }
 
     pub fn data_dir(&self) -> &Path {
-        self.data.path()
+        self.attached_data.as_deref().unwrap_or(self.data.path())
     }
 
     /// The process id of the running emulator.
@@ -325,6 +351,10 @@ impl Emulator {
     /// Kills the process (SIGKILL) if it runs, then starts it again on the same data directory and
     /// flags (after [`Emulator::terminate`] too). The port changes.
     pub fn restart(&mut self) {
+        assert!(
+            self.attached_data.is_none(),
+            "an attached emulator cannot be restarted"
+        );
         self.kill9();
         self.spawn();
     }

@@ -3,7 +3,8 @@
 //! `docker compose up -d` (or Debian's docker-compose v1), `aws ecs create-cluster` and
 //! `aws ecs list-clusters` against it, a task reading its metadata at 169.254.170.2, an ALB
 //! listener port (the container's, in the host's network) answering with a service task's page,
-//! then `down -v` leaves no container, network, volume or mount of it behind. Every step is
+//! then a subset of the sdk-tests (ECS, ELBv2, Logs and EFS API tests) run against it, and
+//! `down -v` leaves no container, network, volume or mount of it behind. Every step is
 //! bounded (`timeout`), and a guard takes everything down and removes the image when the test
 //! fails half-way.
 
@@ -365,6 +366,12 @@ async fn alb_serves_a_service_task(port: u16, project: &Project) {
     }
 }
 
+/// POST /_emulator/reset on the containerised emulator; must answer 200.
+fn reset(port: u16) {
+    let reset = sdk_tests::http(port, "POST", "/_emulator/reset", &[], b"");
+    assert_eq!(reset.status, 200, "{}", reset.text());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
     let images = workspace_dir().join("fixtures/build-images.sh");
@@ -486,8 +493,22 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
     // An ALB listener port and a service task behind it, both the containerised emulator's.
     alb_serves_a_service_task(port, &project).await;
     // Its task containers go with a reset (as every test's emulator does on drop).
-    let reset = sdk_tests::http(port, "POST", "/_emulator/reset", &[], b"");
-    assert_eq!(reset.status, 200, "{}", reset.text());
+    reset(port);
+    // A subset of the sdk-tests, each on a freshly reset emulator: the containerised emulator
+    // answers them as the binary does.
+    let emu = sdk_tests::Emulator::attach(port, data.path());
+    crate::ecs::create_list_describe_delete_cluster_on(&emu).await;
+    reset(port);
+    crate::ecs_api::cluster_settings_capacity_providers_and_tags_on(&emu).await;
+    reset(port);
+    crate::ecs_api::ecs_refuses_with_aws_messages_on(&emu).await;
+    reset(port);
+    crate::elbv2::api_errors_and_shapes_on(&emu).await;
+    reset(port);
+    crate::logs::log_group_stream_put_and_get_events_on(&emu).await;
+    reset(port);
+    crate::efs_api::efs_file_system_lifecycle_idempotency_and_size_on(&emu).await;
+    reset(port);
 
     let out = run("down", &mut project.command(60, &["down", "-v"]));
     assert!(out.status.success(), "compose down failed:\n{}", text(&out));

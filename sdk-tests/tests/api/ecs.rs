@@ -9,7 +9,11 @@ fn cluster_arn(name: &str) -> String {
 
 #[tokio::test]
 async fn create_list_describe_delete_cluster() {
-    let emu = Emulator::start();
+    create_list_describe_delete_cluster_on(&Emulator::start()).await
+}
+
+/// The body of `create_list_describe_delete_cluster`, against any emulator (also the compose-started one).
+pub async fn create_list_describe_delete_cluster_on(emu: &Emulator) {
     let ecs = emu.ecs();
 
     let created = ecs

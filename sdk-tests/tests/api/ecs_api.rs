@@ -16,7 +16,11 @@ fn tag(k: &str, v: &str) -> Tag {
 
 #[tokio::test]
 async fn cluster_settings_capacity_providers_and_tags() {
-    let emu = Emulator::start();
+    cluster_settings_capacity_providers_and_tags_on(&Emulator::start()).await
+}
+
+/// The body of `cluster_settings_capacity_providers_and_tags`, against any emulator (also the compose-started one).
+pub async fn cluster_settings_capacity_providers_and_tags_on(emu: &Emulator) {
     let ecs = emu.ecs();
     let arn = ecs
         .create_cluster()
@@ -285,8 +289,12 @@ type NetworkCase = (&'static str, Vec<String>, Option<Vec<String>>, String);
 /// Messages ECS gives for services, tasks and container instances, word for word (issue 14).
 #[tokio::test]
 async fn ecs_refuses_with_aws_messages() {
+    ecs_refuses_with_aws_messages_on(&Emulator::start()).await
+}
+
+/// The body of `ecs_refuses_with_aws_messages`, against any emulator (also the compose-started one).
+pub async fn ecs_refuses_with_aws_messages_on(emu: &Emulator) {
     use aws_sdk_ecs::types::{AwsVpcConfiguration, NetworkConfiguration};
-    let emu = Emulator::start();
     let ecs = emu.ecs();
     ecs.create_cluster()
         .cluster_name("msg")
@@ -343,7 +351,7 @@ async fn ecs_refuses_with_aws_messages() {
     assert_eq!(missing.failures()[0].reason(), Some("MISSING"));
 
     // awsvpcConfiguration as RunTask checks it.
-    let (subnets, _) = crate::elbv2::subnets_and_vpc(&emu).await;
+    let (subnets, _) = crate::elbv2::subnets_and_vpc(emu).await;
     let create = |def: &str, subnets: Vec<String>, groups: Option<Vec<String>>| {
         let conf = AwsVpcConfiguration::builder()
             .set_subnets(Some(subnets))

@@ -57,7 +57,11 @@ async fn new_file_system(efs: &aws_sdk_efs::Client, token: &str) -> String {
 
 #[tokio::test]
 async fn efs_file_system_lifecycle_idempotency_and_size() {
-    let emu = Emulator::start();
+    efs_file_system_lifecycle_idempotency_and_size_on(&Emulator::start()).await
+}
+
+/// The body of `efs_file_system_lifecycle_idempotency_and_size`, against any emulator (also the compose-started one).
+pub async fn efs_file_system_lifecycle_idempotency_and_size_on(emu: &Emulator) {
     let efs = emu.efs();
     let out = efs
         .create_file_system()

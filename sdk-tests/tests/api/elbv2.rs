@@ -47,9 +47,13 @@ pub async fn subnets_and_vpc(emu: &Emulator) -> (Vec<String>, String) {
 
 #[tokio::test]
 async fn api_errors_and_shapes() {
-    let emu = Emulator::start();
+    api_errors_and_shapes_on(&Emulator::start()).await
+}
+
+/// The body of `api_errors_and_shapes`, against any emulator (also the compose-started one).
+pub async fn api_errors_and_shapes_on(emu: &Emulator) {
     let elb = emu.elbv2();
-    let (subnets, vpc) = subnets_and_vpc(&emu).await;
+    let (subnets, vpc) = subnets_and_vpc(emu).await;
     let err = elb
         .create_load_balancer()
         .name("one-zone")

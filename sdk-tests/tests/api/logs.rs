@@ -15,7 +15,11 @@ fn now_ms() -> i64 {
 
 #[tokio::test]
 async fn log_group_stream_put_and_get_events() {
-    let emu = Emulator::start();
+    log_group_stream_put_and_get_events_on(&Emulator::start()).await
+}
+
+/// The body of `log_group_stream_put_and_get_events`, against any emulator (also the compose-started one).
+pub async fn log_group_stream_put_and_get_events_on(emu: &Emulator) {
     let logs = emu.logs();
     logs.create_log_group()
         .log_group_name("/ecs/web")
