@@ -3,7 +3,8 @@
 //! `docker compose up -d` (or Debian's docker-compose v1), `aws ecs create-cluster` and
 //! `aws ecs list-clusters` against it, a task reading its metadata at 169.254.170.2, an ALB
 //! listener port (the container's, in the host's network) answering with a service task's page,
-//! then a subset of the sdk-tests (ECS, ELBv2, Logs and EFS API tests) run against it, and
+//! then a subset of the sdk-tests (ECS, ELBv2, Logs and EFS API tests) run against it, two
+//! tasks share a file through an EFS volume (the data directory a shared mount, `rshared`), and
 //! `down -v` leaves no container, network, volume or mount of it behind. Every step is
 //! bounded (`timeout`), and a guard takes everything down and removes the image when the test
 //! fails half-way.
@@ -366,6 +367,101 @@ async fn alb_serves_a_service_task(port: u16, project: &Project) {
     }
 }
 
+/// The data directory made a shared mount (`mount --bind D D && mount --make-shared D`, as the
+/// README tells users), so that Docker accepts `rshared` propagation and the FUSE mounts the
+/// containerised emulator makes reach the host's Docker daemon. Unmounted when dropped.
+struct SharedMount {
+    dir: PathBuf,
+    mounted: bool,
+}
+
+impl SharedMount {
+    fn new(dir: &Path) -> SharedMount {
+        let d = dir.display().to_string();
+        let mut m = SharedMount {
+            dir: dir.to_path_buf(),
+            mounted: false,
+        };
+        let out = run("mount --bind", &mut bounded(10, "mount", &["--bind", &d, &d]));
+        assert!(out.status.success(), "{}", text(&out));
+        m.mounted = true;
+        let out = run(
+            "mount --make-shared",
+            &mut bounded(10, "mount", &["--make-shared", &d]),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        m
+    }
+
+    fn unmount(&mut self) {
+        if self.mounted {
+            let d = self.dir.display().to_string();
+            let out = run("umount", &mut bounded(10, "umount", &[&d]));
+            assert!(out.status.success(), "{}", text(&out));
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        if self.mounted {
+            let d = self.dir.display().to_string();
+            let _ = Command::new("umount").args(["-l", &d]).output();
+        }
+    }
+}
+
+/// EFS through the containerised emulator: a task on the instance in us-east-1a writes a file
+/// into the shared file system, the host sees it on the backing store, and a task on the
+/// instance in us-east-1b reads it (each instance its own FUSE mount, made inside the container
+/// and propagated to the host, where Docker binds it into the task's container).
+async fn efs_volume_shared_by_two_tasks(port: u16, data: &Path, project: &Project) {
+    let emu = sdk_tests::Emulator::attach(port, data);
+    let s = crate::efs_tasks::setup_on(emu, "compose-efs", &["us-east-1a", "us-east-1b"]).await;
+    let writer = s
+        .task_definition(
+            "compose-efs-writer",
+            "echo hello-from-compose > /mnt/efs/shared.txt",
+            s.plain(),
+            false,
+        )
+        .await;
+    let reader = s
+        .task_definition(
+            "compose-efs-reader",
+            "test \"$(cat /mnt/efs/shared.txt)\" = hello-from-compose",
+            s.plain(),
+            true,
+        )
+        .await;
+    let t = s.run_on(&writer, &s.a).await;
+    assert_eq!(
+        crate::efs_tasks::exit_code(&t),
+        Some(0),
+        "writer: {t:?}\n{}",
+        project.logs()
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.backing().join("shared.txt")).unwrap_or_default(),
+        "hello-from-compose\n",
+        "the file on the backing store"
+    );
+    let t = s.run_on(&reader, &s.b).await;
+    assert_eq!(
+        crate::efs_tasks::exit_code(&t),
+        Some(0),
+        "reader: {t:?}\n{}",
+        project.logs()
+    );
+    let mounts = crate::efs_tasks::efs_mounts(data);
+    assert_eq!(
+        mounts.len(),
+        2,
+        "one mount per instance, seen on the host: {mounts:?}"
+    );
+}
+
 /// POST /_emulator/reset on the containerised emulator; must answer 200.
 fn reset(port: u16) {
     let reset = sdk_tests::http(port, "POST", "/_emulator/reset", &[], b"");
@@ -396,6 +492,8 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
         .tempdir()
         .expect("a data directory");
     let port = free_port();
+    // Dropped after the project (declared before it): unmounted once the emulator is down.
+    let mut shared = SharedMount::new(data.path());
     let mut project = Project {
         compose: compose_command(),
         name: format!("ecs-emulator-compose-test-{id}"),
@@ -407,6 +505,7 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
                 "ECS_EMULATOR_DATA_DIR".into(),
                 data.path().display().to_string(),
             ),
+            ("ECS_EMULATOR_DATA_PROPAGATION".into(), "rshared".into()),
         ],
         down: false,
     };
@@ -509,6 +608,8 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
     reset(port);
     crate::efs_api::efs_file_system_lifecycle_idempotency_and_size_on(&emu).await;
     reset(port);
+    efs_volume_shared_by_two_tasks(port, data.path(), &project).await;
+    reset(port);
 
     let out = run("down", &mut project.command(60, &["down", "-v"]));
     assert!(out.status.success(), "compose down failed:\n{}", text(&out));
@@ -518,6 +619,7 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
         let left = docker_ids(kind, &label);
         assert!(left.is_empty(), "{kind}s left after down -v: {left:?}");
     }
+    shared.unmount();
     let left = mounts_under(data.path());
     assert!(
         left.is_empty(),

@@ -18,15 +18,15 @@ use std::time::{Duration, Instant};
 
 const ROLE: &str = "arn:aws:iam::000000000000:role/efs-writer";
 
-struct Setup {
-    emu: Emulator,
-    fs: String,
-    cluster: String,
+pub struct Setup {
+    pub emu: Emulator,
+    pub fs: String,
+    pub cluster: String,
     /// Container instances in us-east-1a and us-east-1b.
-    a: String,
-    b: String,
+    pub a: String,
+    pub b: String,
     /// The subnets of the mount targets, in the order of `azs`.
-    subnets: Vec<String>,
+    pub subnets: Vec<String>,
 }
 
 async fn available(efs: &aws_sdk_efs::Client, id: &str) {
@@ -52,8 +52,13 @@ async fn available(efs: &aws_sdk_efs::Client, id: &str) {
 /// A file system with mount targets in `azs`, and a cluster with an instance in us-east-1a and
 /// one in us-east-1b.
 async fn setup(cluster: &str, azs: &[&str]) -> Setup {
+    setup_on(Emulator::start(), cluster, azs).await
+}
+
+/// A file system with mount targets in `azs`, a cluster and two container instances (us-east-1a
+/// and us-east-1b) on `emu` (also the compose-started emulator).
+pub async fn setup_on(emu: Emulator, cluster: &str, azs: &[&str]) -> Setup {
     ensure_image();
-    let emu = Emulator::start();
     let ec2 = emu.ec2();
     let efs = emu.efs();
     let ecs = emu.ecs();
@@ -116,12 +121,12 @@ async fn setup(cluster: &str, azs: &[&str]) -> Setup {
 }
 
 impl Setup {
-    fn backing(&self) -> PathBuf {
+    pub fn backing(&self) -> PathBuf {
         self.emu.data_dir().join("efs").join(&self.fs).join("root")
     }
 
     /// Registers a one-container task definition whose volume "data" is `efs`, at /mnt/efs.
-    async fn task_definition(
+    pub async fn task_definition(
         &self,
         family: &str,
         script: &str,
@@ -160,7 +165,7 @@ impl Setup {
     }
 
     /// Starts the task on `instance` and waits for it to stop.
-    async fn run_on(&self, def: &str, instance: &str) -> Task {
+    pub async fn run_on(&self, def: &str, instance: &str) -> Task {
         let ecs = self.emu.ecs();
         let out = ecs
             .start_task()
@@ -175,7 +180,7 @@ impl Setup {
         wait_status(&ecs, &self.cluster, &arn, "STOPPED").await
     }
 
-    fn plain(&self) -> EfsVolumeConfiguration {
+    pub fn plain(&self) -> EfsVolumeConfiguration {
         EfsVolumeConfiguration::builder()
             .file_system_id(&self.fs)
             .build()
@@ -196,12 +201,12 @@ fn lines(p: &Path) -> usize {
     std::fs::read_to_string(p).map_or(0, |s| s.lines().count())
 }
 
-fn exit_code(t: &Task) -> Option<i32> {
+pub fn exit_code(t: &Task) -> Option<i32> {
     t.containers().first().and_then(|c| c.exit_code())
 }
 
 /// EFS mounts of this emulator in the mount table (FUSE, source efs:<fs id>, under its data dir).
-fn efs_mounts(data_dir: &Path) -> Vec<String> {
+pub fn efs_mounts(data_dir: &Path) -> Vec<String> {
     std::fs::read_to_string("/proc/self/mountinfo")
         .expect("mountinfo")
         .lines()
