@@ -217,10 +217,11 @@ async fn a_rolling_update_stays_within_minimum_healthy_and_maximum_percent() {
             "Service revision ARNs cannot be empty.",
         ),
     ] {
-        let e = w.try_call(op, input).await.expect_err(op);
-        assert_eq!(e.message, message);
+        let (code, status, got) = w.error(op, input).await;
+        assert_eq!(got, message);
+        assert_eq!(status, 400, "{op}");
         assert_eq!(
-            e.code,
+            code,
             if op == "ListServiceDeployments" {
                 "ServiceNotFoundException"
             } else {
@@ -485,9 +486,98 @@ async fn list_tasks_pages_in_arn_order_and_by_service_group() {
         w.ecs.service_tasks(&w.ctx().scope(), CLUSTER, "web").len(),
         4
     );
-    let bad = w
-        .try_call("ListTasks", json!({"cluster": CLUSTER, "nextToken": "!!"}))
-        .await
-        .unwrap_err();
-    assert_eq!(bad.code, "InvalidParameterException");
+    let (code, status, _) = w
+        .error("ListTasks", json!({"cluster": CLUSTER, "nextToken": "!!"}))
+        .await;
+    assert_eq!((code.as_str(), status), ("InvalidParameterException", 400));
+}
+
+/// Services reconciled by the scheduler's last pass.
+fn last_reconciled(w: &World) -> Option<usize> {
+    w.ecs.scheduler_passes.lock().recent.back().map(|(n, _)| *n)
+}
+
+/// A pass over a steady world leaves out the services at rest (nothing they read was written
+/// since the last pass started), and a write brings them all back: a new desired count is acted
+/// on at the next pass, and so is a task the agent reports stopped.
+#[tokio::test]
+async fn services_at_rest_are_left_out_until_something_is_written() {
+    let w = World::with_time_scale(Duration::ZERO, TIME_SCALE).await;
+    w.instance();
+    let v1 = w
+        .task_definition("web", json!([container("app", &["sleep", "3600"])]))
+        .await;
+    let _agent = w.spawn_agent();
+    let s = create_service(
+        &w,
+        json!({"cluster": CLUSTER, "serviceName": "web", "taskDefinition": v1, "desiredCount": 2}),
+    )
+    .await;
+    w.call(
+        "CreateService",
+        json!({"cluster": CLUSTER, "serviceName": "api", "taskDefinition": v1, "desiredCount": 1}),
+    )
+    .await;
+    passes_until(
+        &w,
+        &s,
+        100,
+        |w| completed(w, "web") && completed(w, "api"),
+        |_| {},
+    )
+    .await;
+    // Once the tasks have settled (40 s after RUNNING, they count toward minimumHealthyPercent),
+    // the pass after the last write still reconciles both; the ones after it, none.
+    w.clock.sleep(Duration::from_secs(60)).await;
+    let mut quiet = false;
+    for _ in 0..5 {
+        pass(&w, &s).await;
+        if last_reconciled(&w) == Some(0) {
+            quiet = true;
+            break;
+        }
+    }
+    assert!(
+        quiet,
+        "never quiet: {:?}",
+        w.ecs.scheduler_passes.lock().recent
+    );
+    w.clock.sleep(Duration::from_secs(300)).await;
+    pass(&w, &s).await;
+    assert_eq!(last_reconciled(&w), Some(0), "time alone changes nothing");
+
+    w.call(
+        "UpdateService",
+        json!({"cluster": CLUSTER, "service": "web", "desiredCount": 3}),
+    )
+    .await;
+    pass(&w, &s).await;
+    assert_eq!(last_reconciled(&w), Some(2), "a write: every service again");
+    let running = |w: &World, name: &str| {
+        service_tasks(w, name)
+            .iter()
+            .filter(|t| t.is_running() && t.wanted())
+            .count()
+    };
+    assert_eq!(running(&w, "web"), 3, "the new desired count at once");
+
+    // A task stopped behind the scheduler's back (StopTask) is replaced at the next pass.
+    passes_until(&w, &s, 100, |w| completed(w, "web"), |_| {}).await;
+    let victim = service_tasks(&w, "api")
+        .into_iter()
+        .find(|t| t.is_running())
+        .expect("an api task");
+    w.call(
+        "StopTask",
+        json!({"cluster": CLUSTER, "task": victim.arn, "reason": "test"}),
+    )
+    .await;
+    pass(&w, &s).await;
+    pass(&w, &s).await;
+    assert_eq!(
+        running(&w, "api"),
+        1,
+        "replaced: {:?}",
+        service_tasks(&w, "api")
+    );
 }

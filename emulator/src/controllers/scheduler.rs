@@ -6,11 +6,11 @@
 
 use super::lb_targets::{self, TaskLbHealth};
 use crate::clock::Clock;
-use crate::services::ecs::model::StabilityStatus;
 use crate::services::ecs::model::{
     DeploymentStatus, HealthStatus, PlacementStrategy, PropagateTags, RolloutState,
     SchedulingStrategy, ServiceStatus,
 };
+use crate::services::ecs::model::{StabilityStatus, TaskSetStatus};
 use crate::services::ecs::placement::{self, Failure};
 use crate::services::ecs::services::deployment_id;
 use crate::services::ecs::task_sets::TaskSet;
@@ -26,6 +26,26 @@ use std::time::Duration;
 pub struct Scheduler {
     ecs: Arc<Ecs>,
     clock: Clock,
+    /// What the last pass started from and which services it found at rest.
+    last: parking_lot::Mutex<LastPass>,
+}
+
+/// The write generations of everything a pass reads that can change a resting service's plan:
+/// its row, its tasks, the container instances, and the load balancers' view of target health.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Generations {
+    services: u64,
+    tasks: u64,
+    instances: u64,
+    target_health: u64,
+}
+
+#[derive(Default)]
+struct LastPass {
+    /// Read at the start of the last pass.
+    generations: Option<Generations>,
+    /// Services (by key) that the last pass found at rest (see `at_rest`).
+    at_rest: HashSet<String>,
 }
 
 /// ECS's stop code for everything the scheduler stops.
@@ -68,7 +88,11 @@ impl Actions {
 
 impl Scheduler {
     pub fn new(ecs: Arc<Ecs>, clock: Clock) -> Arc<Scheduler> {
-        Arc::new(Scheduler { ecs, clock })
+        Arc::new(Scheduler {
+            ecs,
+            clock,
+            last: Default::default(),
+        })
     }
 
     pub async fn run(self: Arc<Self>) {
@@ -87,19 +111,47 @@ impl Scheduler {
         }
     }
 
-    /// One reconciliation of every service that is not INACTIVE.
+    fn generations(&self) -> Generations {
+        Generations {
+            services: self.ecs.services.generation(),
+            tasks: self.ecs.tasks.generation(),
+            instances: self.ecs.instances.generation(),
+            target_health: self.ecs.elbv2.health.generation(),
+        }
+    }
+
+    /// One reconciliation of every service that is not INACTIVE. When nothing was written since
+    /// the last pass started (no service, task or instance row changed, no target's health), the
+    /// services that pass found at rest are left out: their plan cannot have changed, so a pass
+    /// over a steady world costs next to nothing however many services it holds.
     pub fn pass(&self) {
         let started = std::time::Instant::now();
+        let generations = self.generations();
+        let resting = {
+            let mut last = self.last.lock();
+            if last.generations == Some(generations) {
+                std::mem::take(&mut last.at_rest)
+            } else {
+                HashSet::new()
+            }
+        };
         let services: Vec<(String, EcsService)> = self.ecs.services.read(|rows| {
             rows.iter()
-                .filter(|(_, s)| s.status != ServiceStatus::Inactive)
+                .filter(|(k, s)| s.status != ServiceStatus::Inactive && !resting.contains(*k))
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect()
         });
         let reconciled = services.len();
+        let mut at_rest = resting;
         for (key, svc) in services {
-            self.reconcile(&key, svc);
+            if self.reconcile(&key, svc) {
+                at_rest.insert(key);
+            }
         }
+        *self.last.lock() = LastPass {
+            generations: Some(generations),
+            at_rest,
+        };
         let took = started.elapsed();
         tracing::trace!(
             services = reconciled,
@@ -122,7 +174,8 @@ impl Scheduler {
         }
     }
 
-    fn reconcile(&self, key: &str, svc: EcsService) {
+    /// Reconciles one service; returns whether it is at rest (`at_rest`).
+    fn reconcile(&self, key: &str, svc: EcsService) -> bool {
         let ctx = self.ctx(&svc);
         let mut tasks = self
             .ecs
@@ -154,7 +207,9 @@ impl Scheduler {
             let draining = self.ecs.draining_instances(&ctx.scope(), &svc.cluster);
             plan_replica(&ctx, &svc, &tasks, &draining, &mut actions);
         }
+        let rest = at_rest(&ctx, &svc, &tasks, &actions);
         self.apply(&ctx, key, &svc, &tasks, actions);
+        rest
     }
 
     /// The tasks whose definition has an essential container with a health check.
@@ -498,6 +553,40 @@ fn observe_health(
             actions.healthy.insert(t.arn.clone());
         }
     }
+}
+
+/// A service the scheduler has nothing to do for until something it reads is written: ACTIVE,
+/// its rollout finished (the PRIMARY deployment alone and COMPLETED, or every task set ACTIVE or
+/// PRIMARY and STEADY_STATE), every task it holds RUNNING, wanted and counted healthy (container
+/// health, target health and ECS's 40 s settling all behind it), and this pass planned nothing
+/// and said nothing. Whatever the clock does, its plan stays empty: the time-driven steps (grace
+/// periods, settling, bake time, back-off, draining) all belong to services not at rest.
+fn at_rest(ctx: &Ctx, svc: &EcsService, tasks: &[Task], actions: &Actions) -> bool {
+    let planned = !actions.events.is_empty()
+        || actions.start > 0
+        || !actions.daemon_starts.is_empty()
+        || !actions.task_set_starts.is_empty()
+        || !actions.stop.is_empty()
+        || actions.inactive;
+    let rolled_out = if svc.uses_task_sets() {
+        svc.deployments.is_empty()
+            && svc.task_sets.iter().all(|ts| {
+                ts.status != TaskSetStatus::Draining
+                    && ts.stability_status == StabilityStatus::SteadyState
+            })
+    } else {
+        svc.deployments.len() == 1
+            && svc
+                .primary()
+                .is_some_and(|p| p.rollout_state == RolloutState::Completed)
+    };
+    svc.status == ServiceStatus::Active
+        && !planned
+        && rolled_out
+        && tasks
+            .iter()
+            .filter(|t| t.holds_resources())
+            .all(|t| t.is_running() && t.wanted() && counts_toward_minimum(ctx, svc, t, actions))
 }
 
 /// How long ECS waits after RUNNING before a task with neither a container health check nor a

@@ -54,10 +54,9 @@ async fn describe_set(w: &World, id: &str) -> Value {
 /// error, so each is also checked to reach the client as HTTP 400 (the status the ECS model and
 /// the wire encoder give it).
 async fn error(w: &World, op: &str, input: Value) -> (String, String) {
-    let e = w.try_call(op, input).await.expect_err(op);
-    let status = e.resolve(crate::protocol::model::model("ecs")).status;
-    assert_eq!(status, 400, "{op}: {} {}", e.code, e.message);
-    (e.code.to_string(), e.message)
+    let (code, status, message) = w.error(op, input).await;
+    assert_eq!(status, 400, "{op}: {code} {message}");
+    (code, message)
 }
 
 #[tokio::test]

@@ -71,6 +71,14 @@ impl World {
         h.call(self.ctx(), input).await
     }
 
+    /// The error `op` answers: its code, the HTTP status a client gets (as the wire encoder
+    /// resolves it from the ECS model) and its message. Panics when `op` succeeds.
+    pub async fn error(&self, op: &str, input: Value) -> (String, u16, String) {
+        let e = self.try_call(op, input).await.expect_err(op);
+        let status = e.resolve(crate::protocol::model::model("ecs")).status;
+        (e.code.to_string(), status, e.message)
+    }
+
     /// A task definition of `family` with these container definitions; returns its ARN.
     pub async fn task_definition(&self, family: &str, containers: Value) -> String {
         let out = self

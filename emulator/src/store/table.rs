@@ -18,6 +18,9 @@ pub struct Table<T> {
     store: Arc<Store>,
     rows: RwLock<Rows<T>>,
     index_fn: Option<IndexFn<T>>,
+    /// Moves on with every committed change of a row (and every reset): equal generations mean
+    /// no row changed in between.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 /// The rows and the secondary index, under one lock so they never disagree.
@@ -41,6 +44,8 @@ where
         let mut rows = self.rows.write();
         rows.map.clear();
         rows.index.clear();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn name(&self) -> &'static str {
@@ -105,6 +110,7 @@ where
             store: store.clone(),
             rows: RwLock::new(Rows { map: rows, index }),
             index_fn,
+            generation: std::sync::atomic::AtomicU64::new(0),
         });
         let weak: std::sync::Weak<dyn Resettable> =
             Arc::downgrade(&(table.clone() as Arc<dyn Resettable>));
@@ -219,6 +225,10 @@ where
                     rollback(rows, undo);
                     return Err(e.into());
                 }
+                if !writes.is_empty() {
+                    self.generation
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
                 if let Some(f) = self.index_fn {
                     for (k, old) in &undo {
                         let before = old.as_ref().and_then(|v| f(k, v));
@@ -240,6 +250,13 @@ where
                 Err(e)
             }
         }
+    }
+
+    /// The table's write generation: it moves on with every committed change of a row, so two
+    /// equal readings mean nothing was written in between (a transaction that left its rows as
+    /// they were does not count).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Inserts or replaces one row.
@@ -383,6 +400,7 @@ mod tests {
         })
         .expect("no-op");
         assert_eq!(*changes.borrow(), before, "an unchanged row is not written");
+        let generation = t.generation();
         t.record::<_, StoreError, _>(|tx| {
             if let Some(v) = tx.get_mut("a/1") {
                 *v = 2;
@@ -391,6 +409,7 @@ mod tests {
         })
         .expect("change");
         assert_eq!(*changes.borrow(), before.wrapping_add(1));
+        assert_eq!(t.generation(), generation + 1);
         drop((changes, t, store));
         let store = Store::open(dir.path()).expect("reopen");
         let reopened: Arc<Table<u32>> = Table::open(&store, "nums");

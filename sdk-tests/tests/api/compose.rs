@@ -382,7 +382,10 @@ impl SharedMount {
             dir: dir.to_path_buf(),
             mounted: false,
         };
-        let out = run("mount --bind", &mut bounded(10, "mount", &["--bind", &d, &d]));
+        let out = run(
+            "mount --bind",
+            &mut bounded(10, "mount", &["--bind", &d, &d]),
+        );
         assert!(out.status.success(), "{}", text(&out));
         m.mounted = true;
         let out = run(

@@ -315,8 +315,8 @@ async fn after_a_restart_running_containers_are_adopted() {
 /// agent removes change no task.
 #[tokio::test]
 async fn tasks_interrupted_while_starting_run_after_a_restart() {
-    // Calls take a millisecond, as Docker's take several: events interleave with the start.
-    let w = World::new(Duration::from_millis(1)).await;
+    // Calls take 5 ms, as Docker's take several: events interleave with the start.
+    let w = World::new(Duration::from_millis(5)).await;
     w.instance();
     w.instance();
     let mut sidecar = container("sidecar", &["sleep", "3600"]);
@@ -337,15 +337,22 @@ async fn tasks_interrupted_while_starting_run_after_a_restart() {
             tokio::spawn(async move { start::start_task(&agent, &k).await })
         })
         .collect();
-    w.until("some containers started", |w| {
+    // Watched every millisecond (World::until polls every 10 ms, long enough for every start
+    // to finish): the kill comes right after the fourth of sixteen container starts.
+    let started = |w: &World| {
         w.runtime
             .calls()
             .iter()
             .filter(|c| matches!(c, Call::Start(_)))
             .count()
-            >= 6
-    })
-    .await;
+    };
+    for _ in 0..10_000 {
+        if started(&w) >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(started(&w) >= 4, "no container started");
     for s in &starts {
         s.abort();
     }

@@ -757,6 +757,10 @@ async fn replication_to_the_source_registry_is_refused() {
         .await
         .expect_err("to itself");
     assert_eq!(err.code, "InvalidParameterException");
+    assert_eq!(
+        err.resolve(crate::protocol::model::model("ecr")).status,
+        400
+    );
     assert_eq!(err.message, "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: 'Replication destination cannot be the same as the source registry'");
     let reg = t.ok("DescribeRegistry", json!({})).await;
     assert_eq!(reg["replicationConfiguration"], json!({"rules": []}));

@@ -178,6 +178,11 @@ impl HealthBook {
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
     }
+
+    /// Moves on with every visible change of a target's health.
+    pub fn generation(&self) -> u64 {
+        *self.changed.borrow()
+    }
 }
 
 #[cfg(test)]
