@@ -143,34 +143,15 @@ fn docker_ids(kind: &str, label: &str) -> Vec<String> {
         .collect()
 }
 
-/// An ECS client of the emulator on `port`.
-fn ecs_client(port: u16, http: aws_sdk_ecs::config::SharedHttpClient) -> aws_sdk_ecs::Client {
-    let conf = aws_sdk_ecs::Config::builder()
-        .http_client(http)
-        .behavior_version(aws_sdk_ecs::config::BehaviorVersion::latest())
-        .region(aws_sdk_ecs::config::Region::new(sdk_tests::REGION))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(aws_sdk_ecs::config::Credentials::new(
-            sdk_tests::ACCESS_KEY,
-            sdk_tests::SECRET_KEY,
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_ecs::Client::from_conf(conf)
-}
-
 /// A task of the containerised emulator reads its metadata at 169.254.170.2 while an emulator
 /// on the host runs too: whichever holds the address serves it (the container's, added over
 /// rtnetlink) or forwards to the other through the shared peers directory. Returns the task
 /// JSON the container printed.
 async fn task_reads_its_metadata(
-    port: u16,
+    emu: &sdk_tests::Emulator,
     project: &Project,
-    http: aws_sdk_ecs::config::SharedHttpClient,
 ) -> serde_json::Value {
-    let ecs = ecs_client(port, http);
+    let ecs = emu.ecs();
     let task_arn = sdk_tests::run_metadata_probe(&ecs, "compose", "compose-probe", 60).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let runtime_id = loop {
@@ -211,57 +192,22 @@ async fn task_reads_its_metadata(
     }
 }
 
-macro_rules! client_of {
-    ($krate:ident, $port:expr) => {{
-        use sdk_tests::$krate as k;
-        let conf = k::Config::builder()
-            .http_client(sdk_tests::aws_smithy_http_client::Builder::new().build_http())
-            .behavior_version(k::config::BehaviorVersion::latest())
-            .region(k::config::Region::new(sdk_tests::REGION))
-            .endpoint_url(format!("http://127.0.0.1:{}", $port))
-            .credentials_provider(k::config::Credentials::new(
-                sdk_tests::ACCESS_KEY,
-                sdk_tests::SECRET_KEY,
-                None,
-                None,
-                "test",
-            ))
-            .build();
-        k::Client::from_conf(conf)
-    }};
-}
-
 /// An ALB of the containerised emulator in front of a service of busybox httpd tasks: its
 /// listener port (opened by the emulator, in the host's network namespace) answers from the
 /// host with the task's page, so the emulator reached the task's host port too. Bounded.
-async fn alb_serves_a_service_task(port: u16, project: &Project) {
+async fn alb_serves_a_service_task(emu: &sdk_tests::Emulator, project: &Project) {
     use aws_sdk_ecs::types::{ContainerDefinition, LoadBalancer, NetworkMode, PortMapping};
     use sdk_tests::aws_sdk_elasticloadbalancingv2::types::{
         Action, ActionTypeEnum, ProtocolEnum, TargetTypeEnum,
     };
-    let ec2 = client_of!(aws_sdk_ec2, port);
-    let elb = client_of!(aws_sdk_elasticloadbalancingv2, port);
-    let ecs = client_of!(aws_sdk_ecs, port);
-    let subnets = ec2
-        .describe_subnets()
-        .send()
-        .await
-        .expect("DescribeSubnets");
-    let defaults: Vec<_> = subnets
-        .subnets()
-        .iter()
-        .filter(|s| s.default_for_az() == Some(true))
-        .collect();
-    let vpc = defaults[0].vpc_id().unwrap_or_default().to_string();
+    let port = emu.port();
+    let elb = emu.elbv2();
+    let ecs = emu.ecs();
+    let (subnets, vpc) = crate::elbv2::subnets_and_vpc(emu).await;
     let lb = elb
         .create_load_balancer()
         .name("compose-front")
-        .set_subnets(Some(
-            defaults
-                .iter()
-                .filter_map(|s| s.subnet_id().map(str::to_string))
-                .collect(),
-        ))
+        .set_subnets(Some(subnets))
         .send()
         .await
         .expect("CreateLoadBalancer");
@@ -476,8 +422,9 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
     let images = workspace_dir().join("fixtures/build-images.sh");
     let out = run("build the test images", Command::new("bash").arg(&images));
     assert!(out.status.success(), "{}", text(&out));
-    // An emulator on the host too: the two share 169.254.170.2 through the peers directory.
-    let host = sdk_tests::Emulator::start();
+    // An emulator on the host too, alive for the whole test: the two share 169.254.170.2 through
+    // the peers directory.
+    let _host = sdk_tests::Emulator::start();
     let binary: PathBuf = sdk_tests::binary();
     assert!(
         binary.is_file(),
@@ -590,15 +537,16 @@ async fn compose_up_serves_the_aws_apis_and_down_leaves_nothing() {
         data.path().display()
     );
 
-    let task = task_reads_its_metadata(port, &project, host.http_client()).await;
+    // The sdk-tests harness, attached to the containerised emulator (its clients, no process).
+    let emu = sdk_tests::Emulator::attach(port, data.path());
+    let task = task_reads_its_metadata(&emu, &project).await;
     assert_eq!(task["Family"], "compose-probe", "{task}");
     // An ALB listener port and a service task behind it, both the containerised emulator's.
-    alb_serves_a_service_task(port, &project).await;
+    alb_serves_a_service_task(&emu, &project).await;
     // Its task containers go with a reset (as every test's emulator does on drop).
     reset(port);
     // A subset of the sdk-tests, each on a freshly reset emulator: the containerised emulator
     // answers them as the binary does.
-    let emu = sdk_tests::Emulator::attach(port, data.path());
     crate::ecs::create_list_describe_delete_cluster_on(&emu).await;
     reset(port);
     crate::ecs_api::cluster_settings_capacity_providers_and_tags_on(&emu).await;
