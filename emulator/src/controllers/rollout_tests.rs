@@ -492,14 +492,29 @@ async fn list_tasks_pages_in_arn_order_and_by_service_group() {
     assert_eq!((code.as_str(), status), ("InvalidParameterException", 400));
 }
 
+/// Lets the tasks settle (40 s after RUNNING they count toward minimumHealthyPercent), then
+/// runs passes until one reconciles no service: the pass after the last write still reconciles
+/// the services it touched; the ones after it, none.
+async fn until_quiet(w: &World, s: &Arc<Scheduler>) {
+    w.clock.sleep(Duration::from_secs(60)).await;
+    for _ in 0..5 {
+        pass(w, s).await;
+        if last_reconciled(w) == Some(0) {
+            return;
+        }
+    }
+    panic!("never quiet: {:?}", w.ecs.scheduler_passes.lock().recent);
+}
+
 /// Services reconciled by the scheduler's last pass.
 fn last_reconciled(w: &World) -> Option<usize> {
     w.ecs.scheduler_passes.lock().recent.back().map(|(n, _)| *n)
 }
 
 /// A pass over a steady world leaves out the services at rest (nothing they read was written
-/// since the last pass started), and a write brings them all back: a new desired count is acted
-/// on at the next pass, and so is a task the agent reports stopped.
+/// since the last pass started), and a write brings back only the services that read it: a new
+/// desired count is acted on at the next pass, a task the agent reports stopped is replaced, a
+/// new container instance wakes its cluster's services, and a task of no service wakes none.
 #[tokio::test]
 async fn services_at_rest_are_left_out_until_something_is_written() {
     let w = World::with_time_scale(Duration::ZERO, TIME_SCALE).await;
@@ -526,25 +541,23 @@ async fn services_at_rest_are_left_out_until_something_is_written() {
         |_| {},
     )
     .await;
-    // Once the tasks have settled (40 s after RUNNING, they count toward minimumHealthyPercent),
-    // the pass after the last write still reconciles both; the ones after it, none.
-    w.clock.sleep(Duration::from_secs(60)).await;
-    let mut quiet = false;
-    for _ in 0..5 {
-        pass(&w, &s).await;
-        if last_reconciled(&w) == Some(0) {
-            quiet = true;
-            break;
-        }
-    }
-    assert!(
-        quiet,
-        "never quiet: {:?}",
-        w.ecs.scheduler_passes.lock().recent
-    );
+    until_quiet(&w, &s).await;
     w.clock.sleep(Duration::from_secs(300)).await;
     pass(&w, &s).await;
     assert_eq!(last_reconciled(&w), Some(0), "time alone changes nothing");
+
+    // A standalone task in the same cluster (RunTask) is written again and again by the agent
+    // and concerns no service.
+    w.call("RunTask", json!({"cluster": CLUSTER, "taskDefinition": v1}))
+        .await;
+    for _ in 0..3 {
+        pass(&w, &s).await;
+        assert_eq!(
+            last_reconciled(&w),
+            Some(0),
+            "a task of no service wakes none"
+        );
+    }
 
     w.call(
         "UpdateService",
@@ -552,7 +565,11 @@ async fn services_at_rest_are_left_out_until_something_is_written() {
     )
     .await;
     pass(&w, &s).await;
-    assert_eq!(last_reconciled(&w), Some(2), "a write: every service again");
+    assert_eq!(
+        last_reconciled(&w),
+        Some(1),
+        "the service written, not the other"
+    );
     let running = |w: &World, name: &str| {
         service_tasks(w, name)
             .iter()
@@ -560,6 +577,17 @@ async fn services_at_rest_are_left_out_until_something_is_written() {
             .count()
     };
     assert_eq!(running(&w, "web"), 3, "the new desired count at once");
+
+    // A container instance registered in the cluster wakes both services.
+    passes_until(&w, &s, 100, |w| completed(w, "web"), |_| {}).await;
+    until_quiet(&w, &s).await;
+    w.instance();
+    pass(&w, &s).await;
+    assert_eq!(
+        last_reconciled(&w),
+        Some(2),
+        "a new instance: its cluster's services"
+    );
 
     // A task stopped behind the scheduler's back (StopTask) is replaced at the next pass.
     passes_until(&w, &s, 100, |w| completed(w, "web"), |_| {}).await;

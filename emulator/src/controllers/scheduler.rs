@@ -6,6 +6,7 @@
 
 use super::lb_targets::{self, TaskLbHealth};
 use crate::clock::Clock;
+use crate::services::ecs::instances::group_key;
 use crate::services::ecs::model::{
     DeploymentStatus, HealthStatus, PlacementStrategy, PropagateTags, RolloutState,
     SchedulingStrategy, ServiceStatus,
@@ -45,7 +46,37 @@ struct LastPass {
     /// Read at the start of the last pass.
     generations: Option<Generations>,
     /// Services (by key) that the last pass found at rest (see `at_rest`).
-    at_rest: HashSet<String>,
+    at_rest: HashMap<String, Resting>,
+}
+
+/// What a service at rest reads, so that a write to it (and only to it) wakes the service.
+struct Resting {
+    /// The service's tasks' index key (`instances::group_key`).
+    tasks: String,
+    /// `<scope><cluster>`: any of the cluster's container instances.
+    cluster: String,
+    target_groups: Vec<String>,
+}
+
+/// What was written since some generations: changed service keys, task index keys, the
+/// clusters of changed container instances, target groups whose health changed.
+struct Changed {
+    services: HashSet<String>,
+    tasks: HashSet<String>,
+    instance_clusters: HashSet<String>,
+    target_groups: HashSet<String>,
+}
+
+impl Changed {
+    /// Whether the service at `key`, at rest as `r` says, read something that changed.
+    fn wakes(&self, key: &str, r: &Resting) -> bool {
+        self.services.contains(key)
+            || self.tasks.contains(&r.tasks)
+            || self.instance_clusters.contains(&r.cluster)
+            || r.target_groups
+                .iter()
+                .any(|g| self.target_groups.contains(g))
+    }
 }
 
 /// ECS's stop code for everything the scheduler stops.
@@ -120,32 +151,54 @@ impl Scheduler {
         }
     }
 
-    /// One reconciliation of every service that is not INACTIVE. When nothing was written since
-    /// the last pass started (no service, task or instance row changed, no target's health), the
-    /// services that pass found at rest are left out: their plan cannot have changed, so a pass
-    /// over a steady world costs next to nothing however many services it holds.
+    /// What was written since `g`, or None when a table's journal no longer reaches back
+    /// that far (then anything may have changed).
+    fn changed_since(&self, g: Generations) -> Option<Changed> {
+        let instance_clusters = self
+            .ecs
+            .instances
+            .changes_since(g.instances)?
+            .iter()
+            .filter_map(|k| k.rsplit_once('/').map(|(cluster, _)| cluster.to_string()))
+            .collect();
+        Some(Changed {
+            services: self.ecs.services.changes_since(g.services)?,
+            tasks: self.ecs.tasks.changes_since(g.tasks)?,
+            instance_clusters,
+            target_groups: self.ecs.elbv2.health.changes_since(g.target_health)?,
+        })
+    }
+
+    /// One reconciliation of every service that is not INACTIVE, leaving out the services the
+    /// last pass found at rest while nothing they read was written since it started (their row,
+    /// their tasks, their cluster's container instances, their target groups' health): their
+    /// plan cannot have changed, so a pass costs what changed, not how many services, tasks or
+    /// instances there are.
     pub fn pass(&self) {
         let started = std::time::Instant::now();
         let generations = self.generations();
-        let resting = {
+        let resting: HashMap<String, Resting> = {
             let mut last = self.last.lock();
-            if last.generations == Some(generations) {
-                std::mem::take(&mut last.at_rest)
-            } else {
-                HashSet::new()
+            let at_rest = std::mem::take(&mut last.at_rest);
+            match last.generations.and_then(|g| self.changed_since(g)) {
+                Some(changed) => at_rest
+                    .into_iter()
+                    .filter(|(key, r)| !changed.wakes(key, r))
+                    .collect(),
+                None => HashMap::new(),
             }
         };
         let services: Vec<(String, EcsService)> = self.ecs.services.read(|rows| {
             rows.iter()
-                .filter(|(k, s)| s.status != ServiceStatus::Inactive && !resting.contains(*k))
+                .filter(|(k, s)| s.status != ServiceStatus::Inactive && !resting.contains_key(*k))
                 .map(|(k, s)| (k.clone(), s.clone()))
                 .collect()
         });
         let reconciled = services.len();
         let mut at_rest = resting;
         for (key, svc) in services {
-            if self.reconcile(&key, svc) {
-                at_rest.insert(key);
+            if let Some(r) = self.reconcile(&key, svc) {
+                at_rest.insert(key, r);
             }
         }
         *self.last.lock() = LastPass {
@@ -174,8 +227,8 @@ impl Scheduler {
         }
     }
 
-    /// Reconciles one service; returns whether it is at rest (`at_rest`).
-    fn reconcile(&self, key: &str, svc: EcsService) -> bool {
+    /// Reconciles one service; returns what it reads when it is at rest (`at_rest`).
+    fn reconcile(&self, key: &str, svc: EcsService) -> Option<Resting> {
         let ctx = self.ctx(&svc);
         let mut tasks = self
             .ecs
@@ -207,7 +260,15 @@ impl Scheduler {
             let draining = self.ecs.draining_instances(&ctx.scope(), &svc.cluster);
             plan_replica(&ctx, &svc, &tasks, &draining, &mut actions);
         }
-        let rest = at_rest(&ctx, &svc, &tasks, &actions);
+        let rest = at_rest(&ctx, &svc, &tasks, &actions).then(|| Resting {
+            tasks: group_key(&ctx.scope(), &svc.cluster, &format!("service:{}", svc.name)),
+            cluster: format!("{}{}", ctx.scope(), svc.cluster),
+            target_groups: svc
+                .target_group_arns()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        });
         self.apply(&ctx, key, &svc, &tasks, actions);
         rest
     }

@@ -2,6 +2,7 @@
 //! first committed to an embedded database (redb) in the data dir, so it survives `kill -9`.
 //! With `--ephemeral` there is no database and tables live in memory only.
 
+pub mod journal;
 mod table;
 
 pub use table::{Table, Txn};

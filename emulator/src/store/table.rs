@@ -1,5 +1,6 @@
 //! A typed, durable, in-memory table of rows keyed by string.
 
+use super::journal::ChangeJournal;
 use super::{Resettable, Store, StoreError, Write};
 use parking_lot::RwLock;
 use serde::de::DeserializeOwned;
@@ -23,10 +24,13 @@ pub struct Table<T> {
     generation: std::sync::atomic::AtomicU64,
 }
 
-/// The rows and the secondary index, under one lock so they never disagree.
+/// The rows, the secondary index and the change journal, under one lock so they never
+/// disagree.
 struct Rows<T> {
     map: BTreeMap<String, T>,
     index: Index,
+    /// The keys of changed rows, and the index keys they had before and after the change.
+    journal: ChangeJournal,
 }
 
 impl<T> std::ops::Deref for Rows<T> {
@@ -44,8 +48,11 @@ where
         let mut rows = self.rows.write();
         rows.map.clear();
         rows.index.clear();
-        self.generation
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        rows.journal.forget(generation);
     }
 
     fn name(&self) -> &'static str {
@@ -108,7 +115,11 @@ where
         let table = Arc::new(Table {
             name,
             store: store.clone(),
-            rows: RwLock::new(Rows { map: rows, index }),
+            rows: RwLock::new(Rows {
+                map: rows,
+                index,
+                journal: ChangeJournal::default(),
+            }),
             index_fn,
             generation: std::sync::atomic::AtomicU64::new(0),
         });
@@ -194,7 +205,11 @@ where
         f: impl FnOnce(&mut Txn<'_, T>) -> Result<R, E>,
     ) -> Result<R, E> {
         let mut guard = self.rows.write();
-        let Rows { map: rows, index } = &mut *guard;
+        let Rows {
+            map: rows,
+            index,
+            journal,
+        } = &mut *guard;
         let mut txn = Txn {
             rows: &mut *rows,
             undo: BTreeMap::new(),
@@ -226,8 +241,20 @@ where
                     return Err(e.into());
                 }
                 if !writes.is_empty() {
-                    self.generation
-                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let generation = self
+                        .generation
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        + 1;
+                    for (k, _) in &writes {
+                        journal.push(generation, k.clone());
+                        let Some(f) = self.index_fn else { continue };
+                        let before = undo.get(k).and_then(Option::as_ref).and_then(|v| f(k, v));
+                        let after = rows.get(k).and_then(|v| f(k, v));
+                        if before != after {
+                            journal.extend(generation, before);
+                        }
+                        journal.extend(generation, after);
+                    }
                 }
                 if let Some(f) = self.index_fn {
                     for (k, old) in &undo {
@@ -257,6 +284,14 @@ where
     /// they were does not count).
     pub fn generation(&self) -> u64 {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The keys of the rows changed after generation `generation` (see [`Table::generation`]),
+    /// with the index keys those rows had before and after each change; None when the table's
+    /// journal no longer reaches back that far (or a reset came in between): then anything may
+    /// have changed.
+    pub fn changes_since(&self, generation: u64) -> Option<std::collections::HashSet<String>> {
+        self.rows.read().journal.since(generation)
     }
 
     /// Inserts or replaces one row.
@@ -414,6 +449,38 @@ mod tests {
         let store = Store::open(dir.path()).expect("reopen");
         let reopened: Arc<Table<u32>> = Table::open(&store, "nums");
         assert_eq!(reopened.get("a/1"), Some(2));
+    }
+
+    #[test]
+    fn changes_since_names_changed_rows_and_their_index_keys_before_and_after() {
+        let store = Store::memory();
+        let t: Arc<Table<u32>> = Table::open_indexed(&store, "nums", parity);
+        t.put("a/1", 1).expect("put");
+        let g = t.generation();
+        t.put("a/1", 1).expect("unchanged");
+        assert_eq!(
+            t.changes_since(g),
+            Some(Default::default()),
+            "nothing written"
+        );
+        t.put("a/1", 2).expect("odd to even");
+        t.put("b/7", 7).expect("new");
+        let mut changed: Vec<String> = t.changes_since(g).expect("kept").into_iter().collect();
+        changed.sort();
+        assert_eq!(changed, ["a/1", "a/even", "a/odd", "b/7", "b/odd"]);
+        let g = t.generation();
+        t.remove("b/7").expect("remove");
+        let mut changed: Vec<String> = t.changes_since(g).expect("kept").into_iter().collect();
+        changed.sort();
+        assert_eq!(changed, ["b/7", "b/odd"]);
+        let g = t.generation();
+        store.reset().expect("reset");
+        assert_eq!(
+            t.changes_since(g),
+            None,
+            "a reset may have changed anything"
+        );
+        assert_eq!(t.changes_since(t.generation()), Some(Default::default()));
     }
 
     /// Index key: the row key's first segment and the value's parity.

@@ -126,7 +126,9 @@ pub struct Remaining {
 }
 
 impl ContainerInstance {
-    pub fn remaining(&self, tasks: &[Task]) -> Remaining {
+    /// What the instance has left once `tasks` (any of the cluster's; those on other instances
+    /// or holding nothing are passed over) are counted.
+    pub fn remaining<'a>(&self, tasks: impl IntoIterator<Item = &'a Task>) -> Remaining {
         let mut r = Remaining {
             cpu: self.registered_cpu,
             memory: self.registered_memory,
@@ -135,7 +137,7 @@ impl ContainerInstance {
             running: 0,
             pending: 0,
         };
-        for t in tasks.iter().filter(|t| {
+        for t in tasks.into_iter().filter(|t| {
             t.container_instance_arn.as_deref() == Some(&self.arn) && t.holds_resources()
         }) {
             r.cpu -= t.reserved_cpu;

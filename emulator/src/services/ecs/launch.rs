@@ -905,30 +905,40 @@ impl Ecs {
         Ok(())
     }
 
-    /// Placement candidates: the cluster's registered instances with what they have left.
+    /// Placement candidates: the cluster's registered instances with what they have left. The
+    /// cluster's tasks are read in place (not copied): RunTask's cost must not grow with the
+    /// size of every task row the cluster holds.
     pub(crate) fn candidates(
         &self,
         scope: &str,
         cluster: &str,
     ) -> (Vec<ContainerInstance>, Vec<Candidate>) {
-        let mut by_instance: HashMap<String, Vec<Task>> = HashMap::new();
-        for t in self.live_tasks(scope, cluster) {
-            if let Some(arn) = t.container_instance_arn.clone() {
-                by_instance.entry(arn).or_default().push(t);
-            }
-        }
         let instances: Vec<ContainerInstance> = self
             .cluster_instances(scope, cluster)
             .into_iter()
             .filter(|i| i.status != "INACTIVE")
             .collect();
-        let candidates = instances
-            .iter()
-            .map(|i| {
-                let on = by_instance.get(i.arn.as_str()).map(Vec::as_slice);
-                super::tasks::candidate(i, on.unwrap_or_default())
-            })
-            .collect();
+        let prefix = format!("{scope}{cluster}/");
+        let candidates = self.tasks.read(|rows| {
+            let mut by_instance: HashMap<&str, Vec<&Task>> = HashMap::new();
+            for t in rows
+                .range(prefix.clone()..)
+                .take_while(|(k, _)| k.starts_with(&prefix))
+                .map(|(_, t)| t)
+                .filter(|t| t.holds_resources())
+            {
+                if let Some(arn) = t.container_instance_arn.as_deref() {
+                    by_instance.entry(arn).or_default().push(t);
+                }
+            }
+            instances
+                .iter()
+                .map(|i| {
+                    let on = by_instance.get(i.arn.as_str()).map(Vec::as_slice);
+                    super::tasks::candidate(i, on.unwrap_or_default().iter().copied())
+                })
+                .collect()
+        });
         (instances, candidates)
     }
 

@@ -75,8 +75,11 @@ pub fn mark_stopping(task: &mut Task, now: f64, stop_code: &str, reason: &str) {
     task.version += 1;
 }
 
-pub(crate) fn candidate(i: &ContainerInstance, tasks: &[Task]) -> Candidate {
-    let rem = i.remaining(tasks);
+pub(crate) fn candidate<'a, I>(i: &ContainerInstance, tasks: I) -> Candidate
+where
+    I: IntoIterator<Item = &'a Task> + Clone,
+{
+    let rem = i.remaining(tasks.clone());
     let attributes: BTreeMap<String, Option<String>> = i
         .attributes
         .iter()
@@ -99,8 +102,8 @@ pub(crate) fn candidate(i: &ContainerInstance, tasks: &[Task]) -> Candidate {
         used_udp_ports: rem.udp_ports,
         running_tasks_count: rem.running,
         task_groups: tasks
-            .iter()
-            .filter(|t| t.container_instance_arn.as_deref() == Some(&i.arn))
+            .into_iter()
+            .filter(|t| t.container_instance_arn.as_deref() == Some(&i.arn) && t.holds_resources())
             .map(|t| t.group.clone())
             .collect(),
         eni_remaining: None,

@@ -2,6 +2,7 @@
 //! checks again from `initial`), the state machine those observations drive, and the health a
 //! Describe call or the proxy sees.
 
+use crate::store::journal::ChangeJournal;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use tokio::sync::watch;
@@ -111,6 +112,8 @@ impl Record {
 pub struct HealthBook {
     records: RwLock<HashMap<String, HashMap<String, Record>>>,
     changed: watch::Sender<u64>,
+    /// The target groups each change concerned, by generation (the `changed` count).
+    journal: parking_lot::Mutex<ChangeJournal>,
 }
 
 impl Default for HealthBook {
@@ -118,6 +121,7 @@ impl Default for HealthBook {
         HealthBook {
             records: RwLock::new(HashMap::new()),
             changed: watch::channel(0).0,
+            journal: Default::default(),
         }
     }
 }
@@ -154,7 +158,7 @@ impl HealthBook {
                     r.state
                 );
             }
-            self.notify();
+            self.notify(group);
         }
     }
 
@@ -163,16 +167,27 @@ impl HealthBook {
         if let Some(g) = self.records.write().get_mut(group) {
             g.remove(target);
         }
-        self.notify();
+        self.notify(group);
     }
 
     pub fn forget_group(&self, group: &str) {
         self.records.write().remove(group);
-        self.notify();
+        self.notify(group);
     }
 
-    pub fn notify(&self) {
-        self.changed.send_modify(|v| *v = v.wrapping_add(1));
+    /// Tells the watchers that the health of `group`'s targets (or the set of them) changed.
+    pub fn notify(&self, group: &str) {
+        let mut journal = self.journal.lock();
+        self.changed.send_modify(|v| {
+            *v += 1;
+            journal.push(*v, group.to_string());
+        });
+    }
+
+    /// The target groups whose health changed after generation `generation`, or None when
+    /// that is no longer known.
+    pub fn changes_since(&self, generation: u64) -> Option<std::collections::HashSet<String>> {
+        self.journal.lock().since(generation)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -9,6 +9,7 @@ use crate::protocol::AwsError;
 use crate::services::input::Input;
 use crate::services::{Ctx, HandlerResult, Registry};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -200,14 +201,14 @@ impl Elbv2 {
             }
             Ok(())
         })?;
-        self.health.notify();
+        self.health.notify(&group.arn);
         self.bump();
         Ok(())
     }
 
     /// Removes draining targets whose deregistration delay has passed; true if any went.
     pub fn expire_draining(&self, now: f64) -> bool {
-        let expired: Vec<String> = self.targets.read(|m| {
+        let expired: Vec<(String, String)> = self.targets.read(|m| {
             m.iter()
                 .filter(|(_, r)| {
                     r.draining_since.is_some_and(|since| {
@@ -218,19 +219,22 @@ impl Elbv2 {
                         now - since >= delay
                     })
                 })
-                .map(|(k, _)| k.clone())
+                .map(|(k, r)| (k.clone(), r.group_arn.clone()))
                 .collect()
         });
         if expired.is_empty() {
             return false;
         }
         let _ = self.targets.transact::<_, AwsError, _>(|tx| {
-            for k in &expired {
+            for (k, _) in &expired {
                 tx.remove(k);
             }
             Ok(())
         });
-        self.health.notify();
+        let groups: HashSet<&str> = expired.iter().map(|(_, g)| g.as_str()).collect();
+        for group in groups {
+            self.health.notify(group);
+        }
         self.bump();
         true
     }
