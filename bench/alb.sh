@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# ALB data-plane benchmark, in one run against the same two busybox httpd containers:
-#   1. directly (wrk against one target's published port),
+# ALB data-plane benchmark, in one run against the same two targets:
+#   1. directly (wrk against one target's port),
 #   2. through the emulator's ALB listener (release build, ip targets 127.0.0.1:<port>),
-#   3. through nginx configured as a round-robin reverse proxy to the same targets.
+#   3. through nginx configured as a keep-alive round-robin reverse proxy to the same targets.
+# TARGETS=nginx (default): the targets are one more Debian nginx serving a static file on two
+# ports (keep-alive, so the target is not the bottleneck); TARGETS=busybox: two busybox httpd
+# containers (one request per connection: the target is the bottleneck). NGINX_WORKERS (1): the
+# proxy nginx's worker_processes.
 # wrk --latency, CONNECTIONS (64) connections, DURATION (20) seconds each; prints requests/s and
 # p99 latency for each and the ALB/nginx ratios (goal: ALB ≥ nginx's requests/s, p99 ≤ 1.2×).
 # Everything listens on 127.0.0.1 only.
@@ -37,6 +41,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for c in "${containers[@]}"; do docker rm -f "$c" >/dev/null 2>&1 || true; done
   [[ -f $tmp/nginx.pid ]] && kill "$(cat "$tmp/nginx.pid")" 2>/dev/null || true
+  [[ -f $tmp/targets/nginx.pid ]] && kill "$(cat "$tmp/targets/nginx.pid")" 2>/dev/null || true
   rm -rf "$tmp" "$(dirname "$bin")"
 }
 trap cleanup EXIT
@@ -44,9 +49,30 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-echo "== targets"
+TARGETS=${TARGETS:-nginx}
+NGINX_WORKERS=${NGINX_WORKERS:-1}
+echo "== targets ($TARGETS)"
 ports=()
+if [[ $TARGETS == nginx ]]; then
+  mkdir -p "$tmp/www" "$tmp/targets"
+  echo hello >"$tmp/www/index.html"
+  ports=("$(free_port)" "$(free_port)")
+  cat >"$tmp/targets/nginx.conf" <<EOF
+worker_processes 1;
+pid $tmp/targets/nginx.pid;
+error_log $tmp/targets/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:${ports[0]}; root $tmp/www; }
+  server { listen 127.0.0.1:${ports[1]}; root $tmp/www; }
+}
+EOF
+  nginx -c "$tmp/targets/nginx.conf" -p "$tmp/targets"
+fi
 for name in a b; do
+  [[ $TARGETS == nginx ]] && break
   c=$(docker run -d --rm -p 127.0.0.1::8080 "$IMAGE" sh -c \
     "mkdir -p /www && echo hello-$name > /www/index.html && exec httpd -f -p 8080 -h /www")
   containers+=("$c")
@@ -82,13 +108,13 @@ alb_addr=$(curl -s "http://127.0.0.1:$main/_emulator/state" |
 echo "== nginx"
 nginx_port=$(free_port)
 cat >"$tmp/nginx.conf" <<EOF
-worker_processes auto;
+worker_processes $NGINX_WORKERS;
 pid $tmp/nginx.pid;
 error_log $tmp/nginx-error.log;
 events { worker_connections 4096; }
 http {
   access_log off;
-  upstream targets { server 127.0.0.1:${ports[0]}; server 127.0.0.1:${ports[1]}; keepalive 64; }
+  upstream targets { server 127.0.0.1:${ports[0]}; server 127.0.0.1:${ports[1]}; keepalive 64; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:$nginx_port;
     location / {

@@ -9,7 +9,8 @@
 # SOURCE=head (default) fuzzes the committed HEAD, exported to fuzz/target/head-src (the work tree
 # may be mid-edit by others; COMMIT=<rev> picks another commit); SOURCE=worktree fuzzes the work tree as it is.
 # No network: the targets call the codecs in-process. Bounded: RUNS inputs or MAX_TIME seconds per
-# target, whichever comes first.
+# target, whichever comes first. OUT=<file> writes the table there instead.
+# CI's smoke (.ci/run): SOURCE=worktree SANITIZER=none MAX_TIME=60 RUNS=-1 (-1: no input limit).
 #   bench/fuzz.sh [target …]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -134,8 +135,8 @@ cargo_fuzz build || exit 1
 [[ -f fuzz/Cargo.lock ]] || cp "$fuzzdir/Cargo.lock" fuzz/Cargo.lock
 
 date=$(date -u +%Y-%m-%d)
-out=bench/results/fuzz-$date.md
-mkdir -p bench/results fuzz/target/logs
+out=${OUT:-bench/results/fuzz-$date.md}
+mkdir -p "$(dirname "$out")" fuzz/target/logs
 {
   echo "# Fuzzing, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
