@@ -56,6 +56,7 @@ ports=()
 if [[ $TARGETS == nginx ]]; then
   mkdir -p "$tmp/www" "$tmp/targets"
   echo hello >"$tmp/www/index.html"
+  chmod 755 "$tmp" "$tmp/www" && chmod 644 "$tmp/www/index.html" # nginx workers run as www-data
   ports=("$(free_port)" "$(free_port)")
   cat >"$tmp/targets/nginx.conf" <<EOF
 worker_processes 1;
