@@ -140,9 +140,12 @@ def operations(c, tg, me):
     ]
 
 
-def client_loop(endpoint, tg, me, deadline, results, lock):
+def client_loop(endpoint, tg, me, ready, clock, results, lock):
     c = clients(endpoint)
     ops = operations(c, tg, me)
+    # Every client is built (boto3 takes a while for 64 × 5 of them) before the clock starts.
+    ready.wait()
+    deadline = clock["deadline"]
     names = [o[0] for o in ops]
     weights = [o[1] for o in ops]
     calls = {o[0]: o[2] for o in ops}
@@ -178,13 +181,20 @@ def main():
         print(f"emulator {binary} pid {proc.pid} at {endpoint}; {CLIENTS} clients for {DURATION:.0f} s")
         results = {"calls": collections.Counter(), "errors": collections.Counter(), "times": []}
         lock = threading.Lock()
-        start = time.time()
-        deadline = start + DURATION
+        clock = {}
+
+        def start_clock():
+            clock["start"] = time.time()
+            clock["deadline"] = clock["start"] + DURATION
+
+        ready = threading.Barrier(CLIENTS + 1, action=start_clock)
         threads = [threading.Thread(target=client_loop,
-                                    args=(endpoint, tg, i, deadline, results, lock))
+                                    args=(endpoint, tg, i, ready, clock, results, lock))
                    for i in range(CLIENTS)]
         for t in threads:
             t.start()
+        ready.wait()
+        start, deadline = clock["start"], clock["deadline"]
         rss = []
         while any(t.is_alive() for t in threads) and time.time() < deadline + 60:
             rss.append((time.time() - start, rss_kib(proc.pid)))
