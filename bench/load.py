@@ -24,24 +24,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from simulated import start_emulator, status_kib
+
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
 DURATION = float(os.environ.get("DURATION", "60"))
 CLUSTER = "load"
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f if ":" in line)
-    return int(fields["VmRSS"].split()[0])
-
-
-def start_emulator(binary, data_dir):
-    proc = subprocess.Popen(
-        [binary, "--runtime", "simulated", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
-         "--log-level", "warn"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    return proc, line.strip().rsplit(" ", 1)[-1]
 
 
 def clients(endpoint):
@@ -197,7 +184,7 @@ def main():
         start, deadline = clock["start"], clock["deadline"]
         rss = []
         while any(t.is_alive() for t in threads) and time.time() < deadline + 60:
-            rss.append((time.time() - start, rss_kib(proc.pid)))
+            rss.append((time.time() - start, status_kib(proc.pid)[0]))
             time.sleep(1)
         for t in threads:
             t.join(timeout=60)

@@ -27,15 +27,11 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
+from simulated import start_emulator, status_kib
+
 CLUSTER = "scale"
 ROUNDS = int(os.environ.get("ROUNDS", "300"))  # samples per call and phase
 MIN_PASSES = int(os.environ.get("MIN_PASSES", "30"))  # scheduler passes sampled per phase
-
-
-def status_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        fields = dict(line.split(":", 1) for line in f if ":" in line)
-    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
 
 
 def cpu_seconds(pid):
@@ -47,15 +43,6 @@ def cpu_seconds(pid):
 def pct(samples, p):
     s = sorted(samples)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
-
-
-def start_emulator(binary, data_dir):
-    proc = subprocess.Popen(
-        [binary, "--runtime", "simulated", "--listen", "127.0.0.1:0", "--data-dir", data_dir,
-         "--log-level", "warn"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    return proc, line.strip().rsplit(" ", 1)[-1]
 
 
 def state(endpoint):
