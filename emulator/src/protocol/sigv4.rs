@@ -110,8 +110,10 @@ fn build(
         date: parts[1].to_string(),
         region: parts[2].to_string(),
         service: parts[3].to_string(),
+        // Trimmed one by one, as the whole field is: "a ;b" and "a;b" name the same headers.
         signed_headers: signed
             .split(';')
+            .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_ascii_lowercase)
             .collect(),
