@@ -13,8 +13,6 @@ import collections
 import json
 import os
 import random
-import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -24,7 +22,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from simulated import start_emulator, status_kib
+from simulated import start_emulator, status_kib, stop_emulator
 
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
 DURATION = float(os.environ.get("DURATION", "60"))
@@ -215,12 +213,7 @@ def main():
               f"over the last 10 s {sum(last) / len(last) / 1024:.1f} MiB")
         return 1 if server_errors else 0
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop_emulator(proc, data_dir)
 
 
 if __name__ == "__main__":

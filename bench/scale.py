@@ -16,9 +16,7 @@ Talks only to 127.0.0.1.
 """
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,7 @@ import urllib.request
 import boto3
 from botocore.config import Config
 
-from simulated import start_emulator, status_kib
+from simulated import start_emulator, status_kib, stop_emulator
 
 CLUSTER = "scale"
 ROUNDS = int(os.environ.get("ROUNDS", "300"))  # samples per call and phase
@@ -265,12 +263,7 @@ def main():
         rss, hwm = status_kib(proc.pid)
         print(f"emulator RSS at the end {rss / 1024:.1f} MiB, peak {hwm / 1024:.1f} MiB")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stop_emulator(proc, data_dir)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """What the Python benchmarks on `--runtime simulated` share: starting the emulator on its own
 port and data dir, and reading its memory from /proc."""
+import shutil
 import subprocess
 
 
@@ -19,3 +20,13 @@ def status_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         fields = dict(line.split(":", 1) for line in f if ":" in line)
     return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def stop_emulator(proc, data_dir):
+    """Stops the emulator (SIGTERM, then SIGKILL after 10 s) and removes its data dir."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    shutil.rmtree(data_dir, ignore_errors=True)
