@@ -8,8 +8,13 @@
 # containers (one request per connection: the target is the bottleneck). NGINX_WORKERS (1): the
 # proxy nginx's worker_processes.
 # wrk --latency, CONNECTIONS (64) connections, DURATION (20) seconds each; prints requests/s and
-# p99 latency for each and the ALB/nginx ratios (goal: ALB ≥ nginx's requests/s, p99 ≤ 1.2×).
-# Everything listens on 127.0.0.1 only.
+# p99 latency for each, the proxy's CPU time per request (user + system, from /proc; the
+# figure least disturbed by other jobs on a shared machine), and the ALB/nginx ratios (goal: ALB
+# ≥ nginx's requests/s, p99 ≤ 1.2×).
+# Everything listens on 127.0.0.1 only. The emulator runs with --runtime simulated: ip targets need
+# no task, and the run leaves nothing in Docker.
+# PROFILE=<file>: records the emulator with `perf record --call-graph dwarf` during the ALB run (Debian: linux-perf;
+# a build with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only names the functions).
 #
 # Tools: docker, wrk, nginx (Debian: apt-get install -y wrk nginx), the AWS CLI, curl, python3.
 # The test image: bash fixtures/build-images.sh (ecs-emulator-test/busybox:latest).
@@ -86,8 +91,9 @@ done
 echo "== emulator and ALB"
 main=$(free_port)
 listener_port=$(free_port)
-"$bin" --listen "127.0.0.1:$main" --ephemeral --time-scale 10 >"$tmp/emu.out" 2>"$tmp/emu.log" &
-pids+=($!)
+"$bin" --listen "127.0.0.1:$main" --ephemeral --time-scale 10 --runtime simulated >"$tmp/emu.out" 2>"$tmp/emu.log" &
+emulator_pid=$!
+pids+=($emulator_pid)
 for _ in $(seq 200); do curl -fs "http://127.0.0.1:$main/_emulator/health" >/dev/null && break; sleep 0.05; done
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=""
 export AWS_ENDPOINT_URL=http://127.0.0.1:$main
@@ -131,13 +137,38 @@ EOF
 nginx -c "$tmp/nginx.conf" -p "$tmp"
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$nginx_port/" >/dev/null && break; sleep 0.05; done
 
-run() { # name url → "name req/s p99"
+cpu_ticks() { # pid… → their user+system CPU time, in clock ticks
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+proxy_pids() { # name → the processes doing the proxying
+  case $1 in
+    alb) echo "$emulator_pid" ;;
+    nginx) pgrep -P "$(cat "$tmp/nginx.pid")" | tr '\n' ' ' ;;
+  esac
+}
+run() { # name url → "name req/s p99 cpu-µs-per-request"
+  local perf= before after pids
+  pids=$(proxy_pids "$1")
+  before=$(cpu_ticks $pids)
+  if [[ $1 == alb && -n ${PROFILE:-} ]]; then
+    perf record -F 499 --call-graph dwarf -o "$PROFILE" -p "$emulator_pid" -- sleep "$DURATION" 2>/dev/null &
+    perf=$!
+  fi
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$tmp/$1.wrk"
   local rps p99 errors
   rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/$1.wrk")
   p99=$(awk '$1 == "99%" {print $2}' "$tmp/$1.wrk")
   errors=$(awk '/Non-2xx|Socket errors/ {print}' "$tmp/$1.wrk" | tr '\n' ' ')
-  echo "$1 $rps $p99 ${errors:-}"
+  [[ -n $perf ]] && wait "$perf"
+  after=$(cpu_ticks $pids)
+  local requests cpu_us=-
+  requests=$(awk '/requests in/ {print $1}' "$tmp/$1.wrk")
+  [[ -n $pids ]] && cpu_us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($requests, 1):.1f}')")
+  echo "$1 $rps $p99 $cpu_us ${errors:-}"
 }
 echo "== wrk -c$CONNECTIONS -d${DURATION}s"
 results=()
@@ -145,10 +176,10 @@ results+=("$(run direct "http://127.0.0.1:${ports[0]}/")")
 results+=("$(run alb "http://$alb_addr/")")
 results+=("$(run nginx "http://127.0.0.1:$nginx_port/")")
 echo
-printf '%-8s %12s %10s  %s\n' path requests/s p99 errors
+printf '%-8s %12s %10s %14s  %s\n' path requests/s p99 'CPU µs/request' errors
 for r in "${results[@]}"; do
-  read -r name rps p99 rest <<<"$r"
-  printf '%-8s %12s %10s  %s\n' "$name" "$rps" "$p99" "$rest"
+  read -r name rps p99 cpu rest <<<"$r"
+  printf '%-8s %12s %10s %14s  %s\n' "$name" "$rps" "$p99" "$cpu" "$rest"
 done
 python3 - "${results[@]}" <<'EOF'
 import sys
@@ -160,5 +191,6 @@ def ms(v):
 rows = {r.split()[0]: r.split() for r in sys.argv[1:]}
 alb, ngx = rows["alb"], rows["nginx"]
 print(f"\nALB/nginx: requests/s {float(alb[1]) / float(ngx[1]):.2f}x (goal >= 1.0), "
-      f"p99 {ms(alb[2]) / ms(ngx[2]):.2f}x (goal <= 1.2)")
+      f"p99 {ms(alb[2]) / ms(ngx[2]):.2f}x (goal <= 1.2), "
+      f"CPU per request {float(alb[3]) / float(ngx[3]):.2f}x")
 EOF

@@ -6,6 +6,11 @@ use ecs_emulator::{operations_doc, server};
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
+// mimalloc: the proxy and the API allocate small, short-lived buffers on every request, which
+// glibc's malloc serves markedly slower across threads (docs/benchmarks.md, "ALB data plane").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn init_logging(config: &Config) {
     let filter = EnvFilter::try_new(&config.log_level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

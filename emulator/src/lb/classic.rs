@@ -78,12 +78,12 @@ pub fn add_routes(routes: &mut Routes, elb: &Elb) {
                 .iter()
                 .map(|(id, ip)| {
                     let target = format!("{id}:{}", l.instance_port);
-                    RouteTarget {
-                        counters: counters.target(&target),
-                        key: target,
-                        addr: SocketAddr::new(*ip, l.instance_port),
-                        healthy_since: None,
-                    }
+                    RouteTarget::new(
+                        target.clone(),
+                        SocketAddr::new(*ip, l.instance_port),
+                        None,
+                        counters.target(&target),
+                    )
                 })
                 .collect();
             let group = Arc::new(GroupRoute {

@@ -52,10 +52,10 @@ pub fn wildcard(pattern: &str, text: &str, case_insensitive: bool) -> bool {
     pi == p.len()
 }
 
-fn values(c: &Condition, field_config: Option<&Vec<String>>) -> Vec<String> {
+fn values<'c>(c: &'c Condition, field_config: Option<&'c Vec<String>>) -> &'c [String] {
     field_config
-        .cloned()
-        .or_else(|| c.values.clone())
+        .or(c.values.as_ref())
+        .map(Vec::as_slice)
         .unwrap_or_default()
 }
 

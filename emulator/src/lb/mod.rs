@@ -12,6 +12,7 @@ pub mod matching;
 pub mod proxy;
 pub mod routes;
 pub mod tls;
+pub mod upstream;
 
 use crate::clock::Clock;
 use crate::faults::network::Effect;
@@ -20,9 +21,7 @@ use crate::services::elbv2::Elbv2;
 use crate::services::Registry;
 use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use parking_lot::{Mutex, RwLock};
 use proxy::{BoxError, Inbound, ProxyBody};
 use routes::{ListenerRoutes, Routes};
@@ -48,7 +47,8 @@ pub struct Lb {
     /// Classic ELB, a second source of listeners and routes (`classic.rs`).
     pub(crate) classic: Option<Arc<Elb>>,
     pub(crate) clock: Clock,
-    pub(crate) client: Client<HttpConnector, ProxyBody>,
+    /// Keep-alive connections to targets.
+    pub(crate) upstreams: Arc<upstream::Upstreams>,
     routes: RwLock<Arc<Routes>>,
     running: Mutex<HashMap<String, Running>>,
     /// Next health check per (target group ARN, "<id>:<port>"), emulated epoch seconds.
@@ -67,18 +67,11 @@ impl Lb {
 impl Lb {
     pub fn new(registry: &Registry, clock: Clock) -> Option<Arc<Lb>> {
         let elbv2 = registry.handle::<Elbv2>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(55))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
         Some(Arc::new(Lb {
             elbv2,
             classic: registry.handle::<Elb>(),
             clock,
-            client,
+            upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT),
             routes: RwLock::new(Arc::new(Routes::default())),
             running: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),

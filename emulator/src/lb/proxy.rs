@@ -2,14 +2,19 @@
 //! target choice with stickiness, the forwarded request, and ALB's own error answers.
 
 use super::matching::{rule_matches, RequestView};
-use super::routes::{read_stick_cookie, stick_cookie, weighted, GroupRoute, ListenerRoutes};
+use super::routes::{
+    read_stick_cookie, stick_cookie, weighted, GroupRoute, ListenerRoutes, RouteTarget,
+};
+use super::upstream::UpstreamError;
 use super::Lb;
 use crate::faults::network::Effect;
-use crate::services::elbv2::model::{Action, FixedResponseConfig, RedirectConfig};
+use crate::services::elbv2::metrics::{Counters, GroupCounters};
+use crate::services::elbv2::model::{Action, FixedResponseConfig, ForwardConfig, RedirectConfig};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use hyper::upgrade::OnUpgrade;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -55,16 +60,23 @@ pub fn elb_error(status: StatusCode) -> Response<ProxyBody> {
     r
 }
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+/// Hop-by-hop headers (RFC 9110 7.6.1): not forwarded either way.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
+
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
 
 /// `Connection: upgrade` with an `Upgrade` header.
 fn is_upgrade_request(headers: &http::HeaderMap) -> bool {
@@ -79,23 +91,21 @@ fn is_upgrade_request(headers: &http::HeaderMap) -> bool {
             })
 }
 
-fn cookies(headers: &http::HeaderMap) -> Vec<(String, String)> {
+/// The value of the first cookie called `name` in the request's Cookie headers.
+fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
-fn cookie<'a>(all: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    all.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
 }
 
 fn trace_id(existing: Option<&str>, now: f64) -> String {
-    let fresh = format!("1-{:08x}-{}", now as u64, crate::services::random_hex(24));
+    // 96 random bits, 24 hex digits.
+    let fresh = format!("1-{:08x}-{:024x}", now as u64, rand::random::<u128>() >> 32);
     match existing {
         Some(e) if e.contains("Root=") => format!("{e};Self={fresh}"),
         _ => format!("Root={fresh}"),
@@ -169,16 +179,238 @@ fn fixed(cfg: &FixedResponseConfig) -> Response<ProxyBody> {
 }
 
 /// Counts the request as outstanding on a target until dropped.
-struct Outstanding(
-    Arc<crate::services::elbv2::metrics::Counters>,
-    Arc<crate::services::elbv2::metrics::GroupCounters>,
-);
+struct Outstanding<'a>(&'a Counters, &'a GroupCounters);
 
-impl Drop for Outstanding {
+impl<'a> Outstanding<'a> {
+    fn new(target: &'a Counters, group: &'a GroupCounters) -> Outstanding<'a> {
+        target.outstanding.fetch_add(1, Ordering::Relaxed);
+        group.all.outstanding.fetch_add(1, Ordering::Relaxed);
+        Outstanding(target, group)
+    }
+}
+
+impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
         self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
         self.1.all.outstanding.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The Host header without its port (or the URI's authority, as HTTP/2 sends it).
+fn request_host(req: &Request<ProxyBody>) -> String {
+    let host = req
+        .headers()
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    match host.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
+        _ => host,
+    }
+}
+
+/// The actions of the first rule whose conditions hold, else the listener's default actions.
+/// Without rules (the common case) nothing of the request is looked at.
+fn matched_actions<'r>(
+    routes: &'r ListenerRoutes,
+    req: &Request<ProxyBody>,
+    peer: IpAddr,
+) -> &'r [Action] {
+    if routes.rules.is_empty() {
+        return &routes.default_actions;
+    }
+    let host = request_host(req);
+    let query: Vec<(String, String)> =
+        form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    let view = RequestView {
+        method: req.method().as_str(),
+        host: &host,
+        path: req.uri().path(),
+        query: &query,
+        headers: req.headers(),
+        source: peer,
+    };
+    routes
+        .rules
+        .iter()
+        .find(|r| rule_matches(&r.conditions, &view))
+        .map(|r| r.actions.as_slice())
+        .unwrap_or(&routes.default_actions)
+}
+
+/// The target group of a forward action: by the group-stickiness cookie, else by weight.
+/// Pushes the group-stickiness cookies to set when it chose anew.
+fn choose_group<'r>(
+    routes: &'r ListenerRoutes,
+    fc: &ForwardConfig,
+    headers: &http::HeaderMap,
+    now: f64,
+    set_cookies: &mut Vec<String>,
+) -> Option<&'r Arc<GroupRoute>> {
+    if let [only] = fc.target_groups.as_slice() {
+        return routes.groups.get(&only.target_group_arn);
+    }
+    let candidates: Vec<(&Arc<GroupRoute>, f64)> = fc
+        .target_groups
+        .iter()
+        .filter_map(|w| {
+            routes
+                .groups
+                .get(&w.target_group_arn)
+                .map(|g| (g, w.weight.unwrap_or(1) as f64))
+        })
+        .collect();
+    if candidates.len() == 1 {
+        return candidates.first().map(|(g, _)| *g);
+    }
+    let group_sticky = fc
+        .target_group_stickiness_config
+        .as_ref()
+        .filter(|s| s.enabled == Some(true))
+        .map(|s| s.duration_seconds.unwrap_or(3600));
+    let stuck = group_sticky
+        .and_then(|_| cookie(headers, "AWSALBTG"))
+        .and_then(|c| read_stick_cookie(&c, "tg", now))
+        .and_then(|id| {
+            candidates
+                .iter()
+                .find(|(g, w)| g.id == id && *w > 0.0)
+                .map(|(g, _)| *g)
+        });
+    if stuck.is_some() {
+        return stuck;
+    }
+    let groups: Vec<&Arc<GroupRoute>> = candidates.iter().map(|(g, _)| *g).collect();
+    let weights: Vec<f64> = candidates.iter().map(|(_, w)| *w).collect();
+    let group = *weighted(&groups, &weights)?;
+    if let Some(d) = group_sticky {
+        let expires = now + d as f64;
+        let v = stick_cookie("tg", &group.id, expires);
+        let date = http_date(expires);
+        set_cookies.push(format!("AWSALBTG={v}; Expires={date}; Path=/"));
+        set_cookies.push(format!(
+            "AWSALBTGCORS={v}; Expires={date}; Path=/; SameSite=None"
+        ));
+    }
+    Some(group)
+}
+
+/// The target of a group for this request, by the AWSALB cookie when the group is sticky;
+/// pushes the stickiness cookies, which ALB sets again on every response.
+fn choose_target<'g>(
+    group: &'g GroupRoute,
+    headers: &http::HeaderMap,
+    now: f64,
+    set_cookies: &mut Vec<String>,
+) -> Option<&'g RouteTarget> {
+    let sticky_to = group
+        .sticky
+        .and_then(|_| cookie(headers, "AWSALB"))
+        .and_then(|c| read_stick_cookie(&c, &group.id, now));
+    let target = group.pick(sticky_to.as_deref(), now)?;
+    if let Some(d) = group.sticky {
+        let expires = now + d as f64;
+        let v = stick_cookie(&group.id, &target.key, expires);
+        let date = http_date(expires);
+        set_cookies.push(format!("AWSALB={v}; Expires={date}; Path=/"));
+        set_cookies.push(format!(
+            "AWSALBCORS={v}; Expires={date}; Path=/; SameSite=None; Secure"
+        ));
+    }
+    Some(target)
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+
+/// The X-Forwarded-* and X-Amzn-Trace-Id headers ALB adds.
+fn add_forwarded_headers(h: &mut http::HeaderMap, inbound: &Inbound, now: f64) {
+    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {}", inbound.peer),
+        None => inbound.peer.to_string(),
+    };
+    let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()), now);
+    for (name, value) in [(X_FORWARDED_FOR, xff), (X_AMZN_TRACE_ID, trace)] {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            h.insert(name, v);
+        }
+    }
+    h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(inbound.scheme));
+    h.insert(X_FORWARDED_PORT, HeaderValue::from(inbound.port));
+}
+
+/// The request as the target gets it (HTTP/1.1 to the target's address, hop-by-hop headers
+/// dropped, ALB's headers added), and the client side of an upgrade it asks for; else the
+/// status ALB answers with.
+fn upstream_request(
+    mut req: Request<ProxyBody>,
+    target: &RouteTarget,
+    inbound: &Inbound,
+    now: f64,
+) -> Result<(Request<ProxyBody>, Option<OnUpgrade>), StatusCode> {
+    let upgrade = req
+        .headers()
+        .get(http::header::UPGRADE)
+        .cloned()
+        .filter(|_| is_upgrade_request(req.headers()));
+    let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    // The target gets origin-form ("/path?query") and the client's Host (HTTP/2 clients send
+    // it as the URI's authority; else the target's address, as an HTTP client would).
+    if !parts.headers.contains_key(http::header::HOST) {
+        let authority = parts.uri.authority().unwrap_or(&target.authority);
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(http::header::HOST, v);
+        }
+    }
+    parts.uri = match parts.uri.path_and_query() {
+        Some(p) if p.as_str().starts_with('/') => http::Uri::from(p.clone()),
+        Some(p) if p.as_str() == "*" && parts.method == http::Method::OPTIONS => {
+            http::Uri::from(p.clone())
+        }
+        Some(_) => return Err(StatusCode::BAD_REQUEST),
+        None => http::Uri::from_static("/"),
+    };
+    parts.version = http::Version::HTTP_11;
+    let h = &mut parts.headers;
+    strip_hop_by_hop(h);
+    // An upgrade (WebSocket): the upgrade headers travel to the target, and once it answers
+    // 101 the two connections are spliced together.
+    if let Some(u) = upgrade {
+        h.insert(
+            http::header::CONNECTION,
+            HeaderValue::from_static("upgrade"),
+        );
+        h.insert(http::header::UPGRADE, u);
+    }
+    add_forwarded_headers(h, inbound, now);
+    Ok((Request::from_parts(parts, body), client_upgrade))
+}
+
+/// A 101 answer: the client's and the target's upgraded connections are copied into each other
+/// once both are ready.
+fn splice(mut response: Response<ProxyBody>, client: OnUpgrade) -> Response<ProxyBody> {
+    let target_side = hyper::upgrade::on(&mut response);
+    tokio::spawn(async move {
+        if let (Ok(a), Ok(b)) = (client.await, target_side.await) {
+            let mut a = hyper_util::rt::TokioIo::new(a);
+            let mut b = hyper_util::rt::TokioIo::new(b);
+            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        }
+    });
+    response
+}
+
+/// The target's answer as the client gets it.
+fn pass_back(mut response: Response<ProxyBody>) -> Response<ProxyBody> {
+    strip_hop_by_hop(response.headers_mut());
+    response
 }
 
 impl Lb {
@@ -189,60 +421,29 @@ impl Lb {
         req: Request<ProxyBody>,
         inbound: Inbound,
     ) -> Response<ProxyBody> {
-        let lb_counters = routes.counters.clone();
-        lb_counters.requests.fetch_add(1, Ordering::Relaxed);
+        routes.counters.requests.fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
-        let host_header = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| req.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let host = match host_header.rsplit_once(':') {
-            Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) => h.to_string(),
-            _ => host_header.clone(),
-        };
-        let path = req.uri().path().to_string();
-        let query_raw = req.uri().query().map(str::to_string);
-        let query: Vec<(String, String)> =
-            form_urlencoded::parse(query_raw.as_deref().unwrap_or("").as_bytes())
-                .into_owned()
-                .collect();
-        let actions: &[Action] = {
-            let view = RequestView {
-                method: req.method().as_str(),
-                host: &host,
-                path: &path,
-                query: &query,
-                headers: req.headers(),
-                source: inbound.peer,
-            };
-            routes
-                .rules
-                .iter()
-                .find(|r| rule_matches(&r.conditions, &view))
-                .map(|r| r.actions.as_slice())
-                .unwrap_or(&routes.default_actions)
-        };
         // authenticate-* actions are not emulated: the terminal action (last) decides.
-        let Some(action) = actions.last().cloned() else {
-            lb_counters.elb_answer(503);
+        let Some(action) = matched_actions(&routes, &req, inbound.peer).last() else {
+            routes.counters.elb_answer(503);
             return elb_error(StatusCode::SERVICE_UNAVAILABLE);
         };
         let response = match action.kind.as_str() {
+            "forward" => return self.forward(&routes, action, req, inbound, now).await,
             "redirect" => match &action.redirect_config {
-                Some(cfg) => redirect(cfg, &inbound, &host, &path, query_raw.as_deref()),
+                Some(cfg) => {
+                    let host = request_host(&req);
+                    redirect(cfg, &inbound, &host, req.uri().path(), req.uri().query())
+                }
                 None => elb_error(StatusCode::INTERNAL_SERVER_ERROR),
             },
             "fixed-response" => match &action.fixed_response_config {
                 Some(cfg) => fixed(cfg),
                 None => elb_error(StatusCode::INTERNAL_SERVER_ERROR),
             },
-            "forward" => return self.forward(&routes, &action, req, inbound, now).await,
             _ => elb_error(StatusCode::INTERNAL_SERVER_ERROR),
         };
-        lb_counters.elb_answer(response.status().as_u16());
+        routes.counters.elb_answer(response.status().as_u16());
         response
     }
 
@@ -254,147 +455,57 @@ impl Lb {
         inbound: Inbound,
         now: f64,
     ) -> Response<ProxyBody> {
-        let jar = cookies(req.headers());
-        let mut set_cookies: Vec<String> = Vec::new();
         let Some(fc) = &action.forward_config else {
             return elb_error(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        // The target group: by the group-stickiness cookie, else by weight.
-        let candidates: Vec<(&Arc<GroupRoute>, f64)> = fc
-            .target_groups
-            .iter()
-            .filter_map(|w| {
-                routes
-                    .groups
-                    .get(&w.target_group_arn)
-                    .map(|g| (g, w.weight.unwrap_or(1) as f64))
-            })
-            .collect();
-        let group_sticky = fc
-            .target_group_stickiness_config
-            .as_ref()
-            .filter(|s| s.enabled == Some(true) && candidates.len() > 1)
-            .map(|s| s.duration_seconds.unwrap_or(3600));
-        let stuck_group = group_sticky
-            .and_then(|_| cookie(&jar, "AWSALBTG"))
-            .and_then(|c| read_stick_cookie(c, "tg", now))
-            .and_then(|id| {
-                candidates
-                    .iter()
-                    .find(|(g, w)| g.id == id && *w > 0.0)
-                    .map(|(g, _)| (*g).clone())
-            });
-        let group = match stuck_group {
-            Some(g) => g,
-            None => {
-                let groups: Vec<&Arc<GroupRoute>> = candidates.iter().map(|(g, _)| *g).collect();
-                let weights: Vec<f64> = candidates.iter().map(|(_, w)| *w).collect();
-                let chosen = if groups.len() == 1 {
-                    groups.first().copied()
-                } else {
-                    weighted(&groups, &weights).copied()
-                };
-                let Some(g) = chosen else {
-                    routes.counters.elb_answer(503);
-                    return elb_error(StatusCode::SERVICE_UNAVAILABLE);
-                };
-                if let Some(d) = group_sticky {
-                    let v = stick_cookie("tg", &g.id, now + d as f64);
-                    set_cookies.push(format!(
-                        "AWSALBTG={v}; Expires={}; Path=/",
-                        http_date(now + d as f64)
-                    ));
-                    set_cookies.push(format!(
-                        "AWSALBTGCORS={v}; Expires={}; Path=/; SameSite=None",
-                        http_date(now + d as f64)
-                    ));
-                }
-                g.clone()
-            }
+        let mut set_cookies: Vec<String> = Vec::new();
+        let Some(group) = choose_group(routes, fc, req.headers(), now, &mut set_cookies) else {
+            routes.counters.elb_answer(503);
+            return elb_error(StatusCode::SERVICE_UNAVAILABLE);
         };
-        let sticky_to = group
-            .sticky
-            .and_then(|_| cookie(&jar, "AWSALB"))
-            .and_then(|c| read_stick_cookie(c, &group.id, now));
-        let Some(target) = group.pick(sticky_to.as_deref(), now).cloned() else {
+        let Some(target) = choose_target(group, req.headers(), now, &mut set_cookies) else {
             group.counters.all.elb_answer(503);
             routes.counters.elb_answer(503);
             return elb_error(StatusCode::SERVICE_UNAVAILABLE);
         };
-        if let Some(d) = group.sticky {
-            // ALB sets the cookie again on every response.
-            let v = stick_cookie(&group.id, &target.key, now + d as f64);
-            set_cookies.push(format!(
-                "AWSALB={v}; Expires={}; Path=/",
-                http_date(now + d as f64)
-            ));
-            set_cookies.push(format!(
-                "AWSALBCORS={v}; Expires={}; Path=/; SameSite=None; Secure",
-                http_date(now + d as f64)
-            ));
-        }
         group.counters.all.requests.fetch_add(1, Ordering::Relaxed);
         target.counters.requests.fetch_add(1, Ordering::Relaxed);
-        // An upgrade (WebSocket): the upgrade headers travel to the target, and once it answers
-        // 101 the two connections are spliced together.
-        let mut req = req;
-        let upgrade = req
-            .headers()
-            .get(http::header::UPGRADE)
-            .cloned()
-            .filter(|_| is_upgrade_request(req.headers()));
-        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
-        // The forwarded request.
-        let (mut parts, body) = req.into_parts();
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_string())
-            .unwrap_or_else(|| "/".into());
-        let uri = format!("http://{}{}", target.addr, path_and_query);
-        parts.uri = match uri.parse() {
-            Ok(u) => u,
-            Err(_) => return elb_error(StatusCode::BAD_REQUEST),
+        let (upstream, client_upgrade) = match upstream_request(req, target, &inbound, now) {
+            Ok(r) => r,
+            Err(status) => return elb_error(status),
         };
-        parts.version = http::Version::HTTP_11;
-        let h = &mut parts.headers;
-        for name in HOP_BY_HOP {
-            h.remove(name);
-        }
-        if let Some(u) = &upgrade {
-            h.insert(
-                http::header::CONNECTION,
-                HeaderValue::from_static("upgrade"),
-            );
-            h.insert(http::header::UPGRADE, u.clone());
-        }
-        let xff = match h.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(prev) => format!("{prev}, {}", inbound.peer),
-            None => inbound.peer.to_string(),
+        let mut response = match (
+            self.exchange(routes, group, target, upstream).await,
+            client_upgrade,
+        ) {
+            (Ok(r), Some(client)) if r.status() == StatusCode::SWITCHING_PROTOCOLS => {
+                return splice(r, client)
+            }
+            (Ok(r), _) => pass_back(r),
+            (Err(status), _) => elb_error(status),
         };
-        let trace = trace_id(h.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()), now);
-        for (k, v) in [
-            ("x-forwarded-for", xff),
-            ("x-forwarded-proto", inbound.scheme.to_string()),
-            ("x-forwarded-port", inbound.port.to_string()),
-            ("x-amzn-trace-id", trace),
-        ] {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                h.insert(HeaderName::from_static(k), v);
+        for c in set_cookies {
+            if let Ok(v) = HeaderValue::try_from(c) {
+                response.headers_mut().append(http::header::SET_COOKIE, v);
             }
         }
-        let upstream = Request::from_parts(parts, body);
-        target.counters.outstanding.fetch_add(1, Ordering::Relaxed);
-        group
-            .counters
-            .all
-            .outstanding
-            .fetch_add(1, Ordering::Relaxed);
-        let guard = Outstanding(target.counters.clone(), group.counters.clone());
+        response
+    }
+
+    /// Sends the request to the target (as faults allow) within the load balancer's idle
+    /// timeout and counts the outcome; an error is the status ALB answers with itself.
+    async fn exchange(
+        &self,
+        routes: &ListenerRoutes,
+        group: &GroupRoute,
+        target: &RouteTarget,
+        upstream: Request<ProxyBody>,
+    ) -> Result<Response<ProxyBody>, StatusCode> {
+        let guard = Outstanding::new(&target.counters, &group.counters);
         let started = Instant::now();
         let idle = Duration::from_secs_f64(routes.idle_timeout.max(1.0));
         let effect = self.effect(target.addr);
-        let exchange = async {
+        let sent = async {
             match effect {
                 // Nothing answers the connection: ALB gives up after its connect timeout.
                 Some(Effect::Blackhole) => {
@@ -403,52 +514,23 @@ impl Lb {
                 }
                 Some(Effect::Delay(d)) => {
                     tokio::time::sleep(d).await;
-                    Some(self.client.request(upstream).await)
+                    Some(self.upstreams.send(target.addr, upstream).await)
                 }
-                None => Some(self.client.request(upstream).await),
+                None => Some(self.upstreams.send(target.addr, upstream).await),
             }
         };
-        let result = match tokio::time::timeout(idle, exchange).await {
-            Ok(Some(r)) => Ok(r),
-            _ => Err(()),
-        };
+        let result = tokio::time::timeout(idle, sent).await;
         drop(guard);
-        let mut response = match result {
-            Ok(Ok(r)) => {
+        let status = match result {
+            Ok(Some(Ok(r))) => {
                 let micros = started.elapsed().as_micros() as u64;
                 let status = r.status().as_u16();
                 target.counters.target_answer(status, micros);
                 group.counters.all.target_answer(status, micros);
                 routes.counters.target_answer(status, micros);
-                let mut r = r;
-                if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) =
-                    (client_upgrade, r.status())
-                {
-                    let target_side = hyper::upgrade::on(&mut r);
-                    tokio::spawn(async move {
-                        if let (Ok(a), Ok(b)) = (client.await, target_side.await) {
-                            let mut a = hyper_util::rt::TokioIo::new(a);
-                            let mut b = hyper_util::rt::TokioIo::new(b);
-                            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
-                        }
-                    });
-                    let (parts, body) = r.into_parts();
-                    return Response::from_parts(
-                        parts,
-                        body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-                    );
-                }
-                let (mut parts, body) = r.into_parts();
-                for name in HOP_BY_HOP {
-                    parts.headers.remove(name);
-                }
-                Response::from_parts(
-                    parts,
-                    body.map_err(|e| Box::new(e) as BoxError).boxed_unsync(),
-                )
+                return Ok(r);
             }
-            Ok(Err(e)) => {
-                let timed_out = format!("{e:?}").contains("timed out");
+            Ok(Some(Err(e))) => {
                 target
                     .counters
                     .connection_errors
@@ -458,28 +540,19 @@ impl Lb {
                     .all
                     .connection_errors
                     .fetch_add(1, Ordering::Relaxed);
-                let status = if e.is_connect() && timed_out {
-                    StatusCode::GATEWAY_TIMEOUT
-                } else {
-                    StatusCode::BAD_GATEWAY
-                };
                 tracing::debug!(target = %target.addr, error = ?e, "target failed");
-                group.counters.all.elb_answer(status.as_u16());
-                routes.counters.elb_answer(status.as_u16());
-                elb_error(status)
+                match e {
+                    UpstreamError::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
+                    UpstreamError::Connect(_) | UpstreamError::Exchange(_) => {
+                        StatusCode::BAD_GATEWAY
+                    }
+                }
             }
-            Err(_) => {
-                group.counters.all.elb_answer(504);
-                routes.counters.elb_answer(504);
-                elb_error(StatusCode::GATEWAY_TIMEOUT)
-            }
+            Ok(None) | Err(_) => StatusCode::GATEWAY_TIMEOUT,
         };
-        for c in set_cookies {
-            if let Ok(v) = HeaderValue::from_str(&c) {
-                response.headers_mut().append(http::header::SET_COOKIE, v);
-            }
-        }
-        response
+        group.counters.all.elb_answer(status.as_u16());
+        routes.counters.elb_answer(status.as_u16());
+        Err(status)
     }
 }
 

@@ -49,8 +49,30 @@ pub struct GroupRoute {
 pub struct RouteTarget {
     pub key: String,
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, made once here rather than on every forwarded request.
+    pub authority: http::uri::Authority,
     pub healthy_since: Option<f64>,
     pub counters: Arc<Counters>,
+}
+
+impl RouteTarget {
+    pub fn new(
+        key: String,
+        addr: SocketAddr,
+        healthy_since: Option<f64>,
+        counters: Arc<Counters>,
+    ) -> RouteTarget {
+        // A socket address always renders as a valid authority ("1.2.3.4:80", "[::1]:80").
+        let authority = http::uri::Authority::try_from(addr.to_string())
+            .unwrap_or_else(|_| http::uri::Authority::from_static("0.0.0.0"));
+        RouteTarget {
+            key,
+            addr,
+            authority,
+            healthy_since,
+            counters,
+        }
+    }
 }
 
 impl Routes {
@@ -174,12 +196,12 @@ fn group_route(elbv2: &Elbv2, tg: &TargetGroup) -> GroupRoute {
                 .or_else(|_| format!("[{}]:{}", h.address, h.port).parse())
                 .ok()?;
             let key = format!("{}:{}", h.id, h.port);
-            Some(RouteTarget {
-                counters: counters.target(&key),
-                key,
+            Some(RouteTarget::new(
+                key.clone(),
                 addr,
-                healthy_since: h.healthy_since,
-            })
+                h.healthy_since,
+                counters.target(&key),
+            ))
         })
         .collect();
     GroupRoute {
@@ -278,12 +300,12 @@ mod tests {
     use super::*;
 
     fn target(key: &str, since: Option<f64>) -> RouteTarget {
-        RouteTarget {
-            key: key.into(),
-            addr: "127.0.0.1:1".parse().expect("addr"),
-            healthy_since: since,
-            counters: Arc::new(Counters::default()),
-        }
+        RouteTarget::new(
+            key.into(),
+            "127.0.0.1:1".parse().expect("addr"),
+            since,
+            Arc::new(Counters::default()),
+        )
     }
 
     fn group(algorithm: &str, targets: Vec<RouteTarget>) -> GroupRoute {
