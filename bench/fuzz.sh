@@ -10,7 +10,8 @@
 # may be mid-edit by others; COMMIT=<rev> picks another commit); SOURCE=worktree fuzzes the work tree as it is.
 # No network: the targets call the codecs in-process. Bounded: RUNS inputs or MAX_TIME seconds per
 # target, whichever comes first. OUT=<file> writes the table there instead.
-# CI's smoke (.ci/run): SOURCE=worktree SANITIZER=none MAX_TIME=60 RUNS=-1 (-1: no input limit).
+# SEED=<n>: libFuzzer's -seed (default: a random one each run).
+# CI's smoke (.ci/run): SOURCE=worktree SANITIZER=none MAX_TIME=60 RUNS=-1 (-1: no input limit) SEED=1.
 #   bench/fuzz.sh [target …]
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -141,7 +142,7 @@ mkdir -p "$(dirname "$out")" fuzz/target/logs
   echo "# Fuzzing, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- source: $described; $(rustc --version) with RUSTC_BOOTSTRAP=1; cargo-fuzz $(cargo fuzz --version 2>/dev/null | awk '{print $2}')"
-  echo "- sanitizer: $SANITIZER; debug assertions on; -runs=$RUNS, -max_total_time=$MAX_TIME, -timeout=10 s, seeds from bench/fuzz.sh, default -max_len"
+  echo "- sanitizer: $SANITIZER; debug assertions on; -runs=$RUNS, -max_total_time=$MAX_TIME, -timeout=10 s, -seed=${SEED:-random}, seeds from bench/fuzz.sh, default -max_len"
   echo "- machine: $(nproc) cores shared with other jobs, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
   echo
   echo "| target | inputs executed | time (s): libFuzzer / wall | inputs/s | coverage (edges) | corpus | result |"
@@ -151,6 +152,8 @@ status=0
 if [[ -z ${REPORT_ONLY:-} ]]; then
   for t in "${targets[@]}"; do
     dict=()
+    seed=()
+    [[ -n ${SEED:-} ]] && seed=(-seed="$SEED")
     case $t in
       fuzz_json | fuzz_restjson) dict=(-dict="$fuzzdir/dicts/json.dict") ;;
       fuzz_query) dict=(-dict="$fuzzdir/dicts/query.dict") ;;
@@ -162,7 +165,7 @@ if [[ -z ${REPORT_ONLY:-} ]]; then
     start=$(date +%s.%N)
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
     cargo_fuzz run "$t" "$root/fuzz/corpus/$t" -- -runs="$RUNS" -max_total_time="$MAX_TIME" \
-      -timeout=10 -print_final_stats=1 -artifact_prefix="$root/fuzz/artifacts/$t/" "${dict[@]}" \
+      -timeout=10 -print_final_stats=1 -artifact_prefix="$root/fuzz/artifacts/$t/" "${dict[@]}" "${seed[@]}" \
       >"$log" 2>&1
     echo $? >"fuzz/target/logs/$t.rc"
     python3 -c "print(f'{$(date +%s.%N) - $start:.0f}')" >"fuzz/target/logs/$t.wall"
