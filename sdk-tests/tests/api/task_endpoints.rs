@@ -243,14 +243,25 @@ async fn container_reads_metadata_and_task_role_credentials() {
     let _ = ecs.stop_task().cluster("te").task(&task_arn).send().await;
 }
 
-/// GET http://169.254.170.2<path> from the host; the raw response.
+/// GET http://169.254.170.2<path> from the host; the raw response. The emulators of concurrent
+/// tests share the address: when the one holding it stops, another takes it within a second
+/// (task_endpoints/listen.rs), so a refused connection is tried again for a while.
 fn get_link_local(path: &str) -> String {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(
-        &"169.254.170.2:80".parse().expect("addr"),
-        Duration::from_secs(5),
-    )
-    .expect("connect to 169.254.170.2:80");
+    let addr = "169.254.170.2:80".parse().expect("addr");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)) {
+            Ok(s) => break s,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("connect to 169.254.170.2:80: {e:?}"),
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
     write!(
         s,
