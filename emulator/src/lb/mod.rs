@@ -91,6 +91,7 @@ impl Lb {
             }
             let now = self.clock.now();
             self.elbv2.expire_draining(now);
+            self.upstreams.sweep();
             let mut routes = Routes::build(&self.elbv2);
             if let Some(c) = &self.classic {
                 classic::add_routes(&mut routes, c);

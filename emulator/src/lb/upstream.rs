@@ -116,6 +116,15 @@ impl Upstreams {
         });
     }
 
+    /// Drops idle connections that are closed or stale, and the targets left with none (a
+    /// replaced task's address is never asked for again). Off the request path: `Lb::run`.
+    pub fn sweep(&self) {
+        self.idle.lock().retain(|_, list| {
+            list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_FOR);
+            !list.is_empty()
+        });
+    }
+
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ProxyBody>, UpstreamError> {
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
@@ -296,5 +305,16 @@ mod tests {
             assert_eq!(text(r).await, format!("hi {n}"));
         }
         assert_eq!(connections.load(Ordering::SeqCst), 3);
+        // What those closed connections left in the pool is swept away with their target (once
+        // the last connection's task has seen the close).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            pool.sweep();
+            if !pool.idle.lock().contains_key(&addr) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "closed connections stay pooled");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
