@@ -13,7 +13,9 @@
 # ≥ nginx's requests/s, p99 ≤ 1.2×).
 # Everything listens on 127.0.0.1 only. The emulator runs with --runtime simulated: ip targets need
 # no task, and the run leaves nothing in Docker.
-# PROFILE=<file>: records the emulator with `perf record --call-graph dwarf` during the ALB run (Debian: linux-perf;
+# STAT=1: counts the proxies' context switches and CPU migrations per request (perf stat).
+# PROFILE=<file>: records the emulator with `perf record --call-graph dwarf` during the ALB run,
+# and nginx's workers to <file>.nginx during its run (PERF_RECORD_ARGS replaces --call-graph dwarf; Debian: linux-perf;
 # a build with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only names the functions).
 #
 # Tools: docker, wrk, nginx (Debian: apt-get install -y wrk nginx), the AWS CLI, curl, python3.
@@ -137,6 +139,15 @@ EOF
 nginx -c "$tmp/nginx.conf" -p "$tmp"
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$nginx_port/" >/dev/null && break; sleep 0.05; done
 
+switches() { # pid… → their threads' voluntary and involuntary context switches
+  local v=0 n=0 pid a b
+  for pid in "$@"; do
+    read -r a b < <(cat /proc/"$pid"/task/*/status 2>/dev/null |
+      awk '/^voluntary_ctxt/ {v += $2} /^nonvoluntary_ctxt/ {n += $2} END {print v + 0, n + 0}')
+    v=$((v + a)) n=$((n + b))
+  done
+  echo "$v $n"
+}
 cpu_ticks() { # pid… → their user+system CPU time, in clock ticks
   local total=0 pid
   for pid in "$@"; do
@@ -154,8 +165,16 @@ run() { # name url → "name req/s p99 cpu-µs-per-request"
   local perf= before after pids
   pids=$(proxy_pids "$1")
   before=$(cpu_ticks $pids)
-  if [[ $1 == alb && -n ${PROFILE:-} ]]; then
-    perf record -F 499 --call-graph dwarf -o "$PROFILE" -p "$emulator_pid" -- sleep "$DURATION" 2>/dev/null &
+  local switched_before
+  switched_before=$(switches $pids)
+  if [[ $1 != direct && -n ${PROFILE:-} ]]; then
+    local out=$PROFILE
+    [[ $1 == nginx ]] && out=$PROFILE.nginx
+    perf record -F 999 ${PERF_RECORD_ARGS:---call-graph dwarf} -o "$out" -p "$(echo $pids | tr ' ' ',')" -- sleep "$DURATION" 2>/dev/null &
+    perf=$!
+  elif [[ -n ${STAT:-} && -n $pids ]]; then
+    perf stat -x, -e context-switches,cpu-migrations -p "$(echo $pids | tr ' ' ',')" \
+      -o "$tmp/$1.stat" -- sleep "$DURATION" 2>/dev/null &
     perf=$!
   fi
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "$2" >"$tmp/$1.wrk"
@@ -168,6 +187,12 @@ run() { # name url → "name req/s p99 cpu-µs-per-request"
   local requests cpu_us=-
   requests=$(awk '/requests in/ {print $1}' "$tmp/$1.wrk")
   [[ -n $pids ]] && cpu_us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($requests, 1):.1f}')")
+  if [[ -f $tmp/$1.stat ]]; then # context switches and migrations per request
+    errors="$(awk -F, -v n="$requests" '$3 ~ /context-switches|cpu-migrations/ {printf "%s/request %.3f ", $3, $1 / n}' "$tmp/$1.stat")${errors:-}"
+    read -r v0 n0 <<<"$switched_before"
+    read -r v1 n1 < <(switches $pids)
+    errors="voluntary/request $(python3 -c "print(f'{($v1 - $v0) / max($requests, 1):.3f} involuntary/request {($n1 - $n0) / max($requests, 1):.3f}')") ${errors:-}"
+  fi
   echo "$1 $rps $p99 $cpu_us ${errors:-}"
 }
 echo "== wrk -c$CONNECTIONS -d${DURATION}s"

@@ -96,7 +96,13 @@ impl App {
             owner,
             faults,
             metrics,
-            lb: crate::lb::Lb::new(&registry, clock.clone()),
+            lb: crate::lb::Lb::new(
+                &registry,
+                clock.clone(),
+                config
+                    .lb_threads
+                    .map_or_else(crate::lb::plane::default_threads, usize::from),
+            ),
             dns: registry
                 .handle::<crate::services::servicediscovery::CloudMap>()
                 .map(crate::dns::DnsServer::new),

@@ -55,6 +55,11 @@ pub struct Config {
     )]
     pub time_scale: f64,
 
+    /// Threads that serve load balancer listeners (each connection, and the connections to
+    /// targets it opens, stays on one). Default: one per core.
+    #[arg(long, env = "ECS_EMULATOR_LB_THREADS", global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub lb_threads: Option<u16>,
+
     /// Log filter (tracing's EnvFilter syntax: info, debug, ecs_emulator=trace, …).
     #[arg(
         long,

@@ -9,6 +9,7 @@
 pub mod classic;
 pub mod health;
 pub mod matching;
+pub mod plane;
 pub mod proxy;
 pub mod routes;
 pub mod tls;
@@ -55,6 +56,10 @@ pub struct Lb {
     next_check: Mutex<HashMap<(String, String), f64>>,
     /// Faults: targets that do not answer, or answer late.
     pub(crate) faults: Option<Arc<crate::faults::network::Network>>,
+    /// How many data-plane threads `run` starts.
+    threads: usize,
+    /// The threads listener connections are served on, once `run` has started them.
+    plane: std::sync::OnceLock<plane::DataPlane>,
 }
 
 impl Lb {
@@ -65,17 +70,20 @@ impl Lb {
 }
 
 impl Lb {
-    pub fn new(registry: &Registry, clock: Clock) -> Option<Arc<Lb>> {
+    /// `threads`: how many data-plane threads serve listener connections (see `plane`).
+    pub fn new(registry: &Registry, clock: Clock, threads: usize) -> Option<Arc<Lb>> {
         let elbv2 = registry.handle::<Elbv2>()?;
         Some(Arc::new(Lb {
             elbv2,
             classic: registry.handle::<Elb>(),
             clock,
-            upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT),
+            upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT, threads + 1),
             routes: RwLock::new(Arc::new(Routes::default())),
             running: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),
             faults: registry.handle::<crate::faults::network::Network>(),
+            threads,
+            plane: std::sync::OnceLock::new(),
         }))
     }
 
@@ -84,6 +92,13 @@ impl Lb {
     pub async fn run(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         let mut changes = self.elbv2.subscribe_changes();
         let mut health = self.elbv2.health_changes();
+        match plane::DataPlane::start(self.threads, &shutdown) {
+            Ok(p) => {
+                let _ = self.plane.set(p);
+            }
+            // Connections are then served on the shared runtime, as they can be.
+            Err(e) => tracing::error!(error = %e, "cannot start the load balancer threads"),
+        }
         loop {
             if shutdown.fired() {
                 self.close_listeners();
@@ -267,7 +282,7 @@ impl Lb {
             let arn = arn.clone();
             let protocol = protocol.clone();
             let tls = tls.clone();
-            tokio::spawn(async move {
+            let serve = move |stream: TcpStream| async move {
                 let counters = lb
                     .routes
                     .read()
@@ -293,7 +308,13 @@ impl Lb {
                     }
                     _ => lb.forward_stream(stream, &arn).await,
                 }
-            });
+            };
+            match self.plane.get() {
+                Some(plane) => plane.serve(stream, serve),
+                None => {
+                    tokio::spawn(serve(stream));
+                }
+            }
         }
     }
 

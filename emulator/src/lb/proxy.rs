@@ -104,12 +104,23 @@ fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 }
 
 fn trace_id(existing: Option<&str>, now: f64) -> String {
-    // 96 random bits, 24 hex digits.
-    let fresh = format!("1-{:08x}-{:024x}", now as u64, rand::random::<u128>() >> 32);
+    use std::fmt::Write;
+    let mut id = String::with_capacity(existing.map_or(0, str::len) + 40);
     match existing {
-        Some(e) if e.contains("Root=") => format!("{e};Self={fresh}"),
-        _ => format!("Root={fresh}"),
+        Some(e) if e.contains("Root=") => {
+            id.push_str(e);
+            id.push_str(";Self=");
+        }
+        _ => id.push_str("Root="),
     }
+    // 96 random bits, 24 hex digits.
+    let _ = write!(
+        id,
+        "1-{:08x}-{:024x}",
+        now as u64,
+        rand::random::<u128>() >> 32
+    );
+    id
 }
 
 fn redirect(

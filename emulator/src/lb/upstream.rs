@@ -44,17 +44,28 @@ struct IdleConnection {
     since: Instant,
 }
 
+type IdleConnections = HashMap<SocketAddr, Vec<IdleConnection>>;
+
 pub struct Upstreams {
     connect_timeout: Duration,
-    idle: Mutex<HashMap<SocketAddr, Vec<IdleConnection>>>,
+    /// One pool per thread slot (`plane::slot`): a connection's task runs on the runtime of the
+    /// thread that opened it, so it is handed only to requests on that thread, which then
+    /// never wake another. Slot 0 is everything off the data plane.
+    idle: Vec<Mutex<IdleConnections>>,
 }
 
 impl Upstreams {
-    pub fn new(connect_timeout: Duration) -> Arc<Upstreams> {
+    /// `slots`: 1 + the number of data-plane threads.
+    pub fn new(connect_timeout: Duration, slots: usize) -> Arc<Upstreams> {
         Arc::new(Upstreams {
             connect_timeout,
-            idle: Mutex::new(HashMap::new()),
+            idle: (0..slots.max(1)).map(|_| Mutex::default()).collect(),
         })
+    }
+
+    /// The calling thread's pool.
+    fn pool(&self, slot: usize) -> &Mutex<IdleConnections> {
+        &self.idle[slot.min(self.idle.len() - 1)]
     }
 
     /// Sends `req` (origin-form URI, Host set) to `addr` on an idle connection, else a new one;
@@ -65,12 +76,13 @@ impl Upstreams {
         req: Request<ProxyBody>,
     ) -> Result<Response<ProxyBody>, UpstreamError> {
         let mut req = req;
-        while let Some(mut sender) = self.checkout(addr) {
+        let slot = super::plane::slot();
+        while let Some(mut sender) = self.checkout(slot, addr) {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(response) => return Ok(self.answer(addr, sender, response)),
+                Ok(response) => return Ok(self.answer(slot, addr, sender, response)),
                 Err(mut e) => match e.take_message() {
                     Some(unsent) => req = unsent,
                     None => return Err(UpstreamError::Exchange(e.into_error())),
@@ -79,14 +91,14 @@ impl Upstreams {
         }
         let mut sender = self.connect(addr).await?;
         match sender.send_request(req).await {
-            Ok(response) => Ok(self.answer(addr, sender, response)),
+            Ok(response) => Ok(self.answer(slot, addr, sender, response)),
             Err(e) => Err(UpstreamError::Exchange(e)),
         }
     }
 
     /// The most recently used idle connection to `addr` that is still open.
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<ProxyBody>> {
-        let mut idle = self.idle.lock();
+    fn checkout(&self, slot: usize, addr: SocketAddr) -> Option<SendRequest<ProxyBody>> {
+        let mut idle = self.pool(slot).lock();
         let list = idle.get_mut(&addr)?;
         while let Some(c) = list.pop() {
             if !c.sender.is_closed() && c.since.elapsed() < IDLE_FOR {
@@ -96,11 +108,11 @@ impl Upstreams {
         None
     }
 
-    fn checkin(&self, addr: SocketAddr, sender: SendRequest<ProxyBody>) {
+    fn checkin(&self, slot: usize, addr: SocketAddr, sender: SendRequest<ProxyBody>) {
         if sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock();
+        let mut idle = self.pool(slot).lock();
         let list = idle.entry(addr).or_default();
         // Checkout takes the newest; stale ones are dropped there, or here when the list is full
         // (the oldest first: they are the likeliest to have been closed by the target).
@@ -119,10 +131,12 @@ impl Upstreams {
     /// Drops idle connections that are closed or stale, and the targets left with none (a
     /// replaced task's address is never asked for again). Off the request path: `Lb::run`.
     pub fn sweep(&self) {
-        self.idle.lock().retain(|_, list| {
-            list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_FOR);
-            !list.is_empty()
-        });
+        for pool in &self.idle {
+            pool.lock().retain(|_, list| {
+                list.retain(|c| !c.sender.is_closed() && c.since.elapsed() < IDLE_FOR);
+                !list.is_empty()
+            });
+        }
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ProxyBody>, UpstreamError> {
@@ -150,6 +164,7 @@ impl Upstreams {
     /// (upgrade) connection is never reused.
     fn answer(
         self: &Arc<Self>,
+        slot: usize,
         addr: SocketAddr,
         sender: SendRequest<ProxyBody>,
         response: Response<Incoming>,
@@ -158,7 +173,12 @@ impl Upstreams {
         response.map(|body| {
             let mut returning = ReturningBody {
                 body,
-                home: reuse.then(|| (self.clone(), addr, sender)),
+                home: reuse.then(|| Home {
+                    pool: self.clone(),
+                    slot,
+                    addr,
+                    sender,
+                }),
             };
             if returning.body.is_end_stream() {
                 returning.check_in();
@@ -168,16 +188,24 @@ impl Upstreams {
     }
 }
 
+/// Where a connection goes back to.
+struct Home {
+    pool: Arc<Upstreams>,
+    slot: usize,
+    addr: SocketAddr,
+    sender: SendRequest<ProxyBody>,
+}
+
 /// A target's response body that checks its connection back in at its end.
 struct ReturningBody {
     body: Incoming,
-    home: Option<(Arc<Upstreams>, SocketAddr, SendRequest<ProxyBody>)>,
+    home: Option<Home>,
 }
 
 impl ReturningBody {
     fn check_in(&mut self) {
-        if let Some((pool, addr, sender)) = self.home.take() {
-            pool.checkin(addr, sender);
+        if let Some(h) = self.home.take() {
+            h.pool.checkin(h.slot, h.addr, h.sender);
         }
     }
 }
@@ -261,7 +289,7 @@ mod tests {
     #[tokio::test]
     async fn a_connection_is_reused_once_its_body_is_read() {
         let (addr, connections) = target(true).await;
-        let pool = Upstreams::new(Duration::from_secs(2));
+        let pool = Upstreams::new(Duration::from_secs(2), 1);
         for _ in 0..5 {
             let r = pool.send(addr, get(addr)).await.expect("answer");
             assert_eq!(text(r).await, "hi 1");
@@ -273,13 +301,13 @@ mod tests {
         let mut both = vec![text(a).await, text(b).await];
         both.sort();
         assert_eq!(both, ["hi 1", "hi 2"]);
-        assert_eq!(pool.idle.lock()[&addr].len(), 2);
+        assert_eq!(pool.idle[0].lock()[&addr].len(), 2);
     }
 
     #[tokio::test]
     async fn a_body_dropped_unread_closes_its_connection() {
         let (addr, connections) = target(true).await;
-        let pool = Upstreams::new(Duration::from_secs(2));
+        let pool = Upstreams::new(Duration::from_secs(2), 1);
         let r = pool.send(addr, get(addr)).await.expect("answer");
         drop(r.into_body());
         let r = pool.send(addr, get(addr)).await.expect("answer");
@@ -293,7 +321,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr")
         };
-        let pool = Upstreams::new(Duration::from_secs(2));
+        let pool = Upstreams::new(Duration::from_secs(2), 1);
         assert!(matches!(
             pool.send(unused, get(unused)).await,
             Err(UpstreamError::Connect(_))
@@ -310,7 +338,7 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             pool.sweep();
-            if !pool.idle.lock().contains_key(&addr) {
+            if !pool.idle[0].lock().contains_key(&addr) {
                 break;
             }
             assert!(Instant::now() < deadline, "closed connections stay pooled");
