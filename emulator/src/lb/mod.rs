@@ -380,6 +380,7 @@ impl Lb {
         group
             .counters
             .all
+            .here()
             .requests
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.effect(target.addr) {
@@ -388,6 +389,7 @@ impl Lb {
                 tokio::time::sleep(CONNECT_TIMEOUT).await;
                 target
                     .counters
+                    .here()
                     .connection_errors
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
@@ -401,6 +403,7 @@ impl Lb {
                 _ => {
                     target
                         .counters
+                        .here()
                         .connection_errors
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return;
@@ -410,6 +413,7 @@ impl Lb {
         if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut inbound, &mut upstream).await {
             target
                 .counters
+                .here()
                 .processed_bytes
                 .fetch_add(a + b, std::sync::atomic::Ordering::Relaxed);
         }
@@ -475,8 +479,8 @@ struct OpenConnection(Arc<crate::services::elbv2::metrics::Counters>);
 impl OpenConnection {
     fn new(c: Arc<crate::services::elbv2::metrics::Counters>) -> OpenConnection {
         use std::sync::atomic::Ordering::Relaxed;
-        c.new_connections.fetch_add(1, Relaxed);
-        c.open_connections.fetch_add(1, Relaxed);
+        c.here().new_connections.fetch_add(1, Relaxed);
+        c.here().open_connections.fetch_add(1, Relaxed);
         OpenConnection(c)
     }
 }
@@ -484,6 +488,7 @@ impl OpenConnection {
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0
+            .here()
             .open_connections
             .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -52,6 +52,7 @@ impl DataPlane {
                 .name(format!("lb-{i}"))
                 .spawn(move || {
                     SLOT.with(|s| s.set(i + 1));
+                    crate::services::elbv2::metrics::set_thread_shard(i + 1);
                     runtime.block_on(shutdown.wait());
                     // Whatever is still open is dropped at once, as on the main runtime.
                     runtime.shutdown_background();

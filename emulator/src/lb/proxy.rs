@@ -194,16 +194,20 @@ struct Outstanding<'a>(&'a Counters, &'a GroupCounters);
 
 impl<'a> Outstanding<'a> {
     fn new(target: &'a Counters, group: &'a GroupCounters) -> Outstanding<'a> {
-        target.outstanding.fetch_add(1, Ordering::Relaxed);
-        group.all.outstanding.fetch_add(1, Ordering::Relaxed);
+        target.here().outstanding.fetch_add(1, Ordering::Relaxed);
+        group.all.here().outstanding.fetch_add(1, Ordering::Relaxed);
         Outstanding(target, group)
     }
 }
 
 impl Drop for Outstanding<'_> {
     fn drop(&mut self) {
-        self.0.outstanding.fetch_sub(1, Ordering::Relaxed);
-        self.1.all.outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.0.here().outstanding.fetch_sub(1, Ordering::Relaxed);
+        self.1
+            .all
+            .here()
+            .outstanding
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -432,7 +436,11 @@ impl Lb {
         req: Request<ProxyBody>,
         inbound: Inbound,
     ) -> Response<ProxyBody> {
-        routes.counters.requests.fetch_add(1, Ordering::Relaxed);
+        routes
+            .counters
+            .here()
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
         let now = self.clock.now();
         // authenticate-* actions are not emulated: the terminal action (last) decides.
         let Some(action) = matched_actions(&routes, &req, inbound.peer).last() else {
@@ -479,8 +487,17 @@ impl Lb {
             routes.counters.elb_answer(503);
             return elb_error(StatusCode::SERVICE_UNAVAILABLE);
         };
-        group.counters.all.requests.fetch_add(1, Ordering::Relaxed);
-        target.counters.requests.fetch_add(1, Ordering::Relaxed);
+        group
+            .counters
+            .all
+            .here()
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
+        target
+            .counters
+            .here()
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
         let (upstream, client_upgrade) = match upstream_request(req, target, &inbound, now) {
             Ok(r) => r,
             Err(status) => return elb_error(status),
@@ -544,11 +561,13 @@ impl Lb {
             Ok(Some(Err(e))) => {
                 target
                     .counters
+                    .here()
                     .connection_errors
                     .fetch_add(1, Ordering::Relaxed);
                 group
                     .counters
                     .all
+                    .here()
                     .connection_errors
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(target = %target.addr, error = ?e, "target failed");

@@ -8,7 +8,6 @@ use base64::Engine;
 use rand::Rng;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -248,11 +247,11 @@ impl GroupRoute {
             return self.targets.first();
         }
         if self.algorithm == "least_outstanding_requests" {
-            let start = self.counters.cursor.fetch_add(1, Ordering::Relaxed);
+            let start = self.counters.turn();
             let n = self.targets.len();
             return (0..n)
                 .map(|i| &self.targets[(start + i) % n])
-                .min_by_key(|t| t.counters.outstanding.load(Ordering::Relaxed));
+                .min_by_key(|t| t.counters.outstanding());
         }
         // Slow start: a target that turned healthy recently gets a share growing linearly.
         if self.slow_start > 0.0 {
@@ -274,7 +273,7 @@ impl GroupRoute {
             let i = rand::rng().random_range(0..self.targets.len());
             return self.targets.get(i);
         }
-        let i = self.counters.cursor.fetch_add(1, Ordering::Relaxed);
+        let i = self.counters.turn();
         self.targets.get(i % self.targets.len())
     }
 }
@@ -347,8 +346,9 @@ mod tests {
         );
         g.targets[0]
             .counters
+            .here()
             .outstanding
-            .store(5, Ordering::Relaxed);
+            .store(5, std::sync::atomic::Ordering::Relaxed);
         for _ in 0..4 {
             assert_eq!(g.pick(None, 0.0).map(|t| t.key.as_str()), Some("b:1"));
         }

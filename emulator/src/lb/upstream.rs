@@ -89,7 +89,9 @@ impl Upstreams {
                 },
             }
         }
-        let mut sender = self.connect(addr).await?;
+        // Boxed: a new connection is the rare case; unboxed, its future would make every
+        // request's future larger, and futures are copied as they are built.
+        let mut sender = Box::pin(self.connect(addr)).await?;
         match sender.send_request(req).await {
             Ok(response) => Ok(self.answer(slot, addr, sender, response)),
             Err(e) => Err(UpstreamError::Exchange(e)),

@@ -2,13 +2,37 @@
 //! publisher will read: per load balancer, per target group, and per target.
 
 use parking_lot::RwLock;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-/// Monotonic counters (read them twice and subtract for a period's value).
+/// How many copies of each set of counters there are: a thread counts in its own
+/// (`set_thread_shard`), so the load balancer's threads, which count every request of theirs,
+/// never write to the same cache line; readers add the copies up.
+const SHARDS: usize = 4;
+
+thread_local! {
+    static SHARD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The shard the calling thread counts in from now on (lb::plane gives each of its threads
+/// its own; every other thread counts in shard 0).
+pub fn set_thread_shard(i: usize) {
+    SHARD.with(|s| s.set(i % SHARDS));
+}
+
+/// Monotonic counters (read them twice and subtract for a period's value): [`Counters::here`]
+/// to count, [`Counters::snapshot`] to read.
 #[derive(Debug, Default)]
 pub struct Counters {
+    shards: [Shard; SHARDS],
+}
+
+/// One thread's share of [`Counters`], alone on its cache lines.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+pub struct Shard {
     /// RequestCount.
     pub requests: AtomicU64,
     /// HTTPCode_Target_{2,3,4,5}XX_Count: answers from targets by class.
@@ -70,7 +94,65 @@ impl Snapshot {
 }
 
 impl Counters {
+    /// The calling thread's shard, to count in.
+    pub fn here(&self) -> &Shard {
+        &self.shards[SHARD.with(Cell::get)]
+    }
+
+    /// Every shard added up.
     pub fn snapshot(&self) -> Snapshot {
+        self.shards
+            .iter()
+            .map(Shard::snapshot)
+            .fold(Snapshot::default(), |a, b| a.plus(&b))
+    }
+
+    /// Requests in flight now, on every thread.
+    pub fn outstanding(&self) -> i64 {
+        self.shards
+            .iter()
+            .map(|s| s.outstanding.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Counts a target's answer.
+    pub fn target_answer(&self, status: u16, micros: u64) {
+        self.here().target_answer(status, micros);
+    }
+
+    /// Counts an answer the load balancer made itself.
+    pub fn elb_answer(&self, status: u16) {
+        self.here().elb_answer(status);
+    }
+}
+
+impl Snapshot {
+    fn plus(&self, o: &Snapshot) -> Snapshot {
+        Snapshot {
+            requests: self.requests + o.requests,
+            target_2xx: self.target_2xx + o.target_2xx,
+            target_3xx: self.target_3xx + o.target_3xx,
+            target_4xx: self.target_4xx + o.target_4xx,
+            target_5xx: self.target_5xx + o.target_5xx,
+            elb_3xx: self.elb_3xx + o.elb_3xx,
+            elb_4xx: self.elb_4xx + o.elb_4xx,
+            elb_5xx: self.elb_5xx + o.elb_5xx,
+            elb_502: self.elb_502 + o.elb_502,
+            elb_503: self.elb_503 + o.elb_503,
+            elb_504: self.elb_504 + o.elb_504,
+            connection_errors: self.connection_errors + o.connection_errors,
+            response_time_us: self.response_time_us + o.response_time_us,
+            responses: self.responses + o.responses,
+            outstanding: self.outstanding + o.outstanding,
+            processed_bytes: self.processed_bytes + o.processed_bytes,
+            new_connections: self.new_connections + o.new_connections,
+            open_connections: self.open_connections + o.open_connections,
+        }
+    }
+}
+
+impl Shard {
+    fn snapshot(&self) -> Snapshot {
         let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
         Snapshot {
             requests: r(&self.requests),
@@ -130,12 +212,24 @@ impl Counters {
 #[derive(Debug, Default)]
 pub struct GroupCounters {
     pub all: Counters,
-    /// Round-robin cursor.
-    pub cursor: AtomicUsize,
+    /// Round-robin cursors, one per shard (each thread takes its own turns, as each nginx
+    /// worker does).
+    cursors: [Cursor; SHARDS],
     targets: RwLock<HashMap<String, Arc<Counters>>>,
 }
 
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Cursor(AtomicUsize);
+
 impl GroupCounters {
+    /// The calling thread's next round-robin turn.
+    pub fn turn(&self) -> usize {
+        self.cursors[SHARD.with(Cell::get)]
+            .0
+            .fetch_add(1, Ordering::Relaxed)
+    }
+
     /// A target's counters ("<id>:<port>"), created on first use.
     pub fn target(&self, key: &str) -> Arc<Counters> {
         if let Some(c) = self.targets.read().get(key) {
@@ -216,6 +310,39 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn threads_count_in_their_own_shards_and_readers_add_them_up() {
+        let c = Arc::new(Counters::default());
+        let g = Arc::new(GroupCounters::default());
+        let on_shard = |shard: usize| {
+            let (c, g) = (c.clone(), g.clone());
+            std::thread::spawn(move || {
+                set_thread_shard(shard);
+                c.here().requests.fetch_add(2, Ordering::Relaxed);
+                c.here().outstanding.fetch_add(1, Ordering::Relaxed);
+                c.target_answer(200, 10);
+                (g.turn(), g.turn())
+            })
+            .join()
+            .expect("thread")
+        };
+        // Each thread takes its own round-robin turns.
+        assert_eq!(on_shard(1), (0, 1));
+        assert_eq!(on_shard(2), (0, 1));
+        assert_eq!(on_shard(1), (2, 3));
+        // A request counted out on another thread than the one it was counted in on.
+        c.here().outstanding.fetch_sub(1, Ordering::Relaxed);
+        let s = c.snapshot();
+        assert_eq!((s.requests, s.target_2xx, s.responses), (6, 3, 3));
+        assert_eq!(s.response_time_us, 30);
+        assert_eq!((s.outstanding, c.outstanding()), (2, 2));
+        assert_eq!(
+            c.shards[1].snapshot().requests,
+            4,
+            "shard 1 holds its two threads' counts"
+        );
+    }
 
     #[test]
     fn classes_and_latency() {
