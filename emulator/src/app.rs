@@ -96,13 +96,7 @@ impl App {
             owner,
             faults,
             metrics,
-            lb: crate::lb::Lb::new(
-                &registry,
-                clock.clone(),
-                config
-                    .lb_threads
-                    .map_or_else(crate::lb::plane::default_threads, usize::from),
-            ),
+            lb: crate::lb::Lb::new(&registry, clock.clone(), config.lb_threads.map(usize::from)),
             dns: registry
                 .handle::<crate::services::servicediscovery::CloudMap>()
                 .map(crate::dns::DnsServer::new),

@@ -55,8 +55,9 @@ pub struct Config {
     )]
     pub time_scale: f64,
 
-    /// Threads that serve load balancer listeners (each connection, and the connections to
-    /// targets it opens, stays on one). Default: one per core.
+    /// Dedicated threads that serve load balancer listeners (each connection, and the
+    /// connections to targets it opens, stays on one). Default: none, listeners are served on
+    /// the emulator's shared runtime (faster on an idle machine; docs/benchmarks.md).
     #[arg(long, env = "ECS_EMULATOR_LB_THREADS", global = true, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub lb_threads: Option<u16>,
 

@@ -56,8 +56,9 @@ pub struct Lb {
     next_check: Mutex<HashMap<(String, String), f64>>,
     /// Faults: targets that do not answer, or answer late.
     pub(crate) faults: Option<Arc<crate::faults::network::Network>>,
-    /// How many data-plane threads `run` starts.
-    threads: usize,
+    /// How many data-plane threads `run` starts (none: listeners are served on the shared
+    /// runtime).
+    threads: Option<usize>,
     /// The threads listener connections are served on, once `run` has started them.
     plane: std::sync::OnceLock<plane::DataPlane>,
 }
@@ -70,14 +71,15 @@ impl Lb {
 }
 
 impl Lb {
-    /// `threads`: how many data-plane threads serve listener connections (see `plane`).
-    pub fn new(registry: &Registry, clock: Clock, threads: usize) -> Option<Arc<Lb>> {
+    /// `threads`: how many data-plane threads serve listener connections (see `plane`); none:
+    /// the shared runtime does.
+    pub fn new(registry: &Registry, clock: Clock, threads: Option<usize>) -> Option<Arc<Lb>> {
         let elbv2 = registry.handle::<Elbv2>()?;
         Some(Arc::new(Lb {
             elbv2,
             classic: registry.handle::<Elb>(),
             clock,
-            upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT, threads + 1),
+            upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT, threads.unwrap_or(0) + 1),
             routes: RwLock::new(Arc::new(Routes::default())),
             running: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),
@@ -92,12 +94,14 @@ impl Lb {
     pub async fn run(self: Arc<Self>, shutdown: crate::shutdown::Shutdown) {
         let mut changes = self.elbv2.subscribe_changes();
         let mut health = self.elbv2.health_changes();
-        match plane::DataPlane::start(self.threads, &shutdown) {
-            Ok(p) => {
-                let _ = self.plane.set(p);
+        if let Some(threads) = self.threads {
+            match plane::DataPlane::start(threads, &shutdown) {
+                Ok(p) => {
+                    let _ = self.plane.set(p);
+                }
+                // Connections are then served on the shared runtime, as they can be.
+                Err(e) => tracing::error!(error = %e, "cannot start the load balancer threads"),
             }
-            // Connections are then served on the shared runtime, as they can be.
-            Err(e) => tracing::error!(error = %e, "cannot start the load balancer threads"),
         }
         loop {
             if shutdown.fired() {

@@ -6,7 +6,10 @@
 //! written back — runs on one thread without waking another, as in an nginx worker. On the
 //! emulator's shared multi-threaded runtime the client's and the target's connection tasks
 //! ran on different threads and nearly every request woke a parked one (bench/alb.sh STAT=1:
-//! 0.9 context switches per request, against nginx's 0.16).
+//! 0.9 context switches per request, against nginx's 0.16). That wins on a machine whose cores
+//! are busy with other work, and loses on an idle one, where these threads sleep and wake
+//! around every request while the shared runtime's workers stay awake: so they run only when
+//! asked for (`--lb-threads`; docs/benchmarks.md, "Data-plane threads").
 
 use crate::shutdown::Shutdown;
 use std::cell::Cell;
@@ -24,12 +27,6 @@ thread_local! {
 /// the data plane, `1..=threads` on it.
 pub fn slot() -> usize {
     SLOT.with(Cell::get)
-}
-
-/// How many data-plane threads when not configured: one per core, as nginx's
-/// `worker_processes auto`.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 pub struct DataPlane {
