@@ -13,7 +13,7 @@
 # ≥ nginx's requests/s, p99 ≤ 1.2×).
 # Everything listens on 127.0.0.1 only. The emulator runs with --runtime simulated: ip targets need
 # no task, and the run leaves nothing in Docker.
-# STAT=1: counts the proxies' context switches and CPU migrations per request (perf stat).
+# STAT=1: counts the proxies' context switches, CPU migrations and system calls per request (perf stat).
 # PROFILE=<file>: records the emulator with `perf record --call-graph dwarf` during the ALB run,
 # and nginx's workers to <file>.nginx during its run (PERF_RECORD_ARGS replaces --call-graph dwarf; Debian: linux-perf;
 # a build with CARGO_PROFILE_RELEASE_DEBUG=line-tables-only names the functions).
@@ -173,7 +173,7 @@ run() { # name url → "name req/s p99 cpu-µs-per-request"
     perf record -F 999 ${PERF_RECORD_ARGS:---call-graph dwarf} -o "$out" -p "$(echo $pids | tr ' ' ',')" -- sleep "$DURATION" 2>/dev/null &
     perf=$!
   elif [[ -n ${STAT:-} && -n $pids ]]; then
-    perf stat -x, -e context-switches,cpu-migrations -p "$(echo $pids | tr ' ' ',')" \
+    perf stat -x, -e context-switches,cpu-migrations,raw_syscalls:sys_enter -p "$(echo $pids | tr ' ' ',')" \
       -o "$tmp/$1.stat" -- sleep "$DURATION" 2>/dev/null &
     perf=$!
   fi
@@ -188,7 +188,7 @@ run() { # name url → "name req/s p99 cpu-µs-per-request"
   requests=$(awk '/requests in/ {print $1}' "$tmp/$1.wrk")
   [[ -n $pids ]] && cpu_us=$(python3 -c "print(f'{($after - $before) / $(getconf CLK_TCK) * 1e6 / max($requests, 1):.1f}')")
   if [[ -f $tmp/$1.stat ]]; then # context switches and migrations per request
-    errors="$(awk -F, -v n="$requests" '$3 ~ /context-switches|cpu-migrations/ {printf "%s/request %.3f ", $3, $1 / n}' "$tmp/$1.stat")${errors:-}"
+    errors="$(awk -F, -v n="$requests" '$3 ~ /context-switches|cpu-migrations|sys_enter/ {name = $3; sub(/raw_syscalls:sys_enter/, "syscalls", name); printf "%s/request %.3f ", name, $1 / n}' "$tmp/$1.stat")${errors:-}"
     read -r v0 n0 <<<"$switched_before"
     read -r v1 n1 < <(switches $pids)
     errors="voluntary/request $(python3 -c "print(f'{($v1 - $v0) / max($requests, 1):.3f} involuntary/request {($n1 - $n0) / max($requests, 1):.3f}')") ${errors:-}"

@@ -11,7 +11,7 @@ use super::routes::{GroupRoute, ListenerRoutes, RouteTarget, Routes};
 use crate::clock::Clock;
 use crate::services::elb::{Elb, HealthCheckConfig};
 use crate::services::elbv2::model::{Action, ForwardConfig, HealthCheck, Listener, WeightedGroup};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,7 +110,7 @@ pub fn add_routes(routes: &mut Routes, elb: &Elb) {
                     protocol: l.data_plane_protocol().to_string(),
                     rules: Vec::new(),
                     default_actions: vec![forward(&key)],
-                    groups: HashMap::from([(key.clone(), group)]),
+                    groups: std::iter::once((key.clone(), group)).collect(),
                     counters: elb.counters(&lb.key()),
                     idle_timeout: lb.idle_timeout(),
                 }),

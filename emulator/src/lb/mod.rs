@@ -51,6 +51,9 @@ pub struct Lb {
     /// Keep-alive connections to targets.
     pub(crate) upstreams: Arc<upstream::Upstreams>,
     routes: RwLock<Arc<Routes>>,
+    /// Counts the replacements of `routes`: a client connection keeps its listener's routes
+    /// until this moves (`RoutesCache`).
+    routes_generation: std::sync::atomic::AtomicU64,
     running: Mutex<HashMap<String, Running>>,
     /// Next health check per (target group ARN, "<id>:<port>"), emulated epoch seconds.
     next_check: Mutex<HashMap<(String, String), f64>>,
@@ -81,6 +84,7 @@ impl Lb {
             clock,
             upstreams: upstream::Upstreams::new(CONNECT_TIMEOUT, threads.unwrap_or(0) + 1),
             routes: RwLock::new(Arc::new(Routes::default())),
+            routes_generation: std::sync::atomic::AtomicU64::new(0),
             running: Mutex::new(HashMap::new()),
             next_check: Mutex::new(HashMap::new()),
             faults: registry.handle::<crate::faults::network::Network>(),
@@ -118,6 +122,8 @@ impl Lb {
             }
             let routes = Arc::new(routes);
             *self.routes.write() = routes.clone();
+            self.routes_generation
+                .fetch_add(1, std::sync::atomic::Ordering::Release);
             self.reconcile_sockets().await;
             self.schedule_checks(&routes, now);
             tokio::select! {
@@ -157,16 +163,13 @@ impl Lb {
         B::Error: Into<BoxError>,
     {
         let req = req.map(|b| b.map_err(Into::into).boxed_unsync());
-        let inbound = Inbound {
-            peer: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            scheme: if routes.protocol == "HTTPS" {
-                "https"
-            } else {
-                "http"
-            },
-            port: routes.port,
+        let scheme = if routes.protocol == "HTTPS" {
+            "https"
+        } else {
+            "http"
         };
-        self.handle(routes, req, inbound).await
+        let inbound = Inbound::new(IpAddr::V4(Ipv4Addr::LOCALHOST), scheme, routes.port);
+        self.handle(routes, req, &inbound).await
     }
 
     async fn reconcile_sockets(self: &Arc<Self>) {
@@ -332,27 +335,28 @@ impl Lb {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let inbound = Inbound {
-            peer: peer.ip(),
-            scheme,
-            port,
-        };
+        let connection = Arc::new(ClientConnection {
+            routes: RoutesCache::default(),
+            inbound: Inbound::new(peer.ip(), scheme, port),
+            lb: self,
+            arn,
+        });
         let service =
             hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                let lb = self.clone();
-                let arn = arn.clone();
-                async move {
-                    let routes = lb.routes.read().listeners.get(&*arn).cloned();
-                    let response = match routes {
+                let connection = connection.clone();
+                // Boxed: hyper keeps the request's future and moves it around; a pointer moves
+                // in one copy, the whole future (all the proxying's state) in many.
+                Box::pin(async move {
+                    let response = match connection.listener_routes() {
                         Some(r) => {
                             let req =
                                 req.map(|b| b.map_err(|e| Box::new(e) as BoxError).boxed_unsync());
-                            lb.handle(r, req, inbound).await
+                            connection.lb.handle(r, req, &connection.inbound).await
                         }
                         None => proxy::elb_error(http::StatusCode::SERVICE_UNAVAILABLE),
                     };
                     Ok::<_, std::convert::Infallible>(response)
-                }
+                })
             });
         // HTTP/1.1 (keep-alive, upgrades such as WebSocket) and HTTP/2 from clients (h2c with
         // prior knowledge, or h2 by ALPN on TLS listeners); targets are spoken to in HTTP/1.1, as
@@ -474,6 +478,38 @@ impl Lb {
             }
         }
         self.next_check.lock().retain(|k, _| seen.contains(k));
+    }
+}
+
+/// What the requests of one HTTP client connection share.
+struct ClientConnection {
+    lb: Arc<Lb>,
+    arn: Arc<str>,
+    inbound: Inbound,
+    routes: RoutesCache,
+}
+
+/// A listener's routes as a connection last looked them up, and the routing table generation
+/// they are from: a request looks them up again (a lock and a hashed lookup) only once the
+/// table has been rebuilt.
+#[derive(Default)]
+struct RoutesCache(Mutex<Option<(u64, Option<Arc<ListenerRoutes>>)>>);
+
+impl ClientConnection {
+    fn listener_routes(&self) -> Option<Arc<ListenerRoutes>> {
+        let generation = self
+            .lb
+            .routes_generation
+            .load(std::sync::atomic::Ordering::Acquire);
+        let mut cached = self.routes.0.lock();
+        match &*cached {
+            Some((g, routes)) if *g == generation => routes.clone(),
+            _ => {
+                let routes = self.lb.routes.read().listeners.get(&*self.arn).cloned();
+                *cached = Some((generation, routes.clone()));
+                routes
+            }
+        }
     }
 }
 

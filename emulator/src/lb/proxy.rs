@@ -23,14 +23,33 @@ use std::time::{Duration, Instant};
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
 
-/// How the request arrived.
-#[derive(Debug, Clone, Copy)]
+/// How the request arrived: the same for every request of a client connection, so the header
+/// values made of it are made once per connection.
+#[derive(Debug, Clone)]
 pub struct Inbound {
     pub peer: IpAddr,
     /// "http" or "https".
     pub scheme: &'static str,
     /// The listener port (X-Forwarded-Port, #{port}).
     pub port: u16,
+    /// `peer` as X-Forwarded-For has it.
+    peer_value: HeaderValue,
+    /// `port` as X-Forwarded-Port has it.
+    port_value: HeaderValue,
+}
+
+impl Inbound {
+    pub fn new(peer: IpAddr, scheme: &'static str, port: u16) -> Inbound {
+        let peer_value = HeaderValue::try_from(peer.to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static(""));
+        Inbound {
+            peer,
+            scheme,
+            port,
+            peer_value,
+            port_value: HeaderValue::from(port),
+        }
+    }
 }
 
 pub fn full(body: impl Into<Bytes>) -> ProxyBody {
@@ -61,7 +80,7 @@ pub fn elb_error(status: StatusCode) -> Response<ProxyBody> {
 }
 
 /// Hop-by-hop headers (RFC 9110 7.6.1): not forwarded either way.
-const HOP_BY_HOP: [HeaderName; 8] = [
+static HOP_BY_HOP: [HeaderName; 8] = [
     http::header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     http::header::PROXY_AUTHENTICATE,
@@ -73,7 +92,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 ];
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    for name in &HOP_BY_HOP {
+    // One look at each of the few headers a message has (comparing names is cheap) rather than
+    // a hashed removal of each of the eight names: most messages have none or one of them.
+    while let Some(name) = headers.keys().find(|n| HOP_BY_HOP.contains(n)).cloned() {
         headers.remove(name);
     }
 }
@@ -104,7 +125,6 @@ fn cookie(headers: &http::HeaderMap, name: &str) -> Option<String> {
 }
 
 fn trace_id(existing: Option<&str>, now: f64) -> String {
-    use std::fmt::Write;
     let mut id = String::with_capacity(existing.map_or(0, str::len) + 40);
     match existing {
         Some(e) if e.contains("Root=") => {
@@ -113,14 +133,21 @@ fn trace_id(existing: Option<&str>, now: f64) -> String {
         }
         _ => id.push_str("Root="),
     }
+    id.push_str("1-");
+    push_hex(&mut id, u128::from(now as u64), 8);
+    id.push('-');
     // 96 random bits, 24 hex digits.
-    let _ = write!(
-        id,
-        "1-{:08x}-{:024x}",
-        now as u64,
-        rand::random::<u128>() >> 32
-    );
+    push_hex(&mut id, rand::random::<u128>() >> 32, 24);
     id
+}
+
+/// The last `digits` hex digits of `value`, in lower case (what `{:0digits$x}` writes for a
+/// value that fits, without the formatting machinery on every request).
+fn push_hex(out: &mut String, value: u128, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((value >> (4 * shift)) & 0xf) as usize] as char);
+    }
 }
 
 fn redirect(
@@ -347,17 +374,18 @@ const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
 /// The X-Forwarded-* and X-Amzn-Trace-Id headers ALB adds.
 fn add_forwarded_headers(h: &mut http::HeaderMap, inbound: &Inbound, now: f64) {
     let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {}", inbound.peer),
-        None => inbound.peer.to_string(),
+        Some(prev) => HeaderValue::try_from(format!("{prev}, {}", inbound.peer)).ok(),
+        None => Some(inbound.peer_value.clone()),
     };
+    if let Some(v) = xff {
+        h.insert(X_FORWARDED_FOR, v);
+    }
     let trace = trace_id(h.get(&X_AMZN_TRACE_ID).and_then(|v| v.to_str().ok()), now);
-    for (name, value) in [(X_FORWARDED_FOR, xff), (X_AMZN_TRACE_ID, trace)] {
-        if let Ok(v) = HeaderValue::try_from(value) {
-            h.insert(name, v);
-        }
+    if let Ok(v) = HeaderValue::try_from(trace) {
+        h.insert(X_AMZN_TRACE_ID, v);
     }
     h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(inbound.scheme));
-    h.insert(X_FORWARDED_PORT, HeaderValue::from(inbound.port));
+    h.insert(X_FORWARDED_PORT, inbound.port_value.clone());
 }
 
 /// The request as the target gets it (HTTP/1.1 to the target's address, hop-by-hop headers
@@ -434,7 +462,7 @@ impl Lb {
         &self,
         routes: Arc<ListenerRoutes>,
         req: Request<ProxyBody>,
-        inbound: Inbound,
+        inbound: &Inbound,
     ) -> Response<ProxyBody> {
         routes
             .counters
@@ -452,7 +480,7 @@ impl Lb {
             "redirect" => match &action.redirect_config {
                 Some(cfg) => {
                     let host = request_host(&req);
-                    redirect(cfg, &inbound, &host, req.uri().path(), req.uri().query())
+                    redirect(cfg, inbound, &host, req.uri().path(), req.uri().query())
                 }
                 None => elb_error(StatusCode::INTERNAL_SERVER_ERROR),
             },
@@ -471,7 +499,7 @@ impl Lb {
         routes: &ListenerRoutes,
         action: &Action,
         req: Request<ProxyBody>,
-        inbound: Inbound,
+        inbound: &Inbound,
         now: f64,
     ) -> Response<ProxyBody> {
         let Some(fc) = &action.forward_config else {
@@ -498,7 +526,7 @@ impl Lb {
             .here()
             .requests
             .fetch_add(1, Ordering::Relaxed);
-        let (upstream, client_upgrade) = match upstream_request(req, target, &inbound, now) {
+        let (upstream, client_upgrade) = match upstream_request(req, target, inbound, now) {
             Ok(r) => r,
             Err(status) => return elb_error(status),
         };
@@ -607,11 +635,7 @@ mod tests {
             query: Some("#{query}&x=1".into()),
             status_code: "HTTP_301".into(),
         };
-        let inbound = Inbound {
-            peer: "127.0.0.1".parse().expect("ip"),
-            scheme: "http",
-            port: 80,
-        };
+        let inbound = Inbound::new("127.0.0.1".parse().expect("ip"), "http", 80);
         let r = redirect(&cfg, &inbound, "example.com", "/a/b", Some("q=2"));
         assert_eq!(r.status(), 301);
         assert_eq!(
@@ -635,5 +659,52 @@ mod tests {
         assert_eq!(r.status(), 502);
         assert!(trace_id(None, 1.0).starts_with("Root=1-00000001-"));
         assert!(trace_id(Some("Root=1-a-b"), 1.0).starts_with("Root=1-a-b;Self=1-"));
+        let id = trace_id(None, 1_767_225_600.7);
+        let (_, random) = id.rsplit_once('-').expect("three parts");
+        assert!(id.starts_with("Root=1-6955b900-"), "{id}");
+        assert_eq!(random.len(), 24, "{id}");
+        assert!(random
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+    }
+
+    #[test]
+    fn hex_digits_are_those_of_the_formatter() {
+        for (value, digits) in [
+            (0u128, 8),
+            (0x6955b900, 8),
+            (u128::MAX >> 32, 24),
+            (0xabc, 24),
+        ] {
+            let mut s = String::new();
+            push_hex(&mut s, value, digits);
+            assert_eq!(s, format!("{value:0width$x}", width = digits as usize));
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped_and_the_rest_kept() {
+        let mut h = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+            ("te", "trailers"),
+            ("x-app", "1"),
+        ] {
+            h.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        h.append(http::header::CONNECTION, HeaderValue::from_static("close"));
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["content-type", "x-app"]);
+        let mut none = http::HeaderMap::new();
+        strip_hop_by_hop(&mut none);
+        assert!(none.is_empty());
     }
 }

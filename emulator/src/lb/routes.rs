@@ -19,6 +19,10 @@ pub struct Routes {
     pub by_host: HashMap<String, Vec<(u16, String)>>,
 }
 
+/// A listener's target groups by ARN, looked up on every request it forwards (hence FxHash:
+/// the keys are the emulator's own ARNs, nothing a client chooses).
+pub type GroupsByArn = rustc_hash::FxHashMap<String, Arc<GroupRoute>>;
+
 pub struct ListenerRoutes {
     pub arn: String,
     pub lb_arn: String,
@@ -27,7 +31,7 @@ pub struct ListenerRoutes {
     pub protocol: String,
     pub rules: Vec<Rule>,
     pub default_actions: Vec<Action>,
-    pub groups: HashMap<String, Arc<GroupRoute>>,
+    pub groups: GroupsByArn,
     pub counters: Arc<Counters>,
     pub idle_timeout: f64,
 }
@@ -88,7 +92,7 @@ impl Routes {
                 continue;
             };
             let rules = elbv2.listener_rules(&l);
-            let mut mine: HashMap<String, Arc<GroupRoute>> = HashMap::new();
+            let mut mine = GroupsByArn::default();
             let arns = rules
                 .iter()
                 .flat_map(|r| crate::services::elbv2::actions::forwarded_groups(&r.actions))
@@ -158,7 +162,7 @@ fn listener_routes(
     l: &Listener,
     lb: &crate::services::elbv2::model::LoadBalancer,
     rules: Vec<Rule>,
-    groups: HashMap<String, Arc<GroupRoute>>,
+    groups: GroupsByArn,
     idle_timeout: f64,
 ) -> ListenerRoutes {
     ListenerRoutes {

@@ -14,7 +14,6 @@ use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,7 +43,8 @@ struct IdleConnection {
     since: Instant,
 }
 
-type IdleConnections = HashMap<SocketAddr, Vec<IdleConnection>>;
+/// FxHash: looked up twice per request, keyed by target addresses from the configuration.
+type IdleConnections = rustc_hash::FxHashMap<SocketAddr, Vec<IdleConnection>>;
 
 pub struct Upstreams {
     connect_timeout: Duration,
