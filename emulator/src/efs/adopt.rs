@@ -83,10 +83,27 @@ pub struct User {
     pub read_only: bool,
 }
 
-/// Mounts of the devices in `devs`, one process per mount namespace other than ours.
-pub fn users(devs: &HashSet<String>) -> HashMap<String, Vec<User>> {
+/// The recorded mounts to look for: their device ("major:minor") and their source ("efs:<fs id>").
+pub type Wanted = HashMap<String, String>;
+
+/// Which mounts of a wanted device are ours to give back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// Recorded by a previous run: only dead ones. A FUSE device number is freed with the last
+    /// mount of its connection and given to the next FUSE mount anybody makes (another
+    /// emulator's, say), so a mount with a recorded number and source whose server answers is
+    /// somebody else's; ours died with the run that served them.
+    DeadOnly,
+    /// Ours a moment ago and still held by our containers (a device number is not freed while
+    /// any mount of it remains): every mount of it.
+    Any,
+}
+
+/// Mounts of the devices in `wanted` with the source recorded for them, one process per mount
+/// namespace other than ours.
+pub fn users(wanted: &Wanted, whose: Whose) -> HashMap<String, Vec<User>> {
     let mut out: HashMap<String, Vec<User>> = HashMap::new();
-    if devs.is_empty() {
+    if wanted.is_empty() {
         return out;
     }
     let ns_of = |pid: &str| {
@@ -115,33 +132,60 @@ pub fn users(devs: &HashSet<String>) -> HashMap<String, Vec<User>> {
         let Ok(info) = fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
             continue;
         };
-        for (dev, user) in parse_mountinfo(&info, pid) {
-            if devs.contains(&dev) {
-                out.entry(dev).or_default().push(user);
+        for m in parse_mountinfo(&info, pid) {
+            if wanted.get(&m.dev) == Some(&m.source) && (whose == Whose::Any || is_dead(&m.user)) {
+                out.entry(m.dev).or_default().push(m.user);
             }
         }
     }
     out
 }
 
-/// (device, user) of every FUSE mount in one mountinfo.
-fn parse_mountinfo(info: &str, pid: u32) -> Vec<(String, User)> {
+/// Whether the mount a user sees is dead: its FUSE connection has no server any more, so what
+/// it is asked fails with ENOTCONN. Looked at through the user's own root, by reading the
+/// directory (which goes to the server; a stat may be answered from the kernel's cache).
+fn is_dead(user: &User) -> bool {
+    let inside = user
+        .mount_point
+        .strip_prefix("/")
+        .unwrap_or(&user.mount_point);
+    let path = Path::new("/proc")
+        .join(user.pid.to_string())
+        .join("root")
+        .join(inside);
+    let read = fs::read_dir(path).and_then(|mut d| d.next().transpose().map(|_| ()));
+    matches!(read, Err(e) if e.kind() == io::ErrorKind::NotConnected)
+}
+
+/// One FUSE mount of a mountinfo.
+#[derive(Debug, PartialEq)]
+struct FuseMount {
+    /// "major:minor".
+    dev: String,
+    /// The mount source ("efs:<fs id>" for the emulator's).
+    source: String,
+    user: User,
+}
+
+/// The FUSE mounts of one mountinfo.
+fn parse_mountinfo(info: &str, pid: u32) -> Vec<FuseMount> {
     info.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
-            // Optional fields end at "-"; the file system type follows.
+            // Optional fields end at "-"; the file system type and the source follow.
             let dash = f.iter().position(|x| *x == "-")?;
             if !f.get(dash + 1)?.starts_with("fuse") {
                 return None;
             }
-            Some((
-                f.get(2)?.to_string(),
-                User {
+            Some(FuseMount {
+                dev: f.get(2)?.to_string(),
+                source: super::mounts::unescape(f.get(dash + 2)?),
+                user: User {
                     pid,
                     mount_point: PathBuf::from(super::mounts::unescape(f.get(4)?)),
                     read_only: f.get(5)?.split(',').any(|o| o == "ro"),
                 },
-            ))
+            })
         })
         .collect()
 }
@@ -214,24 +258,45 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                (
-                    "0:75".to_string(),
-                    User {
+                FuseMount {
+                    dev: "0:75".to_string(),
+                    source: "efs:fs-1".to_string(),
+                    user: User {
                         pid: 42,
                         mount_point: PathBuf::from("/mnt/efs"),
                         read_only: true
                     }
-                ),
-                (
-                    "0:76".to_string(),
-                    User {
+                },
+                FuseMount {
+                    dev: "0:76".to_string(),
+                    source: "efs:fs-2".to_string(),
+                    user: User {
                         pid: 42,
                         mount_point: PathBuf::from("/mnt/with space"),
                         read_only: false
                     }
-                ),
+                },
             ]
         );
+    }
+
+    #[test]
+    fn only_a_mount_that_fails_with_enotconn_is_dead() {
+        // Our own root answers: a live mount, never taken for a dead one of ours; nor is a
+        // path that is not there (that is no dead FUSE mount either).
+        let me = User {
+            pid: std::process::id(),
+            mount_point: PathBuf::from("/"),
+            read_only: false,
+        };
+        assert!(!is_dead(&me));
+        let gone = User {
+            mount_point: PathBuf::from("/no/such/mount"),
+            ..me
+        };
+        assert!(!is_dead(&gone));
+        // Nothing wanted, nothing scanned.
+        assert!(users(&Wanted::new(), Whose::DeadOnly).is_empty());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! on shutdown, cleaned at start after a crash (and, with fusermount3's auto_unmount, by
 //! fusermount3 itself the moment the emulator dies), and remounted when killed from outside.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -268,8 +268,11 @@ impl Mounts {
     /// puts them back in those containers.
     fn adopt(&self, previous: super::adopt::Records) {
         use super::adopt;
-        let devs = previous.values().map(|r| r.dev.clone()).collect();
-        let users = adopt::users(&devs);
+        let wanted = previous
+            .values()
+            .map(|r| (r.dev.clone(), r.fs_name.clone()))
+            .collect();
+        let users = adopt::users(&wanted, adopt::Whose::DeadOnly);
         let mut active = self.active.lock();
         for (path, rec) in previous {
             let Some(users) = users.get(&rec.dev) else {
@@ -428,7 +431,8 @@ impl Mounts {
                     a.session = Some(s);
                     a.dev = super::adopt::device_of(path).unwrap_or_default();
                     // Containers running on the dead mount get the new one.
-                    let users = super::adopt::users(&HashSet::from([old_dev.clone()]));
+                    let wanted = HashMap::from([(old_dev.clone(), a.fs_name.clone())]);
+                    let users = super::adopt::users(&wanted, super::adopt::Whose::Any);
                     if let Some(users) = users.get(&old_dev) {
                         give_back(path, users);
                     }

@@ -216,6 +216,91 @@ pub fn efs_mounts(data_dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The device ("major:minor") and source of the FUSE mount at `mount_point` in our mount table.
+fn device_and_source(mount_point: &str) -> (String, String) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    info.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.get(4) == Some(&mount_point))
+        .and_then(|f| {
+            let dash = f.iter().position(|x| *x == "-")?;
+            Some((f[2].to_string(), f.get(dash + 2)?.to_string()))
+        })
+        .expect("the mount in mountinfo")
+}
+
+/// A FUSE device number is freed with its last mount and given to the next FUSE mount anybody
+/// makes. A restarted emulator whose record of a mount names a device and source that are now
+/// another emulator's live mount (held by that emulator's running container) leaves that
+/// container's mount alone: only dead mounts are its own to give back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_leaves_a_live_mount_that_took_a_recorded_device_number_alone() {
+    let other = setup("efs-live", &["us-east-1a", "us-east-1b"]).await;
+    std::fs::write(other.backing().join("mine.txt"), "other").expect("mine.txt");
+    let holder = other
+        .task_definition(
+            "efs-holder",
+            "while test \"$(cat /mnt/efs/mine.txt)\" = other; do \
+               [ -f /mnt/efs/ping ] && cp /mnt/efs/ping /mnt/efs/pong; sleep 0.1; done; exit 7",
+            other.plain(),
+            false,
+        )
+        .await;
+    let out = other
+        .emu
+        .ecs()
+        .start_task()
+        .cluster(&other.cluster)
+        .task_definition(&holder)
+        .container_instances(&other.a)
+        .send()
+        .await
+        .expect("StartTask");
+    let arn = out.tasks()[0].task_arn().expect("arn").to_string();
+    wait_status(&other.emu.ecs(), &other.cluster, &arn, "RUNNING").await;
+    let mounts = efs_mounts(other.emu.data_dir());
+    assert_eq!(mounts.len(), 1, "{mounts:?}");
+    let (dev, source) = device_and_source(&mounts[0]);
+
+    // This emulator's record, as a previous run of it left it, of a mount whose device number
+    // (and source) have since gone to the other emulator's mount.
+    let mut s = setup("efs-recycled", &["us-east-1a", "us-east-1b"]).await;
+    s.emu.kill9();
+    let decoy = s.emu.data_dir().join("decoy");
+    std::fs::create_dir_all(&decoy).expect("decoy");
+    let record = serde_json::json!({
+        (s.emu.data_dir().join("efs-mounts/i-gone/fs-gone/root").to_string_lossy()): {
+            "fs_name": source,
+            "file_system_id": "fs-gone",
+            "opts": {"root": decoy, "identity": null, "squash_root": false, "read_only": false},
+            "dev": dev,
+        }
+    });
+    let records = s.emu.data_dir().join("efs-mounts/mounts.json");
+    std::fs::create_dir_all(records.parent().expect("dir")).expect("efs-mounts");
+    std::fs::write(&records, record.to_string()).expect("mounts.json");
+    s.emu.restart();
+
+    // The other emulator's task still reads its own file system through its mount.
+    std::fs::write(other.backing().join("ping"), "after-restart").expect("ping");
+    let pong = other.backing().join("pong");
+    until(
+        20,
+        "the other emulator's task still answers through its mount",
+        || std::fs::read_to_string(&pong).is_ok_and(|p| p == "after-restart"),
+    )
+    .await;
+    let t = describe(&other.emu.ecs(), &other.cluster, &arn).await;
+    assert_eq!(t.last_status(), Some("RUNNING"), "{t:?}");
+    assert!(
+        !s.emu
+            .log()
+            .contains("EFS mount given back to a running container"),
+        "{}",
+        s.emu.log()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn efs_writer_and_reader_on_two_instances_share_a_file_and_survive_kill9() {
     let mut s = setup("efs-share", &["us-east-1a", "us-east-1b"]).await;
